@@ -1,0 +1,260 @@
+"""The backward pass: walk the tape from the outputs to the leaves, applying each op's vjp.
+
+Only nodes reachable from the outputs are visited (and, when gradients are asked for specific
+inputs, only those that lead to one of them), in decreasing sequence order, which is a valid
+reverse topological order because a node's inputs are always recorded before it. The walk is
+iterative, so a chain of 100,000 ops needs no recursion. Gradients arriving at a node from
+several consumers are summed before the node runs; each node's saved values are freed right
+after it runs unless ``retain_graph``.
+
+Fast mode works on raw arrays with the backend's functions. With ``create_graph`` (or when a
+forward-mode tangent must flow through the gradient computation) the same rules run on tensors
+with differentiable ops, so the gradients are themselves on the tape.
+"""
+
+from __future__ import annotations
+
+import operator
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from gpugrad.autograd.node import Node
+from gpugrad.autograd.state import STATE
+from gpugrad.backends import backend_for
+from gpugrad.errors import AnomalyError, GraphError, InplaceError
+from gpugrad.ops.namespace import tensor_namespace
+from gpugrad.tensor import Tensor, make_tensor
+
+
+def _collect(root_nodes: Sequence[Node]) -> list[Node]:
+    """All nodes reachable from ``root_nodes``, in decreasing sequence order."""
+    seen = set(root_nodes)
+    order = list(seen)
+    stack = list(seen)
+    pop, push, add, keep = stack.pop, stack.append, seen.add, order.append
+    while stack:
+        for edge in pop().next:
+            if edge.__class__ is Node and edge not in seen:
+                add(edge)
+                keep(edge)
+                push(edge)
+    order.sort(key=_SEQ, reverse=True)
+    return order
+
+
+_SEQ = operator.attrgetter("seq")
+
+
+def _prune(order: list[Node], targets: set[int]) -> list[Node]:
+    """Keep only the nodes from which some target (node or leaf id) is reachable."""
+    needed: set[int] = set()
+    for node in reversed(order):  # increasing seq: inputs before consumers
+        if id(node) in targets:
+            needed.add(id(node))
+            continue
+        for edge in node.next:
+            if edge is not None and (id(edge) in needed or id(edge) in targets):
+                needed.add(id(node))
+                break
+    return [n for n in order if id(n) in needed]
+
+
+def run_backward(
+    roots: Sequence[Any],
+    root_grads: Sequence[Any],
+    *,
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence[Any] | None = None,
+) -> list[Any] | None:
+    """Backpropagate ``root_grads`` (arrays, or tensors when ``create_graph``) from ``roots``.
+
+    Without ``inputs`` the gradients are accumulated into the ``.grad`` of the leaves (as
+    ``Tensor.backward`` does) and None is returned. With ``inputs`` nothing is accumulated:
+    the gradient with respect to each input is returned as a tensor (None where the outputs do
+    not depend on it).
+    """
+    grads: dict[Any, Any] = {}
+    for root, g in zip(roots, root_grads):
+        key = root._node if root._node is not None else root
+        prev = grads.get(key)
+        grads[key] = g if prev is None else prev + g
+    order = _collect([k for k in grads if k.__class__ is Node])
+
+    live: set[int] | None = None
+    targets: set[int] = set()
+    if inputs is not None:
+        targets = {id(t._node if t._node is not None else t) for t in inputs}
+        order = _prune(order, targets)
+        live = targets | {id(n) for n in order}
+
+    anomaly = STATE.anomaly
+    tensor_ns = tensor_namespace() if create_graph else None
+    last_device = None
+    ns = tensor_ns
+
+    prev_enabled = STATE.grad_enabled
+    STATE.grad_enabled = create_graph
+    try:
+        with np.errstate(all="ignore"):
+            captured: dict[int, Any] = {}
+            for node in order:
+                g = grads.pop(node, None)
+                if g is None:
+                    continue
+                if node.extra is not None:
+                    g = _node_extras(node, g, create_graph)
+                if live is not None:
+                    if id(node) in targets:
+                        captured[id(node)] = g
+                    needs = tuple(e is not None and id(e) in live for e in node.next)
+                    if not any(needs):
+                        continue
+                else:
+                    needs = node.needs
+                if tensor_ns is None and node.device is not last_device:
+                    last_device = node.device
+                    ns = backend_for(last_device)
+                op = node.op
+                saved = node.inputs
+                if saved is not None:
+                    for value, version in zip(saved, node.versions):
+                        if version is not None and value._version[0] != version:
+                            _modified(op, value._version[0], version)
+                out = node.out
+                if out is not None:
+                    if node.out_vc[0] != node.out_version:
+                        _modified(op, node.out_vc[0], node.out_version, output=True)
+                elif node.freed:
+                    _freed(op)
+                if create_graph:
+                    g_in = op.vjp(ns, g, saved, node.output_tensor() if out is not None else None,
+                                  node.params, needs)
+                else:
+                    if saved is None:
+                        args = None
+                    elif len(saved) == 1:
+                        a = saved[0]
+                        args = (a.data if isinstance(a, Tensor) else a,)
+                    else:
+                        args = [a.data if isinstance(a, Tensor) else a for a in saved]
+                    g_in = op.vjp(ns, g, args, out, node.params, needs)
+                if anomaly:
+                    _check_finite_backward(node, g_in, create_graph)
+                for edge, gi in zip(node.next, g_in):
+                    if gi is None or edge is None:
+                        continue
+                    if live is not None and id(edge) not in live:
+                        continue
+                    if gi.shape != edge.shape:
+                        gi = (tensor_ns or backend_for(edge.device)).sum_to(gi, edge.shape)
+                    if gi.dtype is not edge.dtype and gi.dtype != edge.dtype:
+                        gi = (tensor_ns or backend_for(edge.device)).astype(gi, edge.dtype)
+                    prev = grads.get(edge)
+                    grads[edge] = gi if prev is None else prev + gi
+                if not retain_graph and (saved is not None or out is not None):
+                    node.inputs = None
+                    node.out = None
+                    node.freed = True
+            # What is left is keyed by leaf tensors (and, when pruning, by nodes not needed).
+            if inputs is not None:
+                for key, g in grads.items():
+                    if key.__class__ is not Node and id(key) in targets:
+                        captured[id(key)] = g if key._extra is None else _leaf_hooks(key, g, create_graph)
+                result = []
+                for t in inputs:
+                    g = captured.get(id(t._node if t._node is not None else t))
+                    if g is not None and not create_graph:
+                        g = make_tensor(g, t.device)
+                    result.append(g)
+                return result
+            for leaf, g in grads.items():
+                if leaf.__class__ is Node:
+                    continue
+                if leaf._extra is not None:
+                    g = _leaf_hooks(leaf, g, create_graph)
+                _accumulate(leaf, g, create_graph)
+            return None
+    finally:
+        STATE.grad_enabled = prev_enabled
+
+
+def _freed(op: Any) -> None:
+    raise GraphError(
+        f"{op.name}: trying to backward through the graph a second time (its saved values were "
+        "freed after the first backward); pass retain_graph=True to the first backward"
+    )
+
+
+def _modified(op: Any, now: int, expected: int, output: bool = False) -> None:
+    what = "its output" if output else "one of the tensors saved for its gradient"
+    raise InplaceError(
+        f"{op.name}: {what} was modified in place after being saved for backward "
+        f"(version {now}, expected {expected}); use an out-of-place op (e.g. x = x + 1 instead of x += 1)"
+    )
+
+
+def _run_hooks(hooks: list, g: Any, create_graph: bool, device: str) -> Any:
+    for hook in hooks:
+        gt = g if create_graph else make_tensor(g, device)
+        result = hook(gt)
+        if result is not None:
+            if not isinstance(result, Tensor):
+                raise GraphError(f"a gradient hook must return a Tensor or None, got {type(result).__name__}")
+            g = result if create_graph else result.data
+    return g
+
+
+def _leaf_hooks(leaf: Any, g: Any, create_graph: bool) -> Any:
+    hooks = leaf._extra.get("hooks") if leaf._extra else None
+    if hooks:
+        g = _run_hooks(hooks, g, create_graph, leaf.device)
+    return g
+
+
+def _node_extras(node: Node, g: Any, create_graph: bool) -> Any:
+    """Run a non-leaf tensor's hooks and fill its .grad when retain_grad() was called."""
+    hooks = node.extra.get("hooks")
+    if hooks:
+        g = _run_hooks(hooks, g, create_graph, node.device)
+    retained = node.extra.get("retained")
+    if retained is not None:
+        tensor = retained()
+        if tensor is not None:
+            _accumulate(tensor, g, create_graph)
+    return g
+
+
+def _accumulate(leaf: Any, g: Any, create_graph: bool) -> None:
+    """Add ``g`` into ``leaf.grad`` (PyTorch's rule: gradients accumulate across backward calls)."""
+    if create_graph:
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+        return
+    if leaf.grad is None:
+        # A fresh, writable, unshared array: g may be a broadcast view or shared with another leaf.
+        leaf.grad = make_tensor(g.copy(), leaf.device)
+    else:
+        existing = leaf.grad
+        if existing.requires_grad or existing.data.shape != g.shape:
+            leaf.grad = make_tensor(existing.data + g, leaf.device)
+        else:
+            existing.data = existing.data + g
+
+
+def _check_finite_backward(node: Node, g_in: tuple, create_graph: bool) -> None:
+    backend = backend_for(node.device)
+    for i, gi in enumerate(g_in):
+        if gi is None:
+            continue
+        arr = gi.data if create_graph else gi
+        if arr.dtype.kind == "f" and not backend.all_finite(arr):
+            where = ""
+            if node.trace:
+                where = "\nThe forward op was called at:\n" + "".join(traceback.format_list(node.trace))
+            raise AnomalyError(
+                f"{node.op.name} backward produced NaN or Inf in the gradient of input {i} "
+                f"(shape {tuple(arr.shape)}).{where}"
+            )

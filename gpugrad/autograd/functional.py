@@ -1,0 +1,577 @@
+"""Functional transforms in the style of HIPS autograd and JAX: ``grad``, ``value_and_grad``,
+``vjp``, ``jvp`` (true forward mode), ``jacobian``, ``hessian`` (forward-over-reverse), and
+PyTorch's ``autograd.grad``.
+
+Inputs may be Tensors, NumPy arrays, CuPy arrays or Python scalars, and results come back as
+the same kind (NumPy in, NumPy out). Every call runs on a fresh set of input leaves and leaves no
+``.grad`` behind. Transforms nest to any depth: when an input is itself being differentiated by
+an enclosing transform (it requires grad, or carries a forward-mode tangent), the gradient is
+computed with differentiable ops so the enclosing transform can see through it.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from gpugrad.autograd import pytree
+from gpugrad.autograd.engine import run_backward
+from gpugrad.autograd.grad_mode import enable_grad
+from gpugrad.autograd.state import STATE
+from gpugrad.backends import backend_for, device_of_array
+from gpugrad.errors import DTypeError, GpugradError, GraphError
+from gpugrad.tensor import Tensor, make_tensor
+
+# ---------------------------------------------------------------------------------------------
+# inputs and outputs of the caller's kind
+
+
+def _kind(x: Any) -> str:
+    if isinstance(x, Tensor):
+        return "tensor"
+    if isinstance(x, (np.ndarray, np.generic)):
+        return "numpy"
+    if isinstance(x, (bool, np.bool_)):
+        raise DTypeError("cannot differentiate with respect to a bool")
+    if isinstance(x, numbers.Number):
+        return "scalar"
+    dev = device_of_array(x)
+    if dev is not None:
+        return "cupy"
+    raise GpugradError(f"cannot differentiate with respect to an object of type {type(x).__name__}; "
+                       "pass Tensors, NumPy/CuPy arrays or Python numbers")
+
+
+def _connected(t: Tensor) -> bool:
+    """Is ``t`` being differentiated by an enclosing transform (or the user's tape)?"""
+    if t.requires_grad:
+        return True
+    if t._tangents:
+        return any(level in STATE.fw_levels for level in t._tangents)
+    return False
+
+
+def _as_float_tensor(x: Any, kind: str) -> Tensor:
+    if kind == "tensor":
+        t = x
+    elif kind == "scalar":
+        t = make_tensor(np.asarray(float(x)), "cpu")
+    elif kind == "numpy":
+        t = make_tensor(np.asarray(x), "cpu")
+    else:
+        t = make_tensor(x, device_of_array(x))
+    if t.dtype.kind != "f":
+        if kind == "tensor":
+            raise DTypeError(f"cannot differentiate with respect to an integer tensor (dtype {t.dtype})")
+        t = make_tensor(t.data.astype(np.float64), t.device)
+    return t
+
+
+def _fresh_input(x: Any) -> tuple[Tensor, str, bool]:
+    """A new leaf (or a differentiable alias of a connected tensor) standing for input ``x``.
+
+    Returns (tensor, kind, connected).
+    """
+    kind = _kind(x)
+    t = _as_float_tensor(x, kind)
+    if kind == "tensor" and _connected(t):
+        from gpugrad.ops.base import apply
+        from gpugrad.ops.shape import RESHAPE
+
+        alias = apply(RESHAPE, (t,), {"shape": t.shape, "in_shape": t.shape})
+        alias._extra = None  # a private alias, not a user-visible view
+        if not alias.requires_grad:
+            alias.requires_grad = True  # a leaf of this transform (carries the outer tangent)
+        return alias, kind, True
+    leaf = make_tensor(t.data, t.device, True)
+    return leaf, kind, False
+
+
+def _to_kind(t: Any, kind: str, create_graph: bool) -> Any:
+    if kind == "tensor":
+        return t if create_graph or not isinstance(t, Tensor) else t.detach()
+    if not isinstance(t, Tensor):
+        return t
+    if kind == "numpy":
+        return t.numpy()
+    if kind == "scalar":
+        return float(t.item()) if t.size == 1 else t.numpy()
+    return t.data
+
+
+def _output_kind(kinds: Sequence[str]) -> str:
+    """Outputs are Tensors if any input was one, else arrays of the inputs' kind."""
+    if "tensor" in kinds:
+        return "tensor"
+    if "cupy" in kinds:
+        return "cupy"
+    if "numpy" in kinds:
+        return "numpy"
+    return "numpy"
+
+
+def _value_to_kind(v: Any, kind: str, create_graph: bool) -> Any:
+    if not isinstance(v, Tensor):
+        return v
+    if kind == "tensor":
+        return v if create_graph else v.detach()
+    if kind == "cupy":
+        return v.data
+    arr = v.numpy()
+    return arr[()] if arr.ndim == 0 else arr
+
+
+def _argnums(argnums: int | Sequence[int], n: int) -> tuple[tuple[int, ...], bool]:
+    single = isinstance(argnums, numbers.Integral)
+    nums = (int(argnums),) if single else tuple(int(a) for a in argnums)
+    for a in nums:
+        if not -n <= a < n:
+            raise GpugradError(f"argnums {a} is out of range for a function called with {n} positional arguments")
+    return tuple(a % n for a in nums), single
+
+
+class _Inputs:
+    """The fresh leaves standing for the differentiated arguments (pytrees flattened)."""
+
+    def __init__(self, args: tuple, nums: tuple[int, ...]) -> None:
+        self.args = list(args)
+        self.structures = []
+        self.leaves: list[Tensor] = []
+        self.kinds: list[str] = []
+        self.counts = []
+        self.connected = False
+        for i in nums:
+            leaves, structure = pytree.flatten(args[i])
+            fresh = []
+            for leaf in leaves:
+                t, kind, conn = _fresh_input(leaf)
+                fresh.append(t)
+                self.kinds.append(kind)
+                self.connected |= conn
+            self.leaves += fresh
+            self.structures.append(structure)
+            self.counts.append(len(fresh))
+            self.args[i] = pytree.unflatten(structure, fresh)
+
+    def rebuild(self, values: list[Any]) -> list[Any]:
+        """Per differentiated argument, its tree rebuilt from ``values`` (one per leaf)."""
+        out = []
+        pos = 0
+        for structure, count in zip(self.structures, self.counts):
+            out.append(pytree.unflatten(structure, values[pos:pos + count]))
+            pos += count
+        return out
+
+
+def _ones_like(t: Tensor, create_graph: bool) -> Any:
+    ones = backend_for(t.device).ones_like(t.data)
+    return make_tensor(ones, t.device) if create_graph else ones
+
+
+def _gradients(out: Any, inputs: _Inputs, create_graph: bool) -> list[Any]:
+    if not isinstance(out, Tensor) or not out.requires_grad:
+        grads: list[Any] = [None] * len(inputs.leaves)
+    else:
+        if out.size != 1:
+            raise GraphError(
+                f"grad: the function must return a scalar (one element), got shape {out.shape}; "
+                "use gg.jacobian or gg.vjp for non-scalar outputs"
+            )
+        if out.dtype.kind != "f":
+            raise DTypeError(f"grad: the function's output must be floating point, got {out.dtype}")
+        grads = run_backward([out], [_ones_like(out, create_graph)], retain_graph=create_graph,
+                             create_graph=create_graph, inputs=inputs.leaves)
+    result = []
+    for g, leaf, kind in zip(grads, inputs.leaves, inputs.kinds):
+        if g is None:
+            from gpugrad.factories import zeros_like
+
+            g = zeros_like(leaf)
+        result.append(_to_kind(g, kind, create_graph))
+    return result
+
+
+def _check_scalar_output(out: Any) -> Any:
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, (numbers.Number, np.ndarray, np.generic)):
+        return out  # does not depend on the inputs: zero gradient
+    raise GpugradError(f"grad: the function must return a scalar Tensor or number, got {type(out).__name__}")
+
+
+def value_and_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
+                   has_aux: bool = False) -> Callable[..., Any]:
+    """A function returning ``(fun(*args), gradient)``; with ``has_aux`` fun returns (value, aux)
+    and the result is ``((value, aux), gradient)``.
+
+    Example::
+
+        v, g = gg.value_and_grad(lambda w: ((X @ w - y) ** 2).mean())(w0)
+    """
+
+    @functools.wraps(fun)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nums, single = _argnums(argnums, len(args))
+        inputs = _Inputs(args, nums)
+        create_graph = inputs.connected
+        with enable_grad():
+            result = fun(*inputs.args, **kwargs)
+        aux = None
+        if has_aux:
+            if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                raise GpugradError("has_aux=True: the function must return a pair (value, aux)")
+            result, aux = result
+        out = _check_scalar_output(result)
+        grads = inputs.rebuild(_gradients(out, inputs, create_graph))
+        grad = grads[0] if single else tuple(grads)
+        value = _value_to_kind(out, _output_kind(inputs.kinds), create_graph)
+        if has_aux:
+            aux = pytree.tree_map(lambda a: _value_to_kind(a, _output_kind(inputs.kinds), create_graph), aux)
+            return (value, aux), grad
+        return value, grad
+
+    return wrapper
+
+
+def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
+    """The gradient of a scalar function with respect to argument(s) ``argnums``.
+
+    Works on NumPy code written with ``gpugrad.numpy`` (NumPy in, NumPy out) and nests:
+    ``gg.grad(gg.grad(f))`` is the second derivative. Example::
+
+        import gpugrad.numpy as np
+        def loss(w):
+            return np.sum(np.log1p(np.exp(-y * np.dot(X, w))))
+        g = gg.grad(loss)(np.zeros(3))
+    """
+    vg = value_and_grad(fun, argnums, has_aux)
+
+    @functools.wraps(fun)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = vg(*args, **kwargs)
+        if has_aux:
+            (_, aux), g = result
+            return g, aux
+        return result[1]
+
+    return wrapper
+
+
+def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
+    """``(fun(*primals), vjp_fn)``: ``vjp_fn(cotangent)`` returns one cotangent per primal.
+
+    The outputs may be a pytree of arrays; the cotangent has the same structure. Example::
+
+        out, pullback = gg.vjp(lambda a, b: a * b, x, y)
+        da, db = pullback(np.ones_like(out))
+    """
+    inputs = _Inputs(primals, tuple(range(len(primals))))
+    with enable_grad():
+        result = fun(*inputs.args)
+    aux = None
+    if has_aux:
+        result, aux = result
+    out_leaves, out_structure = pytree.flatten(result)
+    kind = _output_kind(inputs.kinds)
+
+    def vjp_fn(cotangent: Any) -> tuple:
+        cot_leaves, _ = pytree.flatten(cotangent)
+        if len(cot_leaves) != len(out_leaves):
+            raise GpugradError(f"vjp: the cotangent has {len(cot_leaves)} leaves but the output has {len(out_leaves)}")
+        roots, root_grads = [], []
+        create_graph = inputs.connected or any(isinstance(c, Tensor) and _connected(c) for c in cot_leaves)
+        for o, c in zip(out_leaves, cot_leaves):
+            if not isinstance(o, Tensor) or not o.requires_grad:
+                continue
+            ct = _cotangent(c, o, create_graph)
+            roots.append(o)
+            root_grads.append(ct)
+        if roots:
+            grads = run_backward(roots, root_grads, retain_graph=True, create_graph=create_graph,
+                                 inputs=inputs.leaves)
+        else:
+            grads = [None] * len(inputs.leaves)
+        from gpugrad.factories import zeros_like
+
+        vals = [_to_kind(g if g is not None else zeros_like(leaf), k, create_graph)
+                for g, leaf, k in zip(grads, inputs.leaves, inputs.kinds)]
+        return tuple(inputs.rebuild(vals))
+
+    out = pytree.unflatten(out_structure, [_value_to_kind(o, kind, inputs.connected) for o in out_leaves])
+    if has_aux:
+        return out, vjp_fn, aux
+    return out, vjp_fn
+
+
+def _cotangent(c: Any, o: Tensor, create_graph: bool) -> Any:
+    from gpugrad.errors import ShapeError
+
+    if isinstance(c, Tensor):
+        if c.shape != o.shape:
+            raise ShapeError(f"vjp: cotangent shape {c.shape} does not match output shape {o.shape}")
+        arr = c if create_graph else c.data
+    else:
+        arr = backend_for(o.device).asarray(c, dtype=o.dtype)
+        if arr.shape != o.shape:
+            arr = backend_for(o.device).xp.broadcast_to(arr, o.shape) if arr.ndim == 0 else arr
+        if arr.shape != o.shape:
+            raise ShapeError(f"vjp: cotangent shape {arr.shape} does not match output shape {o.shape}")
+        if create_graph:
+            arr = make_tensor(arr, o.device)
+    return arr
+
+
+# ---------------------------------------------------------------------------------------------
+# forward mode
+
+
+def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    """Forward mode: ``(fun(*primals), J @ tangents)`` in one forward pass (no reverse pass).
+
+    Each op pushes its input tangents through its jvp rule as it runs. Example::
+
+        y, dy = gg.jvp(np.sin, (x,), (np.ones_like(x),))     # dy == cos(x)
+    """
+    primals = tuple(primals)
+    tangents = tuple(tangents)
+    if len(primals) != len(tangents):
+        raise GpugradError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    level = STATE.fw_next_level
+    STATE.fw_next_level += 1
+    STATE.fw_levels.append(level)
+    STATE.update_checks()
+    try:
+        kinds: list[str] = []
+        args = []
+        for p, t in zip(primals, tangents):
+            p_leaves, structure = pytree.flatten(p)
+            t_leaves, _ = pytree.flatten(t)
+            if len(p_leaves) != len(t_leaves):
+                raise GpugradError("jvp: a tangent's structure differs from its primal's")
+            wrapped = []
+            for pl, tl in zip(p_leaves, t_leaves):
+                kind = _kind(pl)
+                kinds.append(kind)
+                base = _as_float_tensor(pl, kind)
+                if kind == "tensor" and _connected(base):
+                    from gpugrad.ops.base import apply
+                    from gpugrad.ops.shape import RESHAPE
+
+                    w = apply(RESHAPE, (base,), {"shape": base.shape, "in_shape": base.shape})
+                    w._extra = None
+                else:
+                    w = make_tensor(base.data, base.device)
+                tt = _tangent_tensor(tl, w)
+                w._tangents = dict(w._tangents or {})
+                w._tangents[level] = tt
+                wrapped.append(w)
+            args.append(pytree.unflatten(structure, wrapped))
+        result = fun(*args)
+        out_leaves, out_structure = pytree.flatten(result)
+        kind = _output_kind(kinds)
+        create_graph = any(k == "tensor" for k in kinds)
+        outs, touts = [], []
+        for o in out_leaves:
+            if isinstance(o, Tensor):
+                t = o._tangents.get(level) if o._tangents else None
+                if t is None:
+                    from gpugrad.factories import zeros_like
+
+                    t = zeros_like(o)
+                outs.append(_value_to_kind(_strip(o, level), kind, True))
+                touts.append(_value_to_kind(t, kind, True))
+            else:
+                outs.append(o)
+                touts.append(np.zeros_like(o) if isinstance(o, (np.ndarray, numbers.Number)) else None)
+        del create_graph
+        return pytree.unflatten(out_structure, outs), pytree.unflatten(out_structure, touts)
+    finally:
+        STATE.fw_levels.pop()
+        STATE.update_checks()
+
+
+def _strip(t: Tensor, level: int) -> Tensor:
+    """``t`` without this level's tangent (a shallow alias, so the caller's tensor is untouched)."""
+    if not t._tangents or level not in t._tangents:
+        return t
+    alias = make_tensor(t.data, t.device, t.requires_grad, t._node, t._version)
+    rest = {k: v for k, v in t._tangents.items() if k != level}
+    alias._tangents = rest or None
+    return alias
+
+
+def _tangent_tensor(t: Any, primal: Tensor) -> Tensor:
+    from gpugrad.errors import ShapeError
+
+    if isinstance(t, Tensor):
+        tt = t if t.dtype == primal.dtype else t.astype(primal.dtype)
+    else:
+        arr = backend_for(primal.device).asarray(t, dtype=primal.dtype)
+        tt = make_tensor(arr, primal.device)
+    if tt.shape != primal.shape:
+        if tt.ndim == 0:
+            from gpugrad.ops.shape import broadcast_to
+
+            tt = broadcast_to(tt, primal.shape)
+        else:
+            raise ShapeError(f"jvp: tangent shape {tt.shape} does not match primal shape {primal.shape}")
+    return tt
+
+
+# ---------------------------------------------------------------------------------------------
+# Jacobians and Hessians
+
+
+def jacobian(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, mode: str = "auto") -> Callable[..., Any]:
+    """The Jacobian of ``fun`` (shape ``out.shape + in.shape``).
+
+    ``mode="auto"`` uses reverse mode (one vjp per output element) when the output has fewer
+    elements than the input and forward mode (one jvp per input element) otherwise; ``"rev"``
+    and ``"fwd"`` force one. Example: ``J = gg.jacobian(f)(x)``.
+    """
+    if mode not in ("auto", "rev", "fwd"):
+        raise GpugradError(f"jacobian: mode must be 'auto', 'rev' or 'fwd', got {mode!r}")
+
+    @functools.wraps(fun)
+    def wrapper(*args: Any) -> Any:
+        nums, single = _argnums(argnums, len(args))
+        jacs = [_jacobian_one(fun, args, i, mode) for i in nums]
+        return jacs[0] if single else tuple(jacs)
+
+    return wrapper
+
+
+def _stack_kind(blocks: list[Any], shape: tuple, kind: str) -> Any:
+    from gpugrad.ops.shape import reshape, stack
+
+    if kind == "tensor":
+        return reshape(stack(blocks, 0), shape)
+    if kind == "cupy":
+        import cupy
+
+        return cupy.stack(blocks).reshape(shape)
+    return np.stack([np.asarray(b) for b in blocks]).reshape(shape)
+
+
+def _jacobian_one(fun: Callable[..., Any], args: tuple, i: int, mode: str) -> Any:
+    x = args[i]
+    kind = _kind(x)
+    xt = _as_float_tensor(x, kind)
+    in_shape, n_in = xt.shape, xt.size
+    out_kind = "tensor" if kind == "tensor" else ("cupy" if kind == "cupy" else "numpy")
+
+    def f_i(xi: Any) -> Any:
+        a = list(args)
+        a[i] = xi
+        return fun(*a)
+
+    value, pullback = vjp(f_i, x)
+    out_arr = value
+    out_shape = tuple(np.shape(out_arr)) if not isinstance(out_arr, Tensor) else out_arr.shape
+    n_out = int(np.prod(out_shape, dtype=np.int64))
+    use_rev = mode == "rev" or (mode == "auto" and n_out < n_in)
+    if n_out == 0 or n_in == 0:
+        return _zeros_kind(xt, out_shape + in_shape, kind)
+    if use_rev:
+        rows = []
+        for k in range(n_out):
+            e = np.zeros(n_out)
+            e[k] = 1.0
+            ct = _like_kind(e.reshape(out_shape), value, xt)
+            (row,) = pullback(ct)
+            rows.append(row)
+        return _stack_kind(rows, out_shape + in_shape, out_kind)
+    cols = []
+    for k in range(n_in):
+        e = np.zeros(n_in)
+        e[k] = 1.0
+        tangent = _like_kind(e.reshape(in_shape), x, xt)
+        _, col = jvp(f_i, (x,), (tangent,))
+        cols.append(col)
+    jt = _stack_kind(cols, in_shape + out_shape, out_kind)  # (in..., out...)
+    nin, nout = len(in_shape), len(out_shape)
+    perm = tuple(range(nin, nin + nout)) + tuple(range(nin))
+    if out_kind == "tensor":
+        from gpugrad.ops.shape import transpose
+
+        return transpose(jt, perm)
+    return jt.transpose(perm)
+
+
+def _zeros_kind(xt: Tensor, shape: tuple, kind: str) -> Any:
+    from gpugrad.factories import zeros
+
+    z = zeros(shape, dtype=xt.dtype, device=xt.device)
+    return _to_kind(z, "tensor" if kind == "tensor" else ("cupy" if kind == "cupy" else "numpy"), False)
+
+
+def _like_kind(arr: np.ndarray, ref: Any, xt: Tensor) -> Any:
+    """``arr`` converted to ``ref``'s kind and device (the dtype follows xt)."""
+    if isinstance(ref, Tensor):
+        from gpugrad.factories import tensor
+
+        return tensor(arr, dtype=ref.dtype, device=ref.device)
+    dev = device_of_array(ref)
+    if dev is not None and dev != "cpu":
+        return backend_for(dev).from_host(arr.astype(getattr(ref, "dtype", xt.dtype)))
+    return arr.astype(getattr(ref, "dtype", xt.dtype)) if hasattr(ref, "dtype") else arr
+
+
+def hessian(fun: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
+    """The Hessian of a scalar function, computed forward-over-reverse: column j is the jvp of
+    the gradient along e_j. Example: ``H = gg.hessian(rosenbrock)(x)``."""
+    if not isinstance(argnums, numbers.Integral):
+        raise GpugradError("hessian: argnums must be a single int")
+
+    @functools.wraps(fun)
+    def wrapper(*args: Any) -> Any:
+        return jacobian(grad(fun, argnums), argnums, mode="fwd")(*args)
+
+    return wrapper
+
+
+def hvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
+    """Hessian-vector product H(primals) @ tangents of a scalar function, forward-over-reverse."""
+    return jvp(grad(fun, tuple(range(len(primals)))), primals, tangents)[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch's autograd.grad
+
+
+def autograd_grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
+                  create_graph: bool = False, allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+    """Gradients of ``outputs`` with respect to ``inputs`` without touching ``.grad`` (PyTorch's
+    ``torch.autograd.grad``). Example: ``(gx,) = gg.autograd.grad(loss, [x], create_graph=True)``."""
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    roots, root_grads = [], []
+    for o, g in zip(outs, grad_outputs):
+        if not o.requires_grad:
+            raise GraphError("autograd.grad: an output does not require grad (no recorded history)")
+        if g is None:
+            if o.size != 1:
+                raise GraphError(f"autograd.grad: grad_outputs is needed for a non-scalar output of shape {o.shape}")
+            g = _ones_like(o, create_graph)
+        else:
+            g = _cotangent(g, o, create_graph)
+        roots.append(o)
+        root_grads.append(g)
+    for t in ins:
+        if not t.requires_grad:
+            raise GraphError("autograd.grad: an input does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads = run_backward(roots, root_grads, retain_graph=retain_graph, create_graph=create_graph, inputs=ins)
+    if not allow_unused and any(g is None for g in grads):
+        raise GraphError("autograd.grad: one of the inputs was not used to compute the outputs; "
+                         "pass allow_unused=True to get None for it")
+    return tuple(grads)

@@ -1,0 +1,83 @@
+"""``no_grad`` / ``enable_grad`` / ``set_grad_enabled``: context managers that also decorate."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from gpugrad.autograd.state import STATE
+
+
+class _GradMode:
+    """Sets grad mode on entry and restores the previous mode on exit."""
+
+    _enabled: bool
+
+    def __init__(self) -> None:
+        self._prev: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._prev.append(STATE.grad_enabled)
+        STATE.grad_enabled = self._enabled
+
+    def __exit__(self, *exc: object) -> None:
+        STATE.grad_enabled = self._prev.pop()
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        mode = type(self)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with mode():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):  # noqa: N801 (PyTorch's name)
+    """Record nothing on the tape inside this block or decorated function.
+
+    Example::
+
+        with gg.no_grad():
+            w -= lr * w.grad          # an update that must not be differentiated
+    """
+
+    _enabled = False
+
+
+class enable_grad(_GradMode):  # noqa: N801
+    """Turn recording back on inside a ``no_grad`` region.
+
+    Example::
+
+        with gg.no_grad():
+            with gg.enable_grad():
+                y = (x * x).sum()      # recorded
+    """
+
+    _enabled = True
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801
+    """``with gg.set_grad_enabled(flag):`` records only when ``flag`` is true."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__()
+        self._enabled = bool(mode)
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        flag = self._enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(flag):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def is_grad_enabled() -> bool:
+    """True when ops are being recorded on the tape."""
+    return STATE.grad_enabled
