@@ -323,3 +323,7 @@ def solve(a: Any, b: Any) -> Any:
 
 def inv(a: Any) -> Any:
     return np.linalg.inv(a)
+
+
+def amin(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    return np.asarray(np.amin(x, axis=axis, keepdims=keepdims))
