@@ -93,10 +93,11 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps: float
         err = np.abs(a - numeric) - (atol + rtol * np.abs(numeric))
         if err.size and (err.max() > 0 or not np.isfinite(a).all()):
             bad = np.where(np.isfinite(a), err, np.inf)
-            o_idx, x_idx = np.unravel_index(int(np.argmax(bad)), bad.shape)
-            msg = (f"gradcheck: gradient of input {i} (shape {x.shape}) disagrees with finite differences: "
-                   f"worst at output element {o_idx}, input element {np.unravel_index(x_idx, x.shape)}: "
-                   f"analytic {a[o_idx, x_idx]!r} vs numeric {numeric[o_idx, x_idx]!r} "
+            o_idx, x_idx = (int(v) for v in np.unravel_index(int(np.argmax(bad)), bad.shape))
+            where = tuple(int(v) for v in np.unravel_index(x_idx, x.shape))
+            msg = (f"gradcheck: gradient of input {i} (shape {tuple(x.shape)}) disagrees with finite differences: "
+                   f"worst at output element {o_idx}, input element {where}: "
+                   f"analytic {float(a[o_idx, x_idx])!r} vs numeric {float(numeric[o_idx, x_idx])!r} "
                    f"(atol={atol}, rtol={rtol}, eps={eps})")
             if raise_exception:
                 raise GradcheckError(msg)
