@@ -10,6 +10,7 @@ differentiation, on NumPy (CPU) and CuPy (NVIDIA GPUs).
 
 from gpugrad import cuda
 from gpugrad.autograd import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from gpugrad.autograd.custom import custom_jvp, custom_vjp
 from gpugrad.autograd.functional import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from gpugrad.autograd.gradcheck import gradcheck
 from gpugrad.errors import (

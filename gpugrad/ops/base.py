@@ -285,6 +285,13 @@ def _forward_mode(op: Op, vals: tuple, params: dict, result: Tensor) -> None:
             t = ns.astype(t, result.dtype)
         if result._tangents is None:
             result._tangents = {}
+            node = result._node
+            if node is not None:
+                # A rule that reads the saved output (create_graph, forward-over-reverse) must
+                # see its tangents too: the node rebuilds the output tensor with this dict.
+                if node.extra is None:
+                    node.extra = {}
+                node.extra["tangents"] = result._tangents
         result._tangents[level] = t
 
 
