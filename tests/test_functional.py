@@ -185,7 +185,7 @@ def small_mlp_loss(w):  # noqa: ANN001, ANN201
 def test_hessian_matches_finite_differences_of_gradient(f, n) -> None:  # noqa: ANN001
     x = np.random.default_rng(2).normal(size=n) * 0.5
     H = gg.hessian(f)(x)
-    fd = np.stack([fd_grad(lambda v: gg.grad(f)(v)[j], x) for j in range(n)])
+    fd = np.stack([fd_grad(lambda v, j=j: gg.grad(f)(v)[j], x) for j in range(n)])
     np.testing.assert_allclose(H, fd, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(H, H.T, rtol=1e-10, atol=1e-10)
     v = np.random.default_rng(3).normal(size=n)
