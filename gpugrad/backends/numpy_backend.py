@@ -50,6 +50,37 @@ def _zeros_like(x: Any) -> Any:
     return np.zeros_like(x)
 
 
+_MASK_INT = {4: np.int32, 8: np.int64}
+
+
+def _where(c: Any, a: Any, b: Any) -> Any:
+    """np.where, with a fast exact path for ``where(mask, array, 0)``.
+
+    np.where branches per element and runs ~20x slower than arithmetic on an unpredictable
+    mask (a ReLU's); selecting by AND-ing the float's bits with 0 or ~0 is exact (NaN and Inf
+    where the mask is false still become 0) and branch-free.
+    """
+    if c.__class__ is _ndarray and c.dtype == np.bool_ and c.size >= 256:
+        if _is_zero(b) and a.__class__ is _ndarray and a.dtype.kind == "f" and a.dtype.itemsize in _MASK_INT:
+            return _select(a, c)
+        if _is_zero(a) and b.__class__ is _ndarray and b.dtype.kind == "f" and b.dtype.itemsize in _MASK_INT:
+            return _select(b, ~c)
+    return np.where(c, a, b)
+
+
+def _is_zero(v: Any) -> bool:
+    if v.__class__ in (int, float):
+        return v == 0
+    return v.__class__ is _ndarray and v.ndim == 0 and v == 0
+
+
+def _select(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    itype = _MASK_INT[a.dtype.itemsize]
+    bits = mask.astype(itype)
+    np.negative(bits, out=bits)  # True -> all ones, False -> 0
+    return np.bitwise_and(a.view(itype), bits).view(a.dtype)
+
+
 # The expression language's functions (gpugrad.ops.expr.FUNCTIONS) as NumPy callables.
 EXPR_FUNCTIONS: dict[str, Any] = {
     "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2, "log10": np.log10,
@@ -60,7 +91,7 @@ EXPR_FUNCTIONS: dict[str, Any] = {
     "arctanh": np.arctanh, "sigmoid": _sigmoid, "erf": _erf, "floor": np.floor, "ceil": np.ceil,
     "rint": np.rint, "trunc": np.trunc, "isnan": np.isnan, "isfinite": np.isfinite,
     "isinf": np.isinf, "logical_not": np.logical_not, "logical_and": np.logical_and,
-    "logical_or": np.logical_or, "logical_xor": np.logical_xor, "where": np.where,
+    "logical_or": np.logical_or, "logical_xor": np.logical_xor, "where": _where,
     "pow": np.power, "maximum": np.maximum, "minimum": np.minimum, "arctan2": np.arctan2,
     "hypot": np.hypot, "floordiv": np.floor_divide, "mod": np.remainder,
     "zeros_like": _zeros_like,

@@ -334,7 +334,7 @@ arctanh = elementwise("arctanh", "x", "arctanh(x)", {"x": "1 / (1 - x * x)"})
 
 # activations (PyTorch's definitions)
 sigmoid = elementwise("sigmoid", "x", "sigmoid(x)", {"x": "out * (1 - out)"})
-relu = elementwise("relu", "x", "where(x > 0, x, 0)", {"x": "where(out > 0, 1, 0)"}, kind="arith")
+relu = elementwise("relu", "x", "maximum(x, 0)", {"x": "where(out > 0, 1, 0)"}, kind="arith")
 leaky_relu = elementwise("leaky_relu", "x", "where(x > 0, x, x * negative_slope)",
                          {"x": "where(x > 0, 1, negative_slope)"}, params=("negative_slope",))
 erf = elementwise("erf", "x", "erf(x)", {"x": "1.1283791670955126 * exp(-x * x)"})
