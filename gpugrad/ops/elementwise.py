@@ -125,6 +125,10 @@ class ElementwiseOp(Op):
             missing = set(self.param_names) - params.keys()
             extra = params.keys() - set(self.param_names)
             raise TypeError(f"{self.name}(): missing parameters {sorted(missing)}, unexpected {sorted(extra)}")
+        return self.run(args, params)
+
+    def run(self, args: tuple, params: dict) -> Any:
+        """Apply the op to validated operands (Tensor operators call this directly)."""
         # The common case, inlined: CPU tensors of one dtype, and Python scalars.
         device = None
         rg = False
@@ -371,3 +375,14 @@ isnan = elementwise("isnan", "x", "isnan(x)", kind="bool")
 isfinite = elementwise("isfinite", "x", "isfinite(x)", kind="bool")
 isinf = elementwise("isinf", "x", "isinf(x)", kind="bool")
 
+
+
+def _bind_operators() -> None:
+    """Give Tensor's + - * / direct references to their ops (one lookup less per operator)."""
+    import gpugrad.tensor as tensor_module
+
+    tensor_module._ADD, tensor_module._SUB = add, subtract
+    tensor_module._MUL, tensor_module._DIV = multiply, divide
+
+
+_bind_operators()
