@@ -323,3 +323,184 @@ def solve(a: Any, b: Any) -> Any:
 
 def inv(a: Any) -> Any:
     return np.linalg.inv(a)
+
+
+# =============================================================================================
+# Neural-network array helpers (used by gpugrad.ops.nn and gpugrad.optim).
+#
+# Written against the array module of their first argument (NumPy here, CuPy for GPU arrays:
+# ``_xp``), with no Python loop over pixels or elements, so a backend without its own kernels
+# can run these very functions (gpugrad.ops.nn falls back to them), and a backend with kernels
+# provides the same names and signatures (documented in docs/DEVELOPING.md).
+# =============================================================================================
+
+
+def _xp(a: Any) -> Any:
+    """The array module of ``a`` (NumPy, or CuPy for a CuPy array)."""
+    if isinstance(a, np.ndarray):
+        return np
+    import cupy  # only reached with a CuPy array, so CuPy is installed
+
+    return cupy
+
+
+def pool_output_size(size: int, k: int, s: int, lo: int, hi: int, d: int) -> int:
+    """Output length of a sliding window of ``k`` taps, dilation ``d`` and stride ``s`` over
+    ``size`` samples padded by ``lo``/``hi`` (may be <= 0 when the window does not fit)."""
+    return (size + lo + hi - d * (k - 1) - 1) // s + 1
+
+
+def im2col(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, pad_value: float = 0.0) -> Any:
+    """The sliding windows of ``x`` (N, C, H, W) as a C-contiguous array (N, OH, OW, C, kh, kw).
+
+    ``kernel``, ``stride``, ``dilation``: (h, w) pairs; ``padding``: ((top, bottom), (left, right)),
+    filled with ``pad_value`` (0 for convolution and average pooling, the dtype's lowest value
+    for max pooling). ``cols.reshape(N*OH*OW, C*kh*kw)`` is the left operand of convolution's
+    one matmul. One strided view of the padded input and one copy; no loop.
+    """
+    xp = _xp(x)
+    (kh, kw), (sh, sw), ((pt, pb), (pl, pr)), (dh, dw) = kernel, stride, padding, dilation
+    n, c, h, w = x.shape
+    if pt or pb or pl or pr:
+        xpad = xp.full((n, c, h + pt + pb, w + pl + pr), pad_value, dtype=x.dtype)
+        xpad[:, :, pt:pt + h, pl:pl + w] = x
+    else:
+        xpad = x
+    oh = pool_output_size(h, kh, sh, pt, pb, dh)
+    ow = pool_output_size(w, kw, sw, pl, pr, dw)
+    s_n, s_c, s_h, s_w = xpad.strides
+    view = xp.lib.stride_tricks.as_strided(
+        xpad, (n, oh, ow, c, kh, kw), (s_n, sh * s_h, sw * s_w, s_c, dh * s_h, dw * s_w))
+    return xp.ascontiguousarray(view)
+
+
+def col2im(cols: Any, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Any:
+    """The transpose of :func:`im2col` (with pad_value 0): an array of ``x_shape`` (N, C, H, W)
+    where every window value of ``cols`` (N, OH, OW, C, kh, kw) is added back at the pixel it
+    was read from (overlapping windows accumulate; padding is dropped).
+
+    One strided accumulation per kernel tap (kh*kw of them), each over all pixels at once;
+    non-overlapping windows (stride == kernel, no dilation) are a single reshape.
+    """
+    xp = _xp(cols)
+    (kh, kw), (sh, sw), ((pt, pb), (pl, pr)), (dh, dw) = kernel, stride, padding, dilation
+    n, c, h, w = x_shape
+    oh, ow = cols.shape[1], cols.shape[2]
+    hp, wp = h + pt + pb, w + pl + pr
+    out = xp.zeros((n, c, hp, wp), dtype=cols.dtype)
+    if (sh, sw) == (kh, kw) and (dh, dw) == (1, 1):
+        block = cols.transpose(0, 3, 1, 4, 2, 5).reshape(n, c, oh * kh, ow * kw)
+        out[:, :, :oh * kh, :ow * kw] = block
+    else:
+        taps = cols.transpose(0, 3, 4, 5, 1, 2)  # (N, C, kh, kw, OH, OW), a view
+        for i in range(kh):
+            r0 = i * dh
+            for j in range(kw):
+                c0 = j * dw
+                out[:, :, r0:r0 + sh * (oh - 1) + 1:sh, c0:c0 + sw * (ow - 1) + 1:sw] += taps[:, :, i, j]
+    if pt or pb or pl or pr:
+        out = out[:, :, pt:pt + h, pl:pl + w]
+    return out
+
+
+# ---- optimiser updates ------------------------------------------------------------------------
+# The reference math of the fused kernels in kernels/optim.cu: same operations in the same order.
+# ``param`` and the state arrays are updated in place; float16 parameters keep float32 state and
+# are computed in float32, rounded once when written back.
+
+
+def _work(param: Any, grad: Any) -> tuple[Any, Any]:
+    if param.dtype == _F16:
+        return param.astype(_F32), grad.astype(_F32)
+    return param, grad
+
+
+def _store(param: Any, p: Any) -> None:
+    if p is not param:
+        param[...] = p.astype(param.dtype)
+
+
+def sgd_step(param: Any, grad: Any, buf: Any, lr: float, momentum: float, dampening: float,
+             weight_decay: float, nesterov: bool, first: bool) -> None:
+    """SGD with optional L2 weight decay, (Nesterov) momentum and dampening (PyTorch's rule):
+    g = grad + wd p; buf = g on the first step, else momentum buf + (1 - dampening) g;
+    g = g + momentum buf (Nesterov) or buf; p -= lr g. ``buf`` is None without momentum."""
+    p, g = _work(param, grad)
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    if momentum != 0:
+        if first:
+            buf[...] = g
+        else:
+            buf *= momentum
+            buf += (1 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    p -= lr * g
+    _store(param, p)
+
+
+def rmsprop_step(param: Any, grad: Any, square_avg: Any, grad_avg: Any, buf: Any, lr: float, alpha: float,
+                 eps: float, weight_decay: float, momentum: float) -> None:
+    """RMSprop (PyTorch's rule): g = grad + wd p; s = alpha s + (1 - alpha) g^2; centered
+    (``grad_avg`` given): a = alpha a + (1 - alpha) g, avg = sqrt(s - a^2) + eps, else
+    avg = sqrt(s) + eps; with momentum b = momentum b + g / avg, p -= lr b; else p -= lr g / avg."""
+    xp = _xp(param)
+    p, g = _work(param, grad)
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    square_avg *= alpha
+    square_avg += (1 - alpha) * (g * g)
+    if grad_avg is not None:
+        grad_avg *= alpha
+        grad_avg += (1 - alpha) * g
+        avg = xp.sqrt(square_avg - grad_avg * grad_avg)
+    else:
+        avg = xp.sqrt(square_avg)
+    avg += eps
+    if momentum > 0:
+        buf *= momentum
+        buf += g / avg
+        p -= lr * buf
+    else:
+        p -= lr * (g / avg)
+    _store(param, p)
+
+
+def adam_step(param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any, max_exp_avg_sq: Any, lr: float, beta1: float,
+              beta2: float, eps: float, weight_decay: float, step: int, decoupled: bool) -> None:
+    """Adam (``decoupled=False``: L2 decay g = grad + wd p) and AdamW (``decoupled=True``:
+    p *= 1 - lr wd), as PyTorch: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    (AMSGrad, ``max_exp_avg_sq`` given: vmax = max(vmax, v), used for v);
+    p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), t = ``step`` (from 1)."""
+    xp = _xp(param)
+    p, g = _work(param, grad)
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    exp_avg *= beta1
+    exp_avg += (1 - beta1) * g
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * (g * g)
+    step_size = lr / (1 - beta1 ** step)
+    bc2_sqrt = (1 - beta2 ** step) ** 0.5
+    if max_exp_avg_sq is not None:
+        xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        denom = xp.sqrt(max_exp_avg_sq)
+    else:
+        denom = xp.sqrt(exp_avg_sq)
+    denom /= bc2_sqrt
+    denom += eps
+    p -= step_size * (exp_avg / denom)
+    _store(param, p)
+
+
+_OPTIMIZER_RULES = {"sgd": sgd_step, "rmsprop": rmsprop_step, "adam": adam_step}
+
+
+def optimizer_step(rule: str, param: Any, grad: Any, state: dict, hyper: dict) -> None:
+    """One in-place update of ``param`` (and of the arrays in ``state``) by ``rule``
+    ("sgd", "rmsprop" or "adam"); ``state`` and ``hyper`` hold the keyword arguments of
+    :func:`sgd_step`, :func:`rmsprop_step` or :func:`adam_step`."""
+    _OPTIMIZER_RULES[rule](param, grad, **state, **hyper)
