@@ -98,7 +98,7 @@ from gpugrad.ops.linalg import (  # noqa: F401
     tensordot,
     vdot,
 )
-from gpugrad.ops.nn import log_softmax, softmax  # noqa: F401
+from gpugrad.ops.nn import col2im, im2col, log_softmax, softmax  # noqa: F401  (col2im/im2col: rule namespace)
 from gpugrad.ops.reduce import (  # noqa: F401
     all,
     amax,
