@@ -88,7 +88,8 @@ class _Writer:
         if name is None:
             name = self.name_for(path)
             host = backend_for(device).to_host(arr) if device != "cpu" else arr
-            self.arrays[name] = np.ascontiguousarray(host)
+            # (np.ascontiguousarray would turn a 0-d array into a 1-d one)
+            self.arrays[name] = host if host.flags.c_contiguous else host.copy(order="C")
             self.by_id[id(obj)] = name
             self.keep.append(obj)
         node["$t"] = name

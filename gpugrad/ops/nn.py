@@ -851,7 +851,10 @@ class CrossEntropy(Op):
         if red == "none":
             return ns.reshape(rows, params["out_shape"])
         total = ns.sum(rows, None, False)
-        return total / params["denom"] if red == "mean" else total
+        if red == "sum":
+            return total
+        with np.errstate(invalid="ignore", divide="ignore"):  # every label ignored: NaN, as PyTorch, silently
+            return total / params["denom"]
 
     def _scale(self, ns: Any, g: Any, params: dict, m: int) -> Any:
         """Per-row factor (M, 1) of the gradient: g spread back by the reduction."""
@@ -859,7 +862,7 @@ class CrossEntropy(Op):
         if red == "none":
             s = ns.reshape(g, (m, 1))
         else:
-            s = g / params["denom"] if red == "mean" else g
+            s = g / params["grad_denom"] if red == "mean" else g
         valid = params["valid"]
         if valid is not None:
             s = s * valid[:, None]
@@ -997,6 +1000,8 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
         params.update(labels=labels, valid=valid)
         denom = valid if w is None else valid * w[labels]
         params["denom"] = B.xp.sum(denom)
+        # every row ignored: the loss is 0/0 = NaN but the gradient is 0 (PyTorch's behaviour)
+        params["grad_denom"] = B.xp.where(params["denom"] == 0, 1, params["denom"]).astype(logits.dtype)
         return apply(CROSS_ENTROPY, (x, None), params)
     if t_arr.dtype.kind != "f":
         raise DTypeError(f"cross_entropy: target must hold integer labels or float probabilities, got {t_arr.dtype}")
@@ -1011,5 +1016,5 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
     elif logits.ndim > 2:
         t = moveaxis(t, 1, -1)
     t = reshape(t, (m, c))
-    params["denom"] = float(m)
+    params["denom"] = params["grad_denom"] = float(m)
     return apply(CROSS_ENTROPY, (x, t), params)
