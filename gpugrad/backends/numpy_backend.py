@@ -50,6 +50,46 @@ def _zeros_like(x: Any) -> Any:
     return np.zeros_like(x)
 
 
+_UINT_OF_SIZE = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _where(c: Any, a: Any, b: Any) -> Any:
+    """np.where, bit for bit, but branch-free for large float selections.
+
+    NumPy's where branches per element: with an unpredictable mask (ReLU's x > 0 on activations)
+    it ran ~10x slower than one arithmetic pass (230 us vs 25 us for 65k float32 on a 2-core CI
+    machine), making relu's forward and backward a third of an MLP training step. Selecting the
+    bits, (a & m) | (b & ~m) with m all ones where c, is exact for every value (NaN, inf, -0.0).
+    """
+    if c.__class__ is not np.ndarray or c.dtype != np.bool_ or c.size < 2048:
+        return np.where(c, a, b)
+    ta, tb = a.__class__, b.__class__
+    if ta is np.ndarray:
+        dt = a.dtype
+        if tb is not np.ndarray:
+            if tb is not int and tb is not float:
+                return np.where(c, a, b)
+            b = np.asarray(b, dt)  # NumPy's weak Python scalar: takes the array's dtype
+        elif b.dtype != dt:
+            return np.where(c, a, b)
+    elif tb is np.ndarray and (ta is int or ta is float):
+        dt = b.dtype
+        a = np.asarray(a, dt)
+    else:
+        return np.where(c, a, b)
+    if dt.kind != "f" or dt.itemsize not in _UINT_OF_SIZE:
+        return np.where(c, a, b)
+    ui = _UINT_OF_SIZE[dt.itemsize]
+    shape = np.broadcast_shapes(c.shape, a.shape, b.shape)
+    m = (c if c.shape == shape else np.broadcast_to(c, shape)).astype(ui)
+    np.negative(m, out=m)  # True -> all ones, False -> 0
+    out = np.bitwise_and(a.view(ui), m)
+    np.invert(m, out=m)
+    np.bitwise_and(b.view(ui), m, out=m)
+    np.bitwise_or(out, m, out=out)
+    return out.view(dt)
+
+
 # The expression language's functions (gpugrad.ops.expr.FUNCTIONS) as NumPy callables.
 EXPR_FUNCTIONS: dict[str, Any] = {
     "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2, "log10": np.log10,
@@ -60,7 +100,7 @@ EXPR_FUNCTIONS: dict[str, Any] = {
     "arctanh": np.arctanh, "sigmoid": _sigmoid, "erf": _erf, "floor": np.floor, "ceil": np.ceil,
     "rint": np.rint, "trunc": np.trunc, "isnan": np.isnan, "isfinite": np.isfinite,
     "isinf": np.isinf, "logical_not": np.logical_not, "logical_and": np.logical_and,
-    "logical_or": np.logical_or, "logical_xor": np.logical_xor, "where": np.where,
+    "logical_or": np.logical_or, "logical_xor": np.logical_xor, "where": _where,
     "pow": np.power, "maximum": np.maximum, "minimum": np.minimum, "arctan2": np.arctan2,
     "hypot": np.hypot, "floordiv": np.floor_divide, "mod": np.remainder,
     "zeros_like": _zeros_like,
