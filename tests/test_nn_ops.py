@@ -616,3 +616,21 @@ def test_attention_gradcheck_and_errors():
         F.scaled_dot_product_attention(q, k, v, attn_mask=np.ones((3, 3), bool), is_causal=True)
     with pytest.raises(gg.ShapeError, match="incompatible"):
         F.scaled_dot_product_attention(q, t64((2, 3, 5)), v)
+
+
+def test_numpy_backend_where_is_bit_exact():
+    """The branch-free select behind relu/maximum/clip on the CPU equals np.where bit for bit."""
+    rng = np.random.default_rng(0)
+    for dt, ui in ((np.float32, np.uint32), (np.float64, np.uint64), (np.float16, np.uint16)):
+        x = rng.standard_normal((64, 80)).astype(dt)
+        x.ravel()[:6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0]
+        y = rng.standard_normal((64, 80)).astype(dt)
+        c = x > 0
+        zero, one = np.asarray(0, dt), np.asarray(1, dt)
+        for args in ((c, x, zero), (c, one, zero), (c, x, 0), (c, 0.5, y), (c, x, y), (c[:1], x, y[:1]),
+                     (c, x[:1], y), (c.astype(np.int8), x, y), (c, x, y.astype(np.float64))):
+            ref, got = np.where(*args), npb.where(*args)
+            assert ref.dtype == got.dtype and ref.shape == got.shape
+            bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[ref.dtype.itemsize]
+            np.testing.assert_array_equal(ref.view(bits), got.view(bits))
+        del ui
