@@ -100,13 +100,50 @@ def test_im2col_matches_naive_and_col2im_is_its_transpose(g):
     x = RNG.standard_normal((g["n"], g["c"], g["h"], g["w"]))
     args = ((g["kh"], g["kw"]), (g["sh"], g["sw"]), ((g["pt"], g["pb"]), (g["pl"], g["pr"])), (g["dh"], g["dw"]))
     cols = npb.im2col(x, *args)
-    np.testing.assert_array_equal(cols, naive_im2col(x, *args))
+    np.testing.assert_array_equal(cols, naive_im2col(x, *args).transpose(3, 4, 5, 0, 1, 2))
     assert cols.flags.c_contiguous
     c = RNG.standard_normal(cols.shape)
     back = npb.col2im(c, x.shape, *args)
     assert back.shape == x.shape
     # adjoint identity <im2col(x), c> == <x, col2im(c)>
     np.testing.assert_allclose(np.sum(cols * c), np.sum(x * back), rtol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(geometry)
+def test_pool_primitives_match_naive_windows(g):
+    if not _fits(g) or 2 * max(g["pt"], g["pb"]) > g["dh"] * (g["kh"] - 1) + 1 \
+            or 2 * max(g["pl"], g["pr"]) > g["dw"] * (g["kw"] - 1) + 1:
+        return  # PyTorch's rule: padding at most half the window, so no window is all padding
+    x = RNG.standard_normal((g["n"], g["c"], g["h"], g["w"]))
+    x.ravel()[RNG.integers(0, x.size)] = x.ravel()[0]  # a tie now and then
+    args = ((g["kh"], g["kw"]), (g["sh"], g["sw"]), ((g["pt"], g["pb"]), (g["pl"], g["pr"])), (g["dh"], g["dw"]))
+    win = naive_im2col(x, *args, value=-np.inf)  # (N, OH, OW, C, kh, kw)
+    win = win.reshape(win.shape[:4] + (-1,)).transpose(0, 3, 1, 2, 4)  # (N, C, OH, OW, K)
+    np.testing.assert_array_equal(npb.pool2d(x, *args, "max"), win.max(-1))
+    zero_win = naive_im2col(x, *args).reshape(win.shape[0], *win.shape[2:4], win.shape[1], -1).transpose(0, 3, 1, 2, 4)
+    np.testing.assert_allclose(npb.pool2d(x, *args, "sum"), zero_win.sum(-1), rtol=1e-12, atol=1e-12)
+    idx = npb.pool_argmax(x, *args)
+    np.testing.assert_array_equal(idx, win.argmax(-1))  # the first maximum
+    gout = RNG.standard_normal(idx.shape)
+    scattered = npb.pool_scatter(gout, idx, x.shape, *args)
+    t = RNG.standard_normal(x.shape)
+    gathered = npb.pool_gather(t, idx, *args)
+    np.testing.assert_allclose(np.sum(scattered * t), np.sum(gout * gathered), rtol=1e-10)  # adjoint pair
+    tw = naive_im2col(t, *args).reshape(zero_win.shape[0], *zero_win.shape[2:4], zero_win.shape[1], -1)
+    np.testing.assert_array_equal(gathered, np.take_along_axis(tw.transpose(0, 3, 1, 2, 4), idx[..., None], -1)[..., 0])
+
+
+def test_max_pool_nan_follows_torch():
+    torch = pytest.importorskip("torch")
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = np.nan
+    X, tx = gg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = F.max_pool2d(X, 2), torch.nn.functional.max_pool2d(tx, 2)
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    y.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_array_equal(X.grad.numpy(), tx.grad.numpy())
 
 
 def test_im2col_col2im_ops_gradcheck_and_jvp():

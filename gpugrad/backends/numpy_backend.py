@@ -389,56 +389,134 @@ def pool_output_size(size: int, k: int, s: int, lo: int, hi: int, d: int) -> int
     return (size + lo + hi - d * (k - 1) - 1) // s + 1
 
 
+def _pad_channels_first(x: Any, padding: tuple, pad_value: float) -> Any:
+    """x (N, C, H, W) as a (C, N, H + pt + pb, W + pl + pr) array (a transposed view when unpadded)."""
+    xp = _xp(x)
+    ((pt, pb), (pl, pr)) = padding
+    xc = x.transpose(1, 0, 2, 3)
+    if not (pt or pb or pl or pr):
+        return xc
+    c, n, h, w = xc.shape
+    xpad = xp.full((c, n, h + pt + pb, w + pl + pr), pad_value, dtype=x.dtype)
+    xpad[:, :, pt:pt + h, pl:pl + w] = xc
+    return xpad
+
+
+def _taps(kernel: tuple, stride: tuple, dilation: tuple, out_hw: tuple) -> list:
+    """(tap index, row slice, column slice) of every kernel tap over a padded input."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    return [(i * kw + j, slice(i * dh, i * dh + sh * (oh - 1) + 1, sh), slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+            for i in range(kh) for j in range(kw)]
+
+
+def _out_hw(x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> tuple[int, int]:
+    return (pool_output_size(x_shape[2], kernel[0], stride[0], padding[0][0], padding[0][1], dilation[0]),
+            pool_output_size(x_shape[3], kernel[1], stride[1], padding[1][0], padding[1][1], dilation[1]))
+
+
 def im2col(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, pad_value: float = 0.0) -> Any:
-    """The sliding windows of ``x`` (N, C, H, W) as a C-contiguous array (N, OH, OW, C, kh, kw).
+    """The sliding windows of ``x`` (N, C, H, W) as a C-contiguous array (C, kh, kw, N, OH, OW).
 
     ``kernel``, ``stride``, ``dilation``: (h, w) pairs; ``padding``: ((top, bottom), (left, right)),
-    filled with ``pad_value`` (0 for convolution and average pooling, the dtype's lowest value
-    for max pooling). ``cols.reshape(N*OH*OW, C*kh*kw)`` is the left operand of convolution's
-    one matmul. One strided view of the padded input and one copy; no loop.
+    filled with ``pad_value``. ``cols.reshape(C*kh*kw, N*OH*OW)`` is the right operand of
+    convolution's one matmul, W.reshape(F, C*kh*kw) @ cols. One strided view of the
+    (channels-first) padded input and one copy whose inner runs are contiguous rows; no loop.
     """
     xp = _xp(x)
-    (kh, kw), (sh, sw), ((pt, pb), (pl, pr)), (dh, dw) = kernel, stride, padding, dilation
-    n, c, h, w = x.shape
-    if pt or pb or pl or pr:
-        xpad = xp.full((n, c, h + pt + pb, w + pl + pr), pad_value, dtype=x.dtype)
-        xpad[:, :, pt:pt + h, pl:pl + w] = x
-    else:
-        xpad = x
-    oh = pool_output_size(h, kh, sh, pt, pb, dh)
-    ow = pool_output_size(w, kw, sw, pl, pr, dw)
-    s_n, s_c, s_h, s_w = xpad.strides
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
+    xpad = _pad_channels_first(x, padding, pad_value)
+    s_c, s_n, s_h, s_w = xpad.strides
     view = xp.lib.stride_tricks.as_strided(
-        xpad, (n, oh, ow, c, kh, kw), (s_n, sh * s_h, sw * s_w, s_c, dh * s_h, dw * s_w))
+        xpad, (x.shape[1], kh, kw, x.shape[0], oh, ow), (s_c, dh * s_h, dw * s_w, s_n, sh * s_h, sw * s_w))
     return xp.ascontiguousarray(view)
 
 
 def col2im(cols: Any, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Any:
-    """The transpose of :func:`im2col` (with pad_value 0): an array of ``x_shape`` (N, C, H, W)
-    where every window value of ``cols`` (N, OH, OW, C, kh, kw) is added back at the pixel it
-    was read from (overlapping windows accumulate; padding is dropped).
+    """The transpose of :func:`im2col` (with pad_value 0): an array of ``x_shape`` (N, C, H, W),
+    stored channels-first, where every window value of ``cols`` (C, kh, kw, N, OH, OW) is added
+    back at the pixel it was read from (overlapping windows accumulate; padding is dropped).
 
-    One strided accumulation per kernel tap (kh*kw of them), each over all pixels at once;
-    non-overlapping windows (stride == kernel, no dilation) are a single reshape.
+    One strided accumulation per kernel tap (kh*kw of them), each over all pixels at once.
     """
     xp = _xp(cols)
-    (kh, kw), (sh, sw), ((pt, pb), (pl, pr)), (dh, dw) = kernel, stride, padding, dilation
     n, c, h, w = x_shape
-    oh, ow = cols.shape[1], cols.shape[2]
-    hp, wp = h + pt + pb, w + pl + pr
-    out = xp.zeros((n, c, hp, wp), dtype=cols.dtype)
-    if (sh, sw) == (kh, kw) and (dh, dw) == (1, 1):
-        block = cols.transpose(0, 3, 1, 4, 2, 5).reshape(n, c, oh * kh, ow * kw)
-        out[:, :, :oh * kh, :ow * kw] = block
-    else:
-        taps = cols.transpose(0, 3, 4, 5, 1, 2)  # (N, C, kh, kw, OH, OW), a view
-        for i in range(kh):
-            r0 = i * dh
-            for j in range(kw):
-                c0 = j * dw
-                out[:, :, r0:r0 + sh * (oh - 1) + 1:sh, c0:c0 + sw * (ow - 1) + 1:sw] += taps[:, :, i, j]
-    if pt or pb or pl or pr:
-        out = out[:, :, pt:pt + h, pl:pl + w]
+    ((pt, pb), (pl, pr)) = padding
+    oh, ow = cols.shape[4], cols.shape[5]
+    out = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=cols.dtype)
+    kw = kernel[1]
+    for k, rows, cols_ in _taps(kernel, stride, dilation, (oh, ow)):
+        out[:, :, rows, cols_] += cols[:, k // kw, k % kw]
+    return out[:, :, pt:pt + h, pl:pl + w].transpose(1, 0, 2, 3)
+
+
+def _select(c: Any, a: Any, b: Any) -> Any:
+    return _where(c, a, b) if c.__class__ is np.ndarray else _xp(c).where(c, a, b)
+
+
+def pool2d(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, mode: str) -> Any:
+    """Per-window reduction of ``x`` (N, C, H, W) to (N, C, OH, OW): ``mode`` "max" (padding is
+    -inf, NaN propagates, as PyTorch) or "sum" (padding is 0). One pass per kernel tap over the
+    output, in x's memory layout; no window copies."""
+    xp = _xp(x)
+    oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    xpad = _pad_channels_first(x, padding, low if mode == "max" else 0).transpose(1, 0, 2, 3)
+    out = None
+    for _, rows, cols_ in _taps(kernel, stride, dilation, (oh, ow)):
+        v = xpad[:, :, rows, cols_]
+        if out is None:
+            out = v.copy()
+        elif mode == "max":
+            xp.maximum(out, v, out=out)
+        else:
+            out += v
+    return out
+
+
+def pool_argmax(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Any:
+    """Index (i * kw + j, int32) of each window's maximum tap in ``x`` (N, C, H, W): the first
+    maximum, or the last NaN (PyTorch's CPU rule); the constant of max pooling's gradient."""
+    xp = _xp(x)
+    oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    xpad = _pad_channels_first(x, padding, low).transpose(1, 0, 2, 3)
+    best = idx = None
+    for k, rows, cols_ in _taps(kernel, stride, dilation, (oh, ow)):
+        v = xpad[:, :, rows, cols_]
+        if best is None:
+            best = v.copy()
+            idx = xp.zeros(best.shape, dtype=np.int32)
+            continue
+        upd = v > best
+        if x.dtype.kind == "f":
+            upd |= v != v
+        best = _select(upd, v, best)
+        idx += upd * (k - idx)  # integer arithmetic: exact, and branch-free unlike where()
+    return idx
+
+
+def pool_scatter(g: Any, idx: Any, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
+                 dilation: tuple) -> Any:
+    """The max-pooling gradient: zeros of ``x_shape`` (stored channels-first) with each ``g``
+    (N, C, OH, OW) value added at its window's tap ``idx`` (overlapping windows accumulate)."""
+    xp = _xp(g)
+    n, c, h, w = x_shape
+    ((pt, pb), (pl, pr)) = padding
+    out = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=g.dtype).transpose(1, 0, 2, 3)
+    for k, rows, cols_ in _taps(kernel, stride, dilation, idx.shape[2:]):
+        out[:, :, rows, cols_] += _select(idx == k, g, 0)
+    return out[:, :, pt:pt + h, pl:pl + w]
+
+
+def pool_gather(t: Any, idx: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Any:
+    """The transpose of :func:`pool_scatter`: the value of ``t`` (N, C, H, W) at each window's tap
+    ``idx``, as (N, C, OH, OW) (max pooling's tangent)."""
+    tpad = _pad_channels_first(t, padding, 0).transpose(1, 0, 2, 3)
+    out = None
+    for k, rows, cols_ in _taps(kernel, stride, dilation, idx.shape[2:]):
+        v = tpad[:, :, rows, cols_]
+        out = _select(idx == k, v, 0) if out is None else _select(idx == k, v, out)
     return out
 
 

@@ -97,11 +97,6 @@ def _backend_of(a: Any) -> Any:
     return backend_for(device_of_array(a) or "cpu")
 
 
-def _lowest(dtype: Any) -> Any:
-    dt = np.dtype(dtype)
-    return -np.inf if dt.kind == "f" else np.iinfo(dt).min
-
-
 # ---- argument normalisation -------------------------------------------------------------------
 
 
@@ -190,10 +185,10 @@ COL2IM = Col2im()
 
 
 def im2col(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, pad_value: float = 0.0) -> Tensor:
-    """Sliding windows of ``x`` (N, C, H, W) as (N, OH, OW, C, kh, kw); differentiable (its
+    """Sliding windows of ``x`` (N, C, H, W) as (C, kh, kw, N, OH, OW); differentiable (its
     gradient is :func:`col2im`). ``padding`` is ((top, bottom), (left, right)).
 
-    Example: ``im2col(x, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)).shape == (N, H, W, C, 3, 3)``.
+    Example: ``im2col(x, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)).shape == (C, 3, 3, N, H, W)``.
     """
     x = as_tensor_operand(x)
     return apply(IM2COL, (x,), {"kernel": tuple(kernel), "stride": tuple(stride), "padding": tuple(padding),
@@ -211,8 +206,10 @@ def col2im(cols: Any, x_shape: tuple, kernel: tuple, stride: tuple, padding: tup
 
 
 class Conv2d(Op):
-    """2-D cross-correlation (PyTorch's conv2d) as im2col + one matmul; backward: two matmuls
-    and col2im. Inputs (x, weight, bias or None)."""
+    """2-D cross-correlation (PyTorch's conv2d) as im2col + one matmul, W (F, C*kh*kw) @ cols
+    (C*kh*kw, N*OH*OW); backward: two matmuls and col2im. Inputs (x, weight, bias or None).
+    The output is stored channels-first (F, N, OH, OW) and seen as (N, F, OH, OW); elementwise
+    ops keep that layout, so the next convolution's im2col and this op's backward reshape for free."""
 
     name = "conv2d"
 
@@ -222,49 +219,44 @@ class Conv2d(Op):
     def forward(self, B: Any, args: list, params: dict) -> Any:
         x, w, b = args
         cols = _prim(B, "im2col")(x, *_geom(params), 0.0)
-        n, oh, ow = cols.shape[0], cols.shape[1], cols.shape[2]
+        n, (oh, ow) = x.shape[0], params["out_hw"]
         m = n * oh * ow
         f, groups = w.shape[0], params["groups"]
         ck = w.shape[1] * w.shape[2] * w.shape[3]
         if groups == 1:
-            out = B.matmul(cols.reshape(m, ck), w.reshape(f, ck).T)
-        else:
-            c = cols.reshape(m, groups, ck).transpose(1, 0, 2)
-            wg = w.reshape(groups, f // groups, ck).transpose(0, 2, 1)
-            out = B.matmul(c, wg).transpose(1, 0, 2).reshape(m, f)
+            out = B.matmul(w.reshape(f, ck), cols.reshape(ck, m))
+        else:  # channels are group-major in both cols and W: one batched matmul, no transposes
+            out = B.matmul(w.reshape(groups, f // groups, ck), cols.reshape(groups, ck, m)).reshape(f, m)
         if b is not None:
-            out += b
-        # (N, OH, OW, F) memory seen as (N, F, OH, OW): channels-last storage flows to the next op.
-        return out.reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
+            out += b.reshape(f, 1)
+        return out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
         x, w, _ = args
         x_shape, w_shape, groups = params["x_shape"], params["w_shape"], params["groups"]
-        n, f = x_shape[0], w_shape[0]
+        n, c, f = x_shape[0], x_shape[1], w_shape[0]
         oh, ow = params["out_hw"]
+        kh, kw = params["kernel"]
         m = n * oh * ow
-        ck = w_shape[1] * w_shape[2] * w_shape[3]
+        ck = w_shape[1] * kh * kw
         fg = f // groups
-        g2 = ns.reshape(ns.transpose(g, (0, 2, 3, 1)), (m, f))
+        g2 = ns.reshape(ns.transpose(g, (1, 0, 2, 3)), (f, m) if groups == 1 else (groups, fg, m))
         gx = gw = gb = None
         if needs[0]:
             if groups == 1:
-                gcols = ns.matmul(g2, ns.reshape(w, (f, ck)))
+                gcols = ns.matmul(ns.transpose(ns.reshape(w, (f, ck)), (1, 0)), g2)
             else:
-                gg_ = ns.transpose(ns.reshape(g2, (m, groups, fg)), (1, 0, 2))
-                gcols = ns.transpose(ns.matmul(gg_, ns.reshape(w, (groups, fg, ck))), (1, 0, 2))
-            kh, kw = params["kernel"]
-            gcols = ns.reshape(gcols, (n, oh, ow, x_shape[1], kh, kw))
+                gcols = ns.matmul(ns.transpose(ns.reshape(w, (groups, fg, ck)), (0, 2, 1)), g2)
+            gcols = ns.reshape(gcols, (c, kh, kw, n, oh, ow))
             gx = _prim(ns, "col2im")(gcols, x_shape, *_geom(params))
         if needs[1]:
             cols = _prim(ns, "im2col")(x, *_geom(params), 0.0)
             if groups == 1:
-                gw = ns.matmul(ns.transpose(g2, (1, 0)), ns.reshape(cols, (m, ck)))
+                gw = ns.matmul(g2, ns.transpose(ns.reshape(cols, (ck, m)), (1, 0)))
             else:
-                gt = ns.transpose(ns.reshape(g2, (m, groups, fg)), (1, 2, 0))
-                gw = ns.matmul(gt, ns.transpose(ns.reshape(cols, (m, groups, ck)), (1, 0, 2)))
+                gw = ns.matmul(g2, ns.transpose(ns.reshape(cols, (groups, ck, m)), (0, 2, 1)))
             gw = ns.reshape(gw, w_shape)
-        if len(needs) > 2 and needs[2]:
+        if needs[2]:
             gb = ns.sum(g, (0, 2, 3))
         return gx, gw, gb
 
@@ -339,71 +331,110 @@ def _same_float_dtype(op: str, *tensors: Any) -> None:
 # ---- pooling --------------------------------------------------------------------------------
 
 
-def _pool_windows(ns: Any, x: Any, params: dict, pad_value: float) -> Any:
-    """(N, OH, OW, C, kh*kw) windows of x."""
-    cols = _prim(ns, "im2col")(x, *_geom(params), pad_value)
-    s = cols.shape
-    return ns.reshape(cols, (s[0], s[1], s[2], s[3], s[4] * s[5]))
+class PoolScatter(Op):
+    """Max pooling's gradient as a linear op of g: g added at each window's argmax tap."""
+
+    name = "pool_scatter"
+    save_inputs = False
+
+    def forward(self, B: Any, args: list, params: dict) -> Any:
+        return _prim(B, "pool_scatter")(args[0], params["idx"], params["x_shape"], *_geom(params))
+
+    def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
+        return (_prim(ns, "pool_gather")(g, params["idx"], *_geom(params)),)
+
+    def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
+        return pool_scatter(tangents[0], params["idx"], params["x_shape"], *_geom(params))
 
 
-def _argmax_mask(x: Any, params: dict) -> Any:
-    """One-hot (N, OH, OW, C, K) boolean mask of each window's first maximum (PyTorch's choice
-    among ties), computed on raw arrays: it is a constant of the gradient."""
+class PoolGather(Op):
+    """The transpose of PoolScatter: x's value at each window's argmax tap (max pooling's tangent)."""
+
+    name = "pool_gather"
+    save_inputs = False
+
+    def forward(self, B: Any, args: list, params: dict) -> Any:
+        return _prim(B, "pool_gather")(args[0], params["idx"], *_geom(params))
+
+    def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
+        return (_prim(ns, "pool_scatter")(g, params["idx"], params["x_shape"], *_geom(params)),)
+
+    def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
+        return pool_gather(tangents[0], params["idx"], *_geom(params))
+
+
+POOL_SCATTER = PoolScatter()
+POOL_GATHER = PoolGather()
+
+
+def _geometry_params(kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> dict:
+    return {"kernel": tuple(kernel), "stride": tuple(stride), "padding": tuple(padding), "dilation": tuple(dilation)}
+
+
+def pool_scatter(g: Any, idx: Any, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
+                 dilation: tuple) -> Tensor:
+    """zeros(x_shape) with each g (N, C, OH, OW) added at its window's tap ``idx`` (differentiable in g)."""
+    g = as_tensor_operand(g)
+    params = _geometry_params(kernel, stride, padding, dilation)
+    params.update(idx=idx, x_shape=tuple(x_shape))
+    return apply(POOL_SCATTER, (g,), params)
+
+
+def pool_gather(x: Any, idx: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Tensor:
+    """x's value at each window's tap ``idx``, (N, C, OH, OW) (differentiable in x)."""
+    x = as_tensor_operand(x)
+    params = _geometry_params(kernel, stride, padding, dilation)
+    params.update(idx=idx, x_shape=x.shape)
+    return apply(POOL_GATHER, (x,), params)
+
+
+def _pool_argmax(x: Any, params: dict) -> Any:
+    """Window argmax taps of x, computed on raw arrays: a constant of the gradient."""
     xr = _raw(x)
-    B = _backend_of(xr)
-    win = _pool_windows(B, xr, params, _lowest(xr.dtype))
-    k = win.shape[-1]
-    idx = B.xp.argmax(win, axis=-1)
-    return B.xp.expand_dims(idx, -1) == B.xp.arange(k)
+    return _prim(_backend_of(xr), "pool_argmax")(xr, *_geom(params))
 
 
 class MaxPool2d(Op):
+    """Max over each window; the gradient goes to each window's first maximum (PyTorch's choice)."""
+
     name = "max_pool2d"
     save_inputs = True
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
-        x = args[0]
-        win = _pool_windows(B, x, params, _lowest(x.dtype))
-        return B.xp.max(win, axis=-1).transpose(0, 3, 1, 2)
+        return _prim(B, "pool2d")(args[0], *_geom(params), "max")
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
-        x = args[0]
-        mask = _argmax_mask(x, params)
-        n, oh, ow, c, _ = mask.shape
-        kh, kw = params["kernel"]
-        gt = ns.expand_dims(ns.transpose(g, (0, 2, 3, 1)), -1)
-        gcols = ns.reshape(ns.where(mask, gt, 0), (n, oh, ow, c, kh, kw))
-        return (_prim(ns, "col2im")(gcols, params["x_shape"], *_geom(params)),)
+        idx = _pool_argmax(args[0], params)
+        return (_prim(ns, "pool_scatter")(g, idx, params["x_shape"], *_geom(params)),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
-        mask = _argmax_mask(args[0], params)
-        tw = _pool_windows(ns, tangents[0], params, 0.0)
-        return ns.transpose(ns.sum(ns.where(mask, tw, 0), -1), (0, 3, 1, 2))
+        idx = _pool_argmax(args[0], params)
+        return pool_gather(tangents[0], idx, *_geom(params))
 
 
 class AvgPool2d(Op):
+    """Window sums over a divisor (a number, or an (OH, OW) array for count_include_pad=False and
+    ceil_mode); the gradient spreads g / divisor over each window (col2im of a broadcast)."""
+
     name = "avg_pool2d"
     save_inputs = False
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
-        win = _pool_windows(B, args[0], params, 0.0)
-        s = B.xp.sum(win, axis=-1)
+        s = _prim(B, "pool2d")(args[0], *_geom(params), "sum")
         div = params["divisor"]
-        s /= div if isinstance(div, float) else B.asarray(div, dtype=s.dtype)[:, :, None]
-        return s.transpose(0, 3, 1, 2)
+        s /= div if isinstance(div, float) else B.asarray(div, dtype=s.dtype)
+        return s
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
         x_shape = params["x_shape"]
         oh, ow = params["out_hw"]
         kh, kw = params["kernel"]
         n, c = x_shape[0], x_shape[1]
-        gt = ns.transpose(g, (0, 2, 3, 1))
         div = params["divisor"]
-        if isinstance(div, float):
-            gt = gt / div
-        else:
-            gt = gt / _backend_of(_raw(g)).asarray(div, dtype=g.dtype)[:, :, None]
-        gcols = ns.broadcast_to(ns.reshape(gt, (n, oh, ow, c, 1, 1)), (n, oh, ow, c, kh, kw))
+        if not isinstance(div, float):
+            div = _backend_of(_raw(g)).asarray(div, dtype=g.dtype)
+        gt = ns.transpose(g / div, (1, 0, 2, 3))  # (C, N, OH, OW)
+        gcols = ns.broadcast_to(ns.reshape(gt, (c, 1, 1, n, oh, ow)), (c, kh, kw, n, oh, ow))
         return (_prim(ns, "col2im")(gcols, x_shape, *_geom(params)),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
@@ -502,7 +533,7 @@ def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, c
             geo = dict(params, padding=((0, params["padding"][0][1] - pb), (0, params["padding"][1][1] - pr)))
         else:
             geo = params
-        counts = _npb.im2col(ones, *_geom(geo)).sum(axis=(3, 4, 5))[0]
+        counts = _npb.pool2d(ones, *_geom(geo), "sum")[0, 0]
         params["divisor"] = float(kh * kw) if np.all(counts == kh * kw) else counts
     out = apply(AVG_POOL2D, (x,), params)
     return squeeze(out, 0) if unbatched else out
