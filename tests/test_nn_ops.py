@@ -444,8 +444,28 @@ def test_dropout_mask_scaling_seed_and_eval():
     np.testing.assert_array_equal(F.dropout(x, 1.0).numpy(), 0)
     with pytest.raises(gg.ArgumentError):
         F.dropout(x, 1.5)
-    mask = F.dropout(gg.ones(5, 5, dtype=gg.float64), 0.5).numpy()
-    check_jvp(lambda x: x * gg.tensor(mask), [t64((5, 5))])  # a fixed mask is linear
+
+
+def test_dropout_op_gradcheck_and_jvp():
+    def seeded(x):  # the same mask at every evaluation
+        gg.manual_seed(3)
+        return F.dropout(x, 0.4)
+
+    x = t64((6, 5))
+    assert gg.gradcheck(seeded, (x,))
+    check_jvp(seeded, [x])
+    check_second_order(projected(seeded), (x,))
+
+
+def test_pool_scatter_gather_ops_gradcheck_and_jvp():
+    args = ((2, 2), (1, 2), ((1, 0), (0, 1)), (1, 1))
+    x = t64((1, 2, 4, 5))
+    idx = npb.pool_argmax(x.numpy(), *args)
+    g = t64(idx.shape)
+    assert gg.gradcheck(lambda g: gg.ops.pool_scatter(g, idx, x.shape, *args), (g,))
+    assert gg.gradcheck(lambda x: gg.ops.pool_gather(x, idx, *args), (x,))
+    check_jvp(lambda g: gg.ops.pool_scatter(g, idx, (1, 2, 4, 5), *args), [g])
+    check_jvp(lambda x: gg.ops.pool_gather(x, idx, *args), [x])
 
 
 # ---- losses ------------------------------------------------------------------------------------------

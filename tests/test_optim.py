@@ -201,6 +201,16 @@ def test_param_groups_skipped_params_and_version_bump():
         out.backward()
 
 
+def test_bad_gradient_changes_nothing():
+    a, b = nn.Parameter(gg.ones(2)), nn.Parameter(gg.ones(3))
+    opt = optim.Adam([a, b], lr=0.1)
+    a.grad, b.grad = gg.ones(2), gg.ones(4)
+    with pytest.raises(gg.ShapeError, match=r"\(4,\).*\(3,\)"):
+        opt.step()
+    np.testing.assert_array_equal(a.numpy(), 1)  # a was checked fine but not updated either
+    assert opt.state == {}
+
+
 def test_optimizer_argument_errors():
     p = nn.Parameter(gg.zeros(2))
     with pytest.raises(gg.GpugradError, match="empty"):

@@ -121,7 +121,8 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        work = []
+        for group in self.param_groups:  # check everything first: a bad gradient changes nothing
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -132,17 +133,17 @@ class Optimizer:
                 if p.grad.device != p.device:
                     raise DeviceError(f"{type(self).__name__}.step: the gradient is on {p.grad.device} but the "
                                       f"parameter is on {p.device}")
-                if grad.dtype != p.dtype:
-                    grad = grad.astype(p.dtype)
-                arr = p.data
-                if getattr(arr, "flags", None) is not None and not arr.flags.writeable:
-                    p.data = arr = arr.copy()  # e.g. a parameter made from a read-only array
-                state = self.state.get(id(p))
-                if state is None:
-                    state = self.state[id(p)] = self._init_state(p, group)
-                arrays, hyper = self._arguments(p, state, group)
-                _step_function(p.device)(self._rule, arr, grad, arrays, hyper)
-                p._version[0] += 1
+                work.append((group, p, grad if grad.dtype == p.dtype else grad.astype(p.dtype)))
+        for group, p, grad in work:
+            arr = p.data
+            if getattr(arr, "flags", None) is not None and not arr.flags.writeable:
+                p.data = arr = arr.copy()  # e.g. a parameter made from a read-only array
+            state = self.state.get(id(p))
+            if state is None:
+                state = self.state[id(p)] = self._init_state(p, group)
+            arrays, hyper = self._arguments(p, state, group)
+            _step_function(p.device)(self._rule, arr, grad, arrays, hyper)
+            p._version[0] += 1
         return loss
 
     def _zeros(self, p: Tensor) -> Any:
