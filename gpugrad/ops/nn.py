@@ -1012,7 +1012,8 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
         x = moveaxis(x, 1, -1)
     batch_shape = () if unbatched else (logits.shape[0],) + tuple(logits.shape[2:])
     m = int(np.prod(batch_shape, dtype=np.int64)) if batch_shape else 1
-    x = reshape(x, (m, c))
+    if x.shape != (m, c):
+        x = reshape(x, (m, c))
     params: dict[str, Any] = {"smoothing": s, "weight": w, "reduction": reduction, "out_shape": batch_shape,
                               "labels": None, "valid": None}
     if is_labels:
@@ -1046,6 +1047,7 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
         t = reshape(t, (1, c))
     elif logits.ndim > 2:
         t = moveaxis(t, 1, -1)
-    t = reshape(t, (m, c))
+    if t.shape != (m, c):
+        t = reshape(t, (m, c))
     params["denom"] = params["grad_denom"] = float(m)
     return apply(CROSS_ENTROPY, (x, t), params)
