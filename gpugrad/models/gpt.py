@@ -43,7 +43,8 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.ln2 = nn.LayerNorm(cfg.n_embd)
         width = 4 * cfg.n_embd
-        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, width), nn.GELU(), nn.Linear(width, cfg.n_embd),
+        # GPT-2's tanh form of GELU: on the CPU np.tanh is vectorised, erf is not.
+        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, width), nn.GELU("tanh"), nn.Linear(width, cfg.n_embd),
                                  nn.Dropout(cfg.dropout))
 
     def forward(self, x: Tensor) -> Tensor:

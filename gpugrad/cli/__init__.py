@@ -1,0 +1,1 @@
+"""The `gpugrad` command line."""

@@ -1,0 +1,116 @@
+"""``gpugrad train`` through its Python entry point: accuracy with the defaults, determinism,
+checkpoints, metrics and plot, resume after Ctrl-C equal to an uninterrupted run, and usage errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+
+pytest.importorskip("sklearn")
+from gpugrad.cli.train import TrainConfig, UsageError, train  # noqa: E402
+
+TIMING_KEYS = {"seconds", "samples_per_s", "tokens_per_s"}
+
+
+def _quiet(*_args: object) -> None:
+    pass
+
+
+def _strip(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+
+
+def test_mlp_defaults_reach_97_percent() -> None:
+    result = train(TrainConfig.from_options(model="mlp", progress=False), log=_quiet)
+    assert result["final"]["test_acc"] >= 0.97
+
+
+def test_cnn_defaults_reach_98_percent() -> None:
+    result = train(TrainConfig.from_options(model="cnn", progress=False), log=_quiet)
+    assert result["final"]["test_acc"] >= 0.98
+
+
+def test_same_seed_same_device_identical_metrics() -> None:
+    runs = [train(TrainConfig.from_options(model="mlp", epochs=2, seed=5, progress=False), log=_quiet)
+            for _ in range(2)]
+    assert _strip(runs[0]["metrics"]) == _strip(runs[1]["metrics"])
+    other = train(TrainConfig.from_options(model="mlp", epochs=2, seed=6, progress=False), log=_quiet)
+    assert _strip(other["metrics"]) != _strip(runs[0]["metrics"])
+
+
+def test_outputs_checkpoint_metrics_and_plot(tmp_path) -> None:  # noqa: ANN001
+    lines: list[str] = []
+    train(TrainConfig.from_options(model="mlp", epochs=2, out=str(tmp_path), progress=False), log=lines.append)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"train_loss", "train_acc", "test_loss", "test_acc", "samples_per_s", "lr"} <= rows[0].keys()
+    state = gg.load(tmp_path / "checkpoint.safetensors")
+    assert state["epoch"] == 2 and state["config"]["model"] == "mlp" and "model" in state and "optimizer" in state
+    assert (tmp_path / "plot.png").stat().st_size > 1000
+    assert any(line.startswith("epoch 2/2") and "samples/s" in line for line in lines)
+    assert lines[-1].startswith("test accuracy:")
+
+
+def test_ctrl_c_saves_and_resume_matches_uninterrupted_run(tmp_path) -> None:  # noqa: ANN001
+    base = dict(model="mlp", epochs=3, seed=1, progress=False)
+    full = train(TrainConfig.from_options(**base), log=_quiet)
+
+    def interrupt(epoch: int, step: int) -> None:
+        if (epoch, step) == (1, 7):
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C
+
+    out = str(tmp_path / "run")
+    first = train(TrainConfig.from_options(**base, out=out), on_step=interrupt, log=_quiet)
+    assert first["interrupted"] and len(first["metrics"]) == 1
+    state = gg.load(tmp_path / "run" / "checkpoint.safetensors")
+    assert (state["epoch"], state["step"]) == (1, 8)
+    resumed = train(TrainConfig.from_options(**base, out=out, resume=True), log=_quiet)
+    assert _strip(resumed["metrics"]) == _strip(full["metrics"])
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert _strip(rows) == _strip(full["metrics"])
+
+
+def test_resume_extends_a_finished_run(tmp_path) -> None:  # noqa: ANN001
+    out = str(tmp_path)
+    two = train(TrainConfig.from_options(model="mlp", epochs=2, out=out, progress=False), log=_quiet)
+    three = train(TrainConfig.from_options(model="mlp", epochs=3, out=out, resume=True, progress=False), log=_quiet)
+    assert len(three["metrics"]) == 3
+    assert _strip(three["metrics"][:2]) == _strip(two["metrics"])
+    done = train(TrainConfig.from_options(model="mlp", epochs=3, out=out, resume=True, progress=False), log=_quiet)
+    assert len(done["metrics"]) == 3
+
+
+def test_gpt_trains_and_samples(capsys) -> None:  # noqa: ANN001
+    cfg = TrainConfig.from_options(model="gpt", epochs=2, batch_size=4, lr=3e-3, progress=False)
+    cfg.steps_per_epoch = 15
+    cfg.gpt = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32}
+    lines: list[str] = []
+    result = train(cfg, log=lines.append)
+    rows = result["metrics"]
+    assert np.isfinite(rows[-1]["val_loss"]) and rows[-1]["val_loss"] < rows[0]["train_loss"]
+    assert rows[-1]["val_loss"] < np.log(96)  # better than a uniform guess over the vocabulary
+    assert any(line.startswith("sample:\ndef ") for line in lines)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"model": "gpt", "dataset": "digits"}, "pysource"),
+    ({"model": "mlp", "dataset": "pysource"}, "digits"),
+    ({"model": "resnet"}, "--model"),
+    ({"model": "mlp", "epochs": 0}, "--epochs"),
+    ({"model": "mlp", "lr": -1.0}, "--lr"),
+    ({"model": "mlp", "resume": True}, "--out"),
+])
+def test_usage_errors(options: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        TrainConfig.from_options(**options)
+
+
+def test_resume_without_checkpoint(tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(UsageError, match="no checkpoint"):
+        train(TrainConfig.from_options(model="mlp", out=str(tmp_path), resume=True, progress=False), log=_quiet)
