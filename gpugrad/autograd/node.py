@@ -21,7 +21,8 @@ class Node:
     # Filled field by field by ops.base._record (faster than an __init__ with arguments).
     # ``extra`` is None or a dict of the rarely used parts: "hooks" (gradient hooks),
     # "retained" (a weak reference to the output tensor, for retain_grad) and "trace" (the
-    # forward call site, under detect_anomaly).
+    # forward call site, under detect_anomaly) and "tangents" (the output's forward-mode
+    # tangents, kept while a jvp is active so that output_tensor() carries them).
 
     @property
     def hooks(self) -> list:
@@ -44,5 +45,8 @@ class Node:
         """The op's output as a tensor attached to this node (for create_graph rules)."""
         from gpugrad.tensor import make_tensor
 
-        return make_tensor(self.out, self.device, True, self, self.out_vc)
+        t = make_tensor(self.out, self.device, True, self, self.out_vc)
+        if self.extra is not None and "tangents" in self.extra:
+            t._tangents = dict(self.extra["tangents"])  # forward-mode tangents of the output (hvp)
+        return t
 

@@ -277,6 +277,15 @@ def _forward_mode(op: Op, vals: tuple, params: dict, result: Tensor) -> None:
         if result._tangents is None:
             result._tangents = {}
         result._tangents[level] = t
+    node = result._node
+    if result._tangents and node is not None and node.out is not None:
+        # The node rebuilds its output as a fresh tensor for create_graph rules
+        # (Node.output_tensor); that tensor must carry these tangents, or forward-over-reverse
+        # (hvp, hessian) through an op that saves its output (tanh, exp, softmax...) loses the
+        # output's dependence on the primal and comes out wrong (zero for sum(tanh(x))).
+        if node.extra is None:
+            node.extra = {}
+        node.extra["tangents"] = result._tangents
 
 
 def _check_forward(op: Op, datas: list, out: Any, device: str) -> None:
