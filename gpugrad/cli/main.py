@@ -1,0 +1,75 @@
+"""``gpugrad``: the command-line entry point (pyproject's ``gpugrad = "gpugrad.cli.main:main"``).
+
+Each subcommand lives in its own module and registers itself through a ``(name, module)`` entry
+in :data:`SUBCOMMANDS`; the module provides ``add_arguments(parser)`` and ``run(args) -> int``.
+Adding ``train`` is one entry: ``("train", "gpugrad.cli.train")``.
+
+Usage errors and missing optional dependencies print one line on stderr and exit with status 2
+(no traceback).
+
+Example::
+
+    gpugrad bench --quick --json bench.json
+    gpugrad info
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# (subcommand, module providing HELP, add_arguments(parser) and run(args) -> int)
+SUBCOMMANDS: list[tuple[str, str]] = [
+    ("bench", "gpugrad.cli.bench"),
+    ("info", "gpugrad.cli.info"),
+]
+
+
+class UsageError(Exception):
+    """A bad option or a missing optional dependency: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and status 2 (argparse's own code)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every subcommand of :data:`SUBCOMMANDS`."""
+    import gpugrad
+
+    parser = _Parser(prog="gpugrad", description="gpugrad: automatic differentiation on NumPy and CuPy.")
+    parser.add_argument("--version", action="version", version=f"gpugrad {gpugrad.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module_name in SUBCOMMANDS:
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__.split("\n\n")[0])
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: sys.argv[1:]) and run the subcommand; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_module", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args._module.run(args) or 0)
+    except UsageError as exc:
+        sys.stderr.write(f"gpugrad {args.command}: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"gpugrad {args.command}: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
