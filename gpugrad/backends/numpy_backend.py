@@ -50,6 +50,41 @@ def _zeros_like(x: Any) -> Any:
     return np.zeros_like(x)
 
 
+_SELECT_INT = {2: np.dtype(np.int16), 4: np.dtype(np.int32), 8: np.dtype(np.int64)}
+
+
+def _where(c: Any, a: Any, b: Any) -> Any:
+    """``np.where(c, a, b)``, bit for bit.
+
+    np.where branches per element, which costs ~5 ns per element on random masks (a ReLU's):
+    10x a ufunc pass. Selecting a float array against a +0.0 constant (ReLU's forward
+    ``where(x > 0, x, 0)`` and gradient ``where(out > 0, g, 0)``) is done instead with an
+    integer mask, 0 or all ones, and-ed into the array's bits: three branch-free passes, same bits
+    (NaN, inf and -0.0 included).
+    """
+    if c.__class__ is _ndarray and c.dtype.kind == "b" and c.size >= 256:
+        if _is_zero_constant(b) and _selectable(a, c):
+            return _select(c, a)
+        if _is_zero_constant(a) and _selectable(b, c):
+            return _select(np.logical_not(c), b)
+    return np.where(c, a, b)
+
+
+def _is_zero_constant(v: Any) -> bool:
+    return v.__class__ is _ndarray and v.ndim == 0 and v.dtype.kind == "f" and not v.tobytes().strip(b"\0")
+
+
+def _selectable(a: Any, c: Any) -> bool:
+    return a.__class__ is _ndarray and a.dtype.kind == "f" and a.shape == c.shape and a.dtype.itemsize in _SELECT_INT
+
+
+def _select(c: Any, a: Any) -> Any:
+    it = _SELECT_INT[a.dtype.itemsize]
+    mask = c.astype(it)
+    np.negative(mask, out=mask)
+    return np.bitwise_and(a.view(it), mask, out=mask).view(a.dtype)
+
+
 # The expression language's functions (gpugrad.ops.expr.FUNCTIONS) as NumPy callables.
 EXPR_FUNCTIONS: dict[str, Any] = {
     "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2, "log10": np.log10,
@@ -60,7 +95,7 @@ EXPR_FUNCTIONS: dict[str, Any] = {
     "arctanh": np.arctanh, "sigmoid": _sigmoid, "erf": _erf, "floor": np.floor, "ceil": np.ceil,
     "rint": np.rint, "trunc": np.trunc, "isnan": np.isnan, "isfinite": np.isfinite,
     "isinf": np.isinf, "logical_not": np.logical_not, "logical_and": np.logical_and,
-    "logical_or": np.logical_or, "logical_xor": np.logical_xor, "where": np.where,
+    "logical_or": np.logical_or, "logical_xor": np.logical_xor, "where": _where,
     "pow": np.power, "maximum": np.maximum, "minimum": np.minimum, "arctan2": np.arctan2,
     "hypot": np.hypot, "floordiv": np.floor_divide, "mod": np.remainder,
     "zeros_like": _zeros_like,
