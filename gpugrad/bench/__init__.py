@@ -15,6 +15,7 @@ Example::
     print(format_table(result))
 """
 
+from gpugrad.bench import workloads  # importing it registers the workloads
 from gpugrad.bench.core import LIBRARIES, PEERS, WORKLOADS, Case, Impl, Inputs, Skip, Workload, register
 from gpugrad.bench.report import format_table, goals, plot, to_jsonable, write_json
 from gpugrad.bench.runner import BenchError, Settings, make_inputs, run, run_case, select

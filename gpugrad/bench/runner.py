@@ -243,12 +243,8 @@ def run_case(w: Workload, case: Case, env: Env, peers: dict[str, Peer], settings
     results: dict[str, dict[str, Any]] = row["results"]
     ins = make_inputs(w, case, settings)
     row["input_sets"] = len(ins.sets)
-    tol = tolerance(case.dtype)
     try:
-        ref_impl = w.builders["numpy"](case, env, ins.astype_float64())
-        ref_impl.step(0)
-        ref = ref_impl.outputs()
-        del ref_impl
+        ref = reference(w, case, env, ins)
     except Exception as exc:  # without a reference nothing can be checked, so nothing is timed
         msg = f"the float64 reference failed ({exc.__class__.__name__}: {exc})"
         for lib in _libs(peers):
@@ -257,44 +253,12 @@ def run_case(w: Workload, case: Case, env: Env, peers: dict[str, Peer], settings
     entries: list[Entry] = []
     impls = {}
     for lib in _libs(peers):
-        if lib == "gpugrad":
-            reason = gg_reason or w.gpugrad_reason()
-            if reason:
-                results[lib] = {"status": "skipped", "reason": reason}
-                continue
-        else:
-            peer = peers[lib]
-            if not peer.available:
-                results[lib] = {"status": "skipped", "reason": peer.reason or "not available"}
-                continue
-        builder = w.builders.get(lib)
-        if builder is None:
-            results[lib] = {"status": "skipped", "reason": f"no {lib} version of this workload"}
-            continue
-        try:
-            impl = builder(case, env, ins)
-        except Skip as exc:
-            results[lib] = {"status": "skipped", "reason": str(exc)}
-            continue
-        except Exception as exc:
-            results[lib] = {"status": "failed", "reason": f"error while building: {exc.__class__.__name__}: {exc}"}
-            continue
-        try:
-            impl.step(0)
-            env.synchronize()
-            got = impl.outputs()
-        except Exception as exc:
-            results[lib] = {"status": "failed", "reason": f"error in the step: {exc.__class__.__name__}: {exc}"}
-            continue
-        passed, err, msg = compare(got, ref, tol)
-        check = {"passed": passed, "rel_err": err if np.isfinite(err) else None, "tol": tol}
-        if not passed:
-            results[lib] = {"status": "failed", "reason": f"wrong result: {msg}", "check": check}
-            continue
-        clock = _clock(lib, env)
-        results[lib] = {"status": "ok", "check": check, "timer": clock.name}
-        impls[lib] = impl
-        entries.append(Entry(lib, impl.step, clock))
+        impl, results[lib] = prepare(w, case, lib, env, peers, gg_reason, ins, ref)
+        if impl is not None:
+            clock = _clock(lib, env)
+            results[lib]["timer"] = clock.name
+            impls[lib] = impl
+            entries.append(Entry(lib, impl.step, clock))
     try:
         stats = interleave(entries, len(ins.sets), budget)
     except Exception as exc:
@@ -327,6 +291,49 @@ def run_case(w: Workload, case: Case, env: Env, peers: dict[str, Peer], settings
     del impls, entries
     _free(env)
     return row
+
+
+def reference(w: Workload, case: Case, env: Env, ins: Inputs) -> dict[str, np.ndarray]:
+    """The hand-written version's outputs in float64 on input set 0: what every library must match."""
+    impl = w.builders["numpy"](case, env, ins.astype_float64())
+    impl.step(0)
+    return impl.outputs()
+
+
+def prepare(w: Workload, case: Case, lib: str, env: Env, peers: dict[str, Peer], gg_reason: str | None,
+            ins: Inputs, ref: dict[str, np.ndarray]) -> tuple[Any, dict[str, Any]]:
+    """Build ``lib``'s version of the case and run the correctness gate: ``(impl, result)``, with
+    impl None when the library is skipped (result has the reason) or failed (a wrong result, or
+    an exception while building or stepping)."""
+    if lib == "gpugrad":
+        reason = gg_reason or w.gpugrad_reason()
+        if reason:
+            return None, {"status": "skipped", "reason": reason}
+    else:
+        peer = peers.get(lib)
+        if peer is None or not peer.available:
+            return None, {"status": "skipped", "reason": (peer.reason if peer else None) or "not requested"}
+    builder = w.builders.get(lib)
+    if builder is None:
+        return None, {"status": "skipped", "reason": f"no {lib} version of this workload"}
+    try:
+        impl = builder(case, env, ins)
+    except Skip as exc:
+        return None, {"status": "skipped", "reason": str(exc)}
+    except Exception as exc:
+        return None, {"status": "failed", "reason": f"error while building: {exc.__class__.__name__}: {exc}"}
+    try:
+        impl.step(0)
+        env.synchronize()
+        got = impl.outputs()
+    except Exception as exc:
+        return None, {"status": "failed", "reason": f"error in the step: {exc.__class__.__name__}: {exc}"}
+    tol = tolerance(case.dtype)
+    passed, err, msg = compare(got, ref, tol)
+    check = {"passed": passed, "rel_err": err if np.isfinite(err) else None, "tol": tol}
+    if not passed:
+        return None, {"status": "failed", "reason": f"wrong result: {msg}", "check": check}
+    return impl, {"status": "ok", "check": check}
 
 
 def _launches(lib: str, step: Callable[[int], Any], env: Env) -> tuple[int | None, str]:

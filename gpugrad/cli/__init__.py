@@ -1,1 +1,6 @@
 """The ``gpugrad`` command line: ``gpugrad bench`` and ``gpugrad info`` (see gpugrad.cli.main)."""
+
+
+class UsageError(Exception):
+    """A bad option or a missing optional dependency: ``gpugrad`` prints one line on stderr and
+    exits with status 2. Example: ``raise UsageError("--plot needs matplotlib")``."""

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``gpugrad bench``; see the module docstring."""
     from gpugrad.bench import BenchError, Settings, format_table, plot, select, write_json
     from gpugrad.bench.runner import default_budget
-    from gpugrad.cli.main import UsageError
+    from gpugrad.cli import UsageError
 
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib (pip install matplotlib)")

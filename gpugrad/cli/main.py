@@ -20,15 +20,13 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from gpugrad.cli import UsageError
+
 # (subcommand, module providing HELP, add_arguments(parser) and run(args) -> int)
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("bench", "gpugrad.cli.bench"),
     ("info", "gpugrad.cli.info"),
 ]
-
-
-class UsageError(Exception):
-    """A bad option or a missing optional dependency: one line on stderr, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -90,8 +90,12 @@ def add_at(xp: Any, target: Any, index: Any, values: Any) -> None:
     scatter_add where add.at is missing)."""
     at = getattr(xp.add, "at", None)
     if at is not None:
-        at(target, index, values)
-        return
+        try:
+            at(target, index, values)
+            return
+        except (NotImplementedError, TypeError):
+            if xp is np:
+                raise
     import cupyx
 
     cupyx.scatter_add(target, index, values)
