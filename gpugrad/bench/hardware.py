@@ -219,42 +219,55 @@ def copy_bandwidth(device: str, quick: bool = False) -> dict[str, Any]:
 
 
 def matmul_rate(device: str, dtype: str, quick: bool = False) -> dict[str, Any]:
-    """FLOP/s of a large square matmul in ``dtype`` through the device's BLAS.
+    """FLOP/s of large square matmuls in ``dtype`` through the device's BLAS: the best of two
+    sizes (a BLAS's best size varies), each the median of several runs on random operands.
 
-    GPU: ``cupy.matmul`` (cuBLAS) at n=8192 (4096 with ``quick``), CUDA events, median of 10.
-    CPU: ``numpy.matmul`` at n=2048 (1024), median of 5 (3). float16 is not measured on the CPU
-    (NumPy has no float16 BLAS).
+    GPU: ``cupy.matmul`` (cuBLAS) at n=4096 and 8192 (4096 alone with ``quick``), CUDA events,
+    median of 10. CPU: ``numpy.matmul`` at n=1024 and 2048 (512 and 1024), median of 5 (3).
+    float16 is not measured on the CPU (NumPy has no float16 BLAS).
     """
     if device.startswith("cuda"):
-        import cupy
-
-        index = int(device.split(":")[1])
-        n = 4096 if quick else 8192
-        with cupy.cuda.Device(index):
-            rs = cupy.random.RandomState(0)
-            a = rs.standard_normal((n, n), dtype=cupy.float32).astype(dtype)
-            b = rs.standard_normal((n, n), dtype=cupy.float32).astype(dtype)
-            c = cupy.matmul(a, b)
-            start, end = cupy.cuda.Event(), cupy.cuda.Event()
-            times = []
-            for i in range(13):
-                cupy.cuda.Device(index).synchronize()
-                start.record()
-                cupy.matmul(a, b, out=c)
-                end.record()
-                end.synchronize()
-                if i >= 3:
-                    times.append(cupy.cuda.get_elapsed_time(start, end) / 1e3)
-            del a, b, c
-            cupy.get_default_memory_pool().free_all_blocks()
-        t = float(np.median(times))
-        return {"flop_per_s": 2 * n**3 / t, "n": n, "method": "cupy.matmul (cuBLAS), events"}
-    if np.dtype(dtype) == np.float16:
+        sizes = [4096] if quick else [4096, 8192]
+        rates = {n: _gpu_matmul(device, dtype, n) for n in sizes}
+        method = "cupy.matmul (cuBLAS), events"
+    elif np.dtype(dtype) == np.float16:
         return {"flop_per_s": None, "n": None, "method": "not measured: NumPy has no float16 BLAS"}
-    n = 1024 if quick else 2048
+    else:
+        sizes = [512, 1024] if quick else [1024, 2048]
+        rates = {n: _cpu_matmul(dtype, n, 3 if quick else 5) for n in sizes}
+        method = "numpy.matmul (BLAS), perf_counter"
+    best = max(rates, key=lambda n: rates[n])
+    return {"flop_per_s": rates[best], "n": best, "by_size": {str(n): r for n, r in rates.items()},
+            "method": method}
+
+
+def _cpu_matmul(dtype: str, n: int, reps: int) -> float:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
     c = a @ b
-    t = _median_time(lambda: np.matmul(a, b, out=c), 3 if quick else 5)
-    return {"flop_per_s": 2 * n**3 / t, "n": n, "method": "numpy.matmul (BLAS), perf_counter"}
+    return 2 * n**3 / _median_time(lambda: np.matmul(a, b, out=c), reps)
+
+
+def _gpu_matmul(device: str, dtype: str, n: int) -> float:
+    import cupy
+
+    index = int(device.split(":")[1])
+    with cupy.cuda.Device(index):
+        rs = cupy.random.RandomState(0)
+        a = rs.standard_normal((n, n), dtype=cupy.float32).astype(dtype)
+        b = rs.standard_normal((n, n), dtype=cupy.float32).astype(dtype)
+        c = cupy.matmul(a, b)
+        start, end = cupy.cuda.Event(), cupy.cuda.Event()
+        times = []
+        for i in range(13):
+            cupy.cuda.Device(index).synchronize()
+            start.record()
+            cupy.matmul(a, b, out=c)
+            end.record()
+            end.synchronize()
+            if i >= 3:
+                times.append(cupy.cuda.get_elapsed_time(start, end) / 1e3)
+        del a, b, c
+        cupy.get_default_memory_pool().free_all_blocks()
+    return 2 * n**3 / float(np.median(times))
