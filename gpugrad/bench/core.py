@@ -68,6 +68,7 @@ class Case:
     unit: str = "ms"
     dtype: str = "float32"
     series: str = ""  # cases sharing a series form one time-vs-size curve in the plot
+    size_label: str = "size"  # what ``size`` counts, for the plot's x axis
 
     @property
     def key(self) -> str:

@@ -20,6 +20,8 @@ from gpugrad.bench.core import LIBRARIES
 from gpugrad.bench.hardware import threads_summary
 
 SYMBOLS = "abcdefghijklmnopqrstuvwxyz"
+COLORS = {"gpugrad": "#000000", "torch": "#ee4c2c", "jax": "#5e97f6", "jax.jit": "#1a4ba8",
+          "autograd": "#2ca02c", "numpy": "#9467bd"}
 
 
 def fmt_time(seconds: float | None, per: int = 1) -> str:
@@ -213,6 +215,9 @@ def write_json(result: dict[str, Any], path: str) -> None:
     """Write the result as JSON, atomically (a temporary file renamed over ``path``)."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".json", dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the result is an ordinary file
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(to_jsonable(result), f, indent=1, default=_default)
@@ -259,11 +264,12 @@ def plot(result: dict[str, Any], path: str) -> int:
                    if r["results"].get(lib, {}).get("status") == "ok"]
             if pts:
                 xs, ys = zip(*pts)
-                ax.plot(xs, ys, marker="o", label=lib, linewidth=2.2 if lib == "gpugrad" else 1.2)
+                ax.plot(xs, ys, marker="o", label=lib, color=COLORS.get(lib),
+                        linewidth=2.4 if lib == "gpugrad" else 1.2, zorder=3 if lib == "gpugrad" else 2)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(name)
-        ax.set_xlabel("size")
+        ax.set_xlabel(rows[0].get("size_label", "size"))
         ax.set_ylabel("seconds per step" if rows[0]["per"] == 1 else f"seconds / {rows[0]['per']}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)

@@ -64,6 +64,7 @@ class Settings:
     threads: int | None = None
     seed: int = 0
     budget: Budget | None = None
+    command: str | None = None  # the command line, recorded in the JSON
     gpu: bool = field(default=False, init=False)
 
 
@@ -244,7 +245,8 @@ def run_case(w: Workload, case: Case, env: Env, peers: dict[str, Peer], settings
     """Gate, time and annotate one case; the row of the JSON."""
     row: dict[str, Any] = {"workload": w.name, "family": w.family, "case": case.label, "title": w.title,
                            "params": dict(case.params), "dtype": case.dtype, "size": case.size,
-                           "series": case.series or w.name, "flops": case.flops, "bytes": case.bytes,
+                           "series": case.series or w.name, "size_label": case.size_label,
+                           "flops": case.flops, "bytes": case.bytes,
                            "bytes_floor": case.bytes_floor, "per": case.per, "unit": case.unit, "results": {}}
     results: dict[str, dict[str, Any]] = row["results"]
     ins = make_inputs(w, case, settings)
@@ -413,7 +415,7 @@ def run(settings: Settings, progress: Callable[[str], None] | None = None) -> di
         "schema": SCHEMA,
         "date": started.isoformat(timespec="seconds"),
         "seconds": round((finished - started).total_seconds(), 1),
-        "command": " ".join(["gpugrad"] + sys.argv[1:]) if sys.argv and sys.argv[0] else None,
+        "command": settings.command,
         "settings": {"device": device, "requested_device": settings.device, "quick": settings.quick,
                      "only": settings.only, "peers": settings.peers, "threads": settings.threads,
                      "seed": settings.seed, "budget_s_per_case": budget.budget_s,

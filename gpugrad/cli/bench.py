@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             if not os.path.isdir(directory):
                 raise UsageError(f"{opt} {path}: directory {directory} does not exist")
     settings = Settings(device=args.device, quick=args.quick, only=args.only, peers=args.peers,
-                        threads=args.threads, seed=args.seed)
+                        threads=args.threads, seed=args.seed, command=getattr(args, "_argv", None))
     if args.budget:
         base = default_budget(args.quick)
         base.budget_s = args.budget

@@ -28,7 +28,8 @@ def _cases(settings: Any) -> list[Case]:
     for n, c, f, hw in shapes:
         flops = 6.0 * n * f * hw * hw * c * K * K
         out.append(Case("conv2d", f"N={n} C={c} F={f} {hw}x{hw} k={K} {SHORT[dt]}",
-                        {"N": n, "C": c, "F": f, "HW": hw}, size=flops / 6, flops=flops, dtype=dt, series="conv2d"))
+                        {"N": n, "C": c, "F": f, "HW": hw}, size=flops / 6, flops=flops, dtype=dt, series="conv2d",
+                        size_label="multiply-adds (forward)"))
     return out
 
 

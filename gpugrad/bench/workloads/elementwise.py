@@ -31,7 +31,7 @@ def _cases(settings: Any) -> list[Case]:
     dt = "float32"
     item = np.dtype(dt).itemsize
     return [Case("elementwise", f"n={human(n)} {SHORT[dt]}", {"n": n}, size=n, bytes=21 * n * item,
-                 bytes_floor=2 * n * item, dtype=dt, series="tanh*sigmoid f32") for n in sizes]
+                 bytes_floor=2 * n * item, dtype=dt, series="tanh*sigmoid f32", size_label="elements") for n in sizes]
 
 
 def _inputs(case: Case, rng: np.random.Generator, k: int) -> dict[str, np.ndarray]:

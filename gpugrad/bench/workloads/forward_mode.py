@@ -27,7 +27,8 @@ def _cases(settings: Any) -> list[Case]:
     out = []
     for kind, products in (("jvp", 4), ("hvp", 8)):
         out.append(Case(kind, f"tanh(x@W) B={b} n={n} {SHORT['float32']}", {"B": b, "n": n}, size=b * n,
-                        flops=float(products) * b * n * n, dtype="float32", series=kind))
+                        flops=float(products) * b * n * n, dtype="float32", series=kind,
+                        size_label="elements of x"))
     return out
 
 

@@ -28,7 +28,8 @@ def _cases(settings: Any) -> list[Case]:
     return [Case("indexing", f"V={human(v) if v % 1024 == 0 else v} D={d} B={b} {SHORT[dt]}",
                  {"V": v, "D": d, "B": b}, size=b * d,
                  bytes=(5 * b * d + v * d) * item + 16 * b, bytes_floor=(b * d + v * d) * item + 8 * b,
-                 dtype=dt, series=f"gather/scatter-add V={v}") for v, d, b in shapes]
+                 dtype=dt, series=f"gather/scatter-add V={v}", size_label="gathered elements (B x D)")
+            for v, d, b in shapes]
 
 
 def _inputs(case: Case, rng: np.random.Generator, k: int) -> dict[str, np.ndarray]:

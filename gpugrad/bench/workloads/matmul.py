@@ -27,7 +27,8 @@ def _cases(settings: Any) -> list[Case]:
         item = np.dtype(dt).itemsize
         for n in sizes:
             out.append(Case("matmul", f"n={n} {SHORT[dt]}", {"n": n}, size=n, flops=6.0 * n**3,
-                            bytes=9.0 * n * n * item, dtype=dt, series=f"matmul {SHORT[dt]}"))
+                            bytes=9.0 * n * n * item, dtype=dt, series=f"matmul {SHORT[dt]}",
+                            size_label="n (n x n matrices)"))
     return out
 
 

@@ -37,7 +37,8 @@ def _cases(settings: Any) -> list[Case]:
         hs = [16, 32, 64, 128] if settings.quick else [32, 64, 128, 256]
     n = sum(int(np.prod(s)) for s in _shapes(hs))
     return [Case("optimizer", f"Adam {COUNT} tensors {n / 1e6:.2f}M params f32", {"hs": tuple(hs)}, size=n,
-                 bytes=7.0 * n * 4, bytes_floor=7.0 * n * 4, dtype="float32", series="adam")]
+                 bytes=7.0 * n * 4, bytes_floor=7.0 * n * 4, dtype="float32", series="adam",
+                 size_label="parameters")]
 
 
 def _shared(case: Case, rng: np.random.Generator) -> dict[str, np.ndarray]:

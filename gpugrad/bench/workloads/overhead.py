@@ -23,7 +23,7 @@ SHIFT = 0.1
 
 def _cases(settings: Any) -> list[Case]:
     return [Case("chain", "100 ops n=64 f32", {"n": 64}, size=64, per=4 * REPS, unit="us/op",
-                 dtype="float32")]
+                 dtype="float32", size_label="elements")]
 
 
 def _inputs(case: Case, rng: np.random.Generator, k: int) -> dict[str, np.ndarray]:

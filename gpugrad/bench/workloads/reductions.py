@@ -36,7 +36,7 @@ def _cases(settings: Any) -> list[Case]:
             out.append(Case("reductions", f"{op} axis={axis} {r}x{c} {SHORT[dt]}", {"op": op, "axis": axis,
                             "shape": (r, c)}, size=n, bytes=UNITS[op] * n * item,
                             bytes_floor=(3 if op == "softmax" else 2) * n * item, dtype=dt,
-                            series=f"{op} axis={axis}"))
+                            series=f"{op} axis={axis}", size_label="elements"))
     return out
 
 

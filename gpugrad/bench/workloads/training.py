@@ -46,7 +46,8 @@ def _mlp_cases(settings: Any) -> list[Case]:
     for batch, dims in configs:
         mm = sum(a * b for a, b in zip(dims[:-1], dims[1:]))
         out.append(Case("mlp", f"{'-'.join(map(str, dims))} batch={batch} f32", {"batch": batch, "dims": dims},
-                        size=batch * mm, flops=6.0 * batch * mm, dtype="float32", series="mlp"))
+                        size=batch * mm, flops=6.0 * batch * mm, dtype="float32", series="mlp",
+                        size_label="batch x weights"))
     return out
 
 
@@ -153,7 +154,8 @@ def _cnn_cases(settings: Any) -> list[Case]:
     flat = c2 * (hw // 4) ** 2
     fwd = 2 * b * (c1 * hw * hw * cin * 9 + c2 * (hw // 2) ** 2 * c1 * 9 + flat * k)
     label = f"{cin}x{hw}x{hw} conv{c1}-conv{c2}-fc{k} batch={b} f32"
-    return [Case("cnn", label, cfg, size=b, flops=3.0 * fwd, dtype="float32", series="cnn")]
+    return [Case("cnn", label, cfg, size=b, flops=3.0 * fwd, dtype="float32", series="cnn",
+                 size_label="batch")]
 
 
 def _cnn_shared(case: Case, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -257,7 +259,8 @@ def _tf_cases(settings: Any) -> list[Case]:
     n = b * t
     fwd = nl * (24 * n * d * d + 4 * b * t * t * d) + 2 * n * d * v
     label = f"L={nl} D={d} H={cfg['H']} T={t} V={v} batch={b} f32"
-    return [Case("transformer", label, cfg, size=n, flops=3.0 * fwd, dtype="float32", series="transformer")]
+    return [Case("transformer", label, cfg, size=n, flops=3.0 * fwd, dtype="float32",
+                 series="transformer", size_label="tokens")]
 
 
 def _tf_shared(case: Case, rng: np.random.Generator) -> dict[str, np.ndarray]:
