@@ -219,3 +219,14 @@ def test_select_filters_by_name_family_and_glob() -> None:
     assert names(["chain"]) == {"chain"}
     assert names(["training"]) == {"mlp", "cnn", "transformer"}
     assert names(["matmul/n=128*"]) == {"matmul"}
+
+
+def test_show_reprints_a_saved_run(quick_run: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _, result = quick_run
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(result))
+    assert cli_main.main(["bench", "--show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "chain: per-op overhead" in out and "goals (issue 6)" in out
+    path.write_text("{}")
+    assert cli_main.main(["bench", "--show", str(path)]) == 2

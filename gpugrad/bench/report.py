@@ -29,9 +29,9 @@ def fmt_time(seconds: float | None, per: int = 1) -> str:
     if seconds is None:
         return "-"
     t = seconds / per
-    if t < 1e-3:
+    if t < 0.9995e-3:
         return f"{t * 1e6:.3g}us"
-    if t < 1.0:
+    if t < 0.9995:
         return f"{t * 1e3:.3g}ms"
     return f"{t:.3g}s"
 

@@ -11,6 +11,7 @@ Example::
     gpugrad bench --quick
     gpugrad bench --device cuda --json benchmarks/results/h100.json --plot h100.png
     gpugrad bench --only chain,mlp --threads 1
+    gpugrad bench --show benchmarks/results/cpu-amd-epyc-2cpu-2026-11-22.json
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="timing budget per case, all libraries together (default 2.5, 0.25 with --quick)")
     p.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
     p.add_argument("--list", action="store_true", help="list the workloads and their cases, then exit")
+    p.add_argument("--show", metavar="FILE", help="print the table of a run saved with --json, then exit")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -74,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from gpugrad.bench.runner import default_budget
     from gpugrad.cli import UsageError
 
+    if args.show:
+        return _show(args.show, args.plot)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib (pip install matplotlib)")
     if args.threads and importlib.util.find_spec("threadpoolctl") is None:
@@ -112,6 +116,28 @@ def run(args: argparse.Namespace) -> int:
     failed = [(row["workload"], row["case"], lib) for row in result["rows"]
               for lib, r in row["results"].items() if r.get("status") == "failed"]
     return 1 if failed else 0
+
+
+def _show(path: str, plot_path: str | None) -> int:
+    """Print the table (and with --plot draw the curves) of a saved run."""
+    import json
+
+    from gpugrad.bench import format_table, plot
+    from gpugrad.cli import UsageError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            result = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--show {path}: {exc}") from None
+    if result.get("schema") != "gpugrad-bench/1":
+        raise UsageError(f"--show {path}: not a gpugrad bench result (schema {result.get('schema')!r})")
+    print(format_table(result))
+    if plot_path:
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UsageError("--plot needs matplotlib (pip install matplotlib)")
+        plot(result, plot_path)
+    return 0
 
 
 def run_bench(settings: Any, progress: Any) -> dict:
