@@ -19,7 +19,7 @@ Example (a new workload, registered under the name "square")::
         return {"x": rng.standard_normal(case.params["n"]).astype(np.float32)}
 
     register(Workload("square", "elementwise", "sum(x*x) fwd+bwd", cases, inputs,
-                      builders=scalar_grad_builders(...)))
+                      builders=grad_builders(spec)))      # gpugrad.bench.patterns
 """
 
 from __future__ import annotations

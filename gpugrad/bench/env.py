@@ -168,6 +168,19 @@ class Env:
         return t
 
     # ---- JAX ---------------------------------------------------------------------------------
+    def jax_precise(self, fn: Any) -> Any:
+        """``fn`` run under ``jax.default_matmul_precision("float32")`` on a GPU, where JAX would
+        otherwise compute float32 products in TF32 (the other libraries here do not)."""
+        if not self.gpu:
+            return fn
+        import jax
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with jax.default_matmul_precision("float32"):
+                return fn(*args, **kwargs)
+
+        return call
+
     def jx(self, a: np.ndarray) -> Any:
         """A JAX array on the run's device (JAX keeps float64 only with jax_enable_x64)."""
         import jax

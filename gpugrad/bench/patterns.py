@@ -129,6 +129,7 @@ def grad_builders(make: Callable[[Case], GradSpec]) -> dict[str, Callable[[Case,
                     return out, pull(g)[0]
             if jit:
                 fn = jax.jit(fn)
+            fn = env.jax_precise(fn)
             sets = []
             for s in ins.sets:
                 args: tuple = (tuple(env.jx(s[k]) for k in diff), {k: env.jx(s[k]) for k in const})
@@ -312,6 +313,7 @@ def train_builders(make: Callable[[Case], TrainSpec]) -> dict[str, Callable[[Cas
                 return new, loss, grads
 
             fn = jax.jit(train_step, donate_argnums=(0,) if env.gpu else ()) if jit else train_step
+            fn = env.jax_precise(fn)
             state = [{k: env.jx(v) for k, v in ins.shared.items()}]
             batches = [{k: env.jx(v) for k, v in s.items()} for s in ins.sets]
             last: list[Any] = [None, None]

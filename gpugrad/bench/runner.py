@@ -15,6 +15,7 @@ import datetime as _dt
 import fnmatch
 import gc
 import importlib.util
+import os
 import platform
 import sys
 import zlib
@@ -177,6 +178,26 @@ def pinned_threads(n: int | None) -> Iterator[dict[str, Any]]:
         finally:
             if torch is not None and old_torch is not None:
                 torch.set_num_threads(old_torch)
+
+
+@contextlib.contextmanager
+def full_float32(gpu: bool) -> Iterator[dict[str, Any]]:
+    """On a GPU, PyTorch's float32 matmuls and convolutions in full float32 for the block
+    (``allow_tf32`` off for cuBLAS and cuDNN, restored after), so that every library computes
+    the same thing: TF32 would fail the correctness gate (relative error near 3e-4 > 1e-4).
+    JAX gets the same through :meth:`Env.jax_precise`; CuPy uses TF32 only with CUPY_TF32=1."""
+    torch = sys.modules.get("torch")
+    if not gpu or torch is None:
+        yield {}
+        return
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield {"tf32": "off for PyTorch (cuBLAS, cuDNN) and JAX; CuPy: CUPY_TF32="
+                       + os.environ.get("CUPY_TF32", "unset")}
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
 def versions() -> dict[str, str]:
@@ -392,12 +413,17 @@ def run(settings: Settings, progress: Callable[[str], None] | None = None) -> di
     if not pairs:
         raise BenchError(f"--only {','.join(settings.only or [])}: matches no workload (see gpugrad bench --list)")
     budget = settings.budget or default_budget(settings.quick)
+    if settings.gpu and (wanted_peers is None or any(p.startswith("jax") for p in wanted_peers)):
+        # JAX grabs 75% of the GPU's memory at its start unless told not to, starving the others.
+        if "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ:
+            os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+            notes.append("set XLA_PYTHON_CLIENT_PREALLOCATE=false so that JAX shares the GPU's memory")
     peers = detect_peers(device, wanted_peers)
     env = Env(device, peers)
     gg_reason = gpugrad_device_reason(device)
     say = progress or (lambda s: None)
     started = _dt.datetime.now(_dt.timezone.utc)
-    with pinned_threads(settings.threads) as pinned:
+    with pinned_threads(settings.threads) as pinned, full_float32(settings.gpu) as precision:
         say(f"measuring the copy bandwidth and matmul rate on {device}")
         dtypes = {c.dtype for w, c in pairs if c.flops}
         limits = measure_limits(device, dtypes or {"float32"}, settings.quick)
@@ -420,7 +446,7 @@ def run(settings: Settings, progress: Callable[[str], None] | None = None) -> di
                      "only": settings.only, "peers": settings.peers, "threads": settings.threads,
                      "seed": settings.seed, "budget_s_per_case": budget.budget_s,
                      "min_rounds": budget.min_rounds, **({"threads_note": pinned["note"]} if pinned else {}),
-                     **settings_extra},
+                     **settings_extra, **precision},
         "device": hardware.device_info(device),
         "threads": threads,
         "versions": versions(),

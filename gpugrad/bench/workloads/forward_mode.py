@@ -95,7 +95,7 @@ def _builders(kind: str) -> dict[str, Any]:
                 def fn(x: Any, w: Any, v: Any) -> Any:
                     return jax.jvp(jax.grad(lambda z: jnp.sum(jnp.tanh(z @ w))), (x,), (v,))[1]
             sets = [(env.jx(s["x"]), env.jx(s["w"]), env.jx(s["v"])) for s in ins.sets]
-            return wrap(jax.jit(fn) if jit else fn, sets)
+            return wrap(env.jax_precise(jax.jit(fn) if jit else fn), sets)
 
         return build
 

@@ -100,7 +100,7 @@ def _jax(jit: bool) -> Any:
             params = [p - LR * (mi / c1) / (jnp.sqrt(vi / c2) + EPS) for p, mi, vi in zip(params, m, v)]
             return params, m, v, t
 
-        fn = jax.jit(adam, donate_argnums=(0, 1, 2) if env.gpu else ()) if jit else adam
+        fn = env.jax_precise(jax.jit(adam, donate_argnums=(0, 1, 2) if env.gpu else ()) if jit else adam)
         state = [[env.jx(p) for p in ps], [env.jx(np.zeros_like(p)) for p in ps],
                  [env.jx(np.zeros_like(p)) for p in ps], env.jx(np.zeros((), np.float32))]
         grads = [env.jx(g) for g in gs]
