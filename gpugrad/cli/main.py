@@ -1,11 +1,13 @@
 """``gpugrad``: the command-line entry point (pyproject's ``gpugrad = "gpugrad.cli.main:main"``).
 
-Each subcommand lives in its own module and registers itself through a ``(name, module)`` entry
-in :data:`SUBCOMMANDS`; the module provides ``add_arguments(parser)`` and ``run(args) -> int``.
-Adding ``train`` is one entry: ``("train", "gpugrad.cli.train")``.
+Each subcommand lives in its own module, named in :data:`SUBCOMMANDS`. A module either provides
+``add_parser(subparsers)``, which adds its subparser and sets ``handler=`` (a function of the
+parsed arguments returning the exit status), or ``HELP``, ``add_arguments(parser)`` and
+``run(args)``. Adding ``train`` is one entry: ``("train", "gpugrad.cli.train")``.
 
-Usage errors and missing optional dependencies print one line on stderr and exit with status 2
-(no traceback).
+Usage errors and missing optional dependencies (a ``UsageError``, from gpugrad.cli or a
+subcommand's own class of that name, or a ``DeviceError``) print one line on stderr and exit
+with status 2, no traceback.
 
 Example::
 
@@ -23,7 +25,7 @@ from collections.abc import Sequence
 
 from gpugrad.cli import UsageError
 
-# (subcommand, module providing HELP, add_arguments(parser) and run(args) -> int)
+# (subcommand, module): see the module docstring for what the module provides.
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("bench", "gpugrad.cli.bench"),
     ("info", "gpugrad.cli.info"),
@@ -47,10 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module_name in SUBCOMMANDS:
         module = importlib.import_module(module_name)
-        p = sub.add_parser(name, help=module.HELP, description=module.__doc__.split("\n\n")[0])
-        module.add_arguments(p)
-        p.set_defaults(_module=module)
+        if hasattr(module, "add_parser"):
+            module.add_parser(sub)
+        else:
+            p = sub.add_parser(name, help=module.HELP, description=module.__doc__.split("\n\n")[0])
+            module.add_arguments(p)
+            p.set_defaults(handler=module.run)
     return parser
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    from gpugrad.errors import DeviceError
+
+    return isinstance(exc, (UsageError, DeviceError)) or type(exc).__name__ == "UsageError"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,12 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args._argv = " ".join(["gpugrad", *argv])
-    if getattr(args, "_module", None) is None:
+    handler = getattr(args, "handler", None)
+    if handler is None:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args._module.run(args) or 0)
-    except UsageError as exc:
+        return int(handler(args) or 0)
+    except Exception as exc:
+        if not _is_usage_error(exc):
+            raise
         sys.stderr.write(f"gpugrad {args.command}: {exc}\n")
         return 2
     except KeyboardInterrupt:
