@@ -66,7 +66,8 @@ def _builders(kind: str) -> dict[str, Any]:
                 return gg.jvp(lambda z: gg.tanh(z @ w), (x,), (v,))
         else:
             def fn(x: Any, w: Any, v: Any) -> Any:
-                return gg.hvp(lambda z: gg.tanh(z @ w).sum(), (x,), (v,))[0]
+                hv = gg.hvp(lambda z: gg.tanh(z @ w).sum(), (x,), (v,))
+                return hv[0] if isinstance(hv, tuple) else hv  # a 1-tuple in older builds
         return wrap(fn, sets)
 
     def torch_b(case: Case, env: Env, ins: Inputs) -> Impl:
