@@ -77,31 +77,56 @@ def collect() -> dict[str, Any]:
 
 
 def kernel_cache(has_cuda_backend: bool) -> dict[str, Any]:
-    """Where compiled CUDA kernels are cached and how much is there: the CUDA backend's own
-    cache when it exposes one (``kernel_cache_info()``, ``cache_dir()``/``kernel_cache_dir``/
-    ``KERNEL_CACHE_DIR``), and CuPy's on-disk cache (``CUPY_CACHE_DIR``, default ~/.cupy/kernel_cache)."""
+    """Where compiled CUDA kernels come from and how much is there: the CUDA backend's
+    ahead-of-time build (``aot_dir()``: fatbins and a manifest) or its own cache when it exposes
+    one (``kernel_cache_info()``, ``cache_dir``), and CuPy's on-disk cache of runtime-compiled
+    kernels (``CUPY_CACHE_DIR``, default ~/.cupy/kernel_cache). Missing pieces are said, not errors."""
     out: dict[str, Any] = {}
     if has_cuda_backend:
         try:
             mod = importlib.import_module("gpugrad.backends.cupy_backend")
-            info_fn = getattr(mod, "kernel_cache_info", None)
-            if callable(info_fn):
-                out["gpugrad"] = info_fn()
-            else:
-                for name in ("cache_dir", "kernel_cache_dir", "KERNEL_CACHE_DIR"):
-                    value = getattr(mod, name, None)
-                    if value is not None:
-                        path = value() if callable(value) else value
-                        out["gpugrad"] = _dir_status(str(path))
-                        break
-                else:
-                    out["gpugrad"] = "the CUDA backend exposes no kernel cache information"
         except Exception as exc:
-            out["gpugrad"] = f"could not read the CUDA backend's cache ({exc.__class__.__name__}: {exc})"
+            mod = None
+            out["gpugrad"] = f"the CUDA backend failed to import ({exc.__class__.__name__}: {exc})"
+        if mod is not None:
+            out.update(_backend_cache(mod))
     else:
         out["gpugrad"] = "no CUDA backend in this build"
     cupy_dir = os.environ.get("CUPY_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cupy", "kernel_cache")
     out["cupy"] = _dir_status(cupy_dir)
+    return out
+
+
+def _backend_cache(mod: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    try:
+        info_fn = getattr(mod, "kernel_cache_info", None)
+        if callable(info_fn):
+            out["gpugrad"] = info_fn()
+        aot = getattr(mod, "aot_dir", None)
+        if callable(aot):
+            path = aot()
+            if path is None:
+                out["gpugrad ahead-of-time kernels"] = ("none found (build them with CMake, or set GPUGRAD_AOT_DIR); "
+                                                        "kernels compile at first use")
+            else:
+                status = _dir_status(str(path))
+                try:
+                    with open(os.path.join(str(path), "manifest.json"), encoding="utf-8") as f:
+                        status["kernels"] = len(json.load(f).get("kernels", {}))
+                except (OSError, ValueError):
+                    pass
+                out["gpugrad ahead-of-time kernels"] = status
+        for name in ("cache_dir", "kernel_cache_dir", "KERNEL_CACHE_DIR"):
+            value = getattr(mod, name, None)
+            if value is not None:
+                path = value() if callable(value) else value
+                out["gpugrad cache"] = _dir_status(str(path))
+                break
+    except Exception as exc:
+        out["gpugrad"] = f"could not read the CUDA backend's cache ({exc.__class__.__name__}: {exc})"
+    if not out:
+        out["gpugrad"] = "the CUDA backend exposes no kernel cache information"
     return out
 
 
@@ -124,7 +149,8 @@ def _fmt_cache(v: Any) -> str:
     if isinstance(v, dict) and "path" in v:
         if not v.get("exists"):
             return f"{v['path']} (empty: not created yet)"
-        return f"{v['path']} ({v['files']} files, {v['bytes'] / 1e6:.1f} MB)"
+        kernels = f", {v['kernels']} kernels in its manifest" if "kernels" in v else ""
+        return f"{v['path']} ({v['files']} files, {v['bytes'] / 1e6:.1f} MB{kernels})"
     return str(v)
 
 
