@@ -18,6 +18,7 @@ import importlib.util
 import os
 import platform
 import sys
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ class Settings:
 
 
 def default_budget(quick: bool) -> Budget:
-    """Per-case timing budget: 0.25 s (hard stop 2 s) with ``quick``, else 2.5 s (hard stop 40 s).
+    """Per-case timing budget: 0.25 s (hard stop 1 s) with ``quick``, else 2.5 s (hard stop 40 s).
 
     A timed batch lasts at least 5 ms (2 ms with ``quick``): short steps are repeated within
     a batch so that the first step after another library's, slowed by the caches and branch
@@ -78,7 +79,7 @@ def default_budget(quick: bool) -> Budget:
     40-90% slower one step at a time right after JAX's eager dispatch).
     """
     if quick:
-        return Budget(budget_s=0.25, min_rounds=5, max_rounds=40, warmup=2, max_case_s=2.0, target_sample_s=2e-3)
+        return Budget(budget_s=0.25, min_rounds=5, max_rounds=40, warmup=2, max_case_s=1.0, target_sample_s=2e-3)
     return Budget(budget_s=2.5, min_rounds=9, max_rounds=300, warmup=3, max_case_s=40.0, target_sample_s=5e-3)
 
 
@@ -244,7 +245,7 @@ def make_inputs(w: Workload, case: Case, settings: Settings) -> Inputs:
     shared = w.shared(case, rng) if w.shared is not None else {}
     first = w.inputs(case, rng, 0)
     set_bytes = int(sum(v.nbytes for v in first.values()))
-    n = sets_for(set_bytes)
+    n = sets_for(set_bytes, most=4 if settings.quick else 8)
     return Inputs([first] + [w.inputs(case, rng, k) for k in range(1, n)], shared)
 
 
@@ -270,6 +271,7 @@ def run_case(w: Workload, case: Case, env: Env, peers: dict[str, Peer], settings
                            "flops": case.flops, "bytes": case.bytes,
                            "bytes_floor": case.bytes_floor, "per": case.per, "unit": case.unit, "results": {}}
     results: dict[str, dict[str, Any]] = row["results"]
+    t0 = time.perf_counter()
     ins = make_inputs(w, case, settings)
     row["input_sets"] = len(ins.sets)
     try:
@@ -319,6 +321,7 @@ def run_case(w: Workload, case: Case, env: Env, peers: dict[str, Peer], settings
                 r["ratio"] = gg_time / r["median_s"]
     del impls, entries
     _free(env)
+    row["seconds"] = round(time.perf_counter() - t0, 2)
     return row
 
 
