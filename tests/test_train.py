@@ -114,3 +114,33 @@ def test_usage_errors(options: dict, message: str) -> None:
 def test_resume_without_checkpoint(tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(UsageError, match="no checkpoint"):
         train(TrainConfig.from_options(model="mlp", out=str(tmp_path), resume=True, progress=False), log=_quiet)
+
+
+def _cli(*args: str, cwd: str | None = None):  # noqa: ANN202
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return subprocess.run([sys.executable, "-m", "gpugrad.cli.main", "train", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "nope"], "invalid choice"),
+    (["--model", "gpt", "--dataset", "digits"], "pysource"),
+    (["--epochs", "-3"], "--epochs"),
+    (["--resume"], "--out"),
+    (["--device", "tpu"], "unknown device"),
+])
+def test_cli_bad_options_one_line_exit_2(args: list[str], message: str) -> None:
+    proc = _cli(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_cli_runs_and_writes_outputs(tmp_path) -> None:  # noqa: ANN001
+    proc = _cli("--epochs", "1", "--out", str(tmp_path), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1/1" in proc.stdout and "test accuracy:" in proc.stdout
+    assert (tmp_path / "checkpoint.safetensors").exists() and (tmp_path / "metrics.jsonl").exists()

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 import gpugrad as gg
-from gpugrad.errors import GpugradError
+from gpugrad.cli import UsageError as _CliUsageError
 
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
@@ -37,8 +37,8 @@ GPT_EVAL_BATCHES = 8
 LABEL_SMOOTHING = 0.1  # digits: +1 point of test accuracy for both models (measured over 5 seeds)
 
 
-class UsageError(GpugradError):
-    """A bad combination of options (exit status 2)."""
+class UsageError(_CliUsageError):
+    """A bad combination of training options (one line on stderr, exit status 2)."""
 
 
 @dataclass

@@ -1,0 +1,232 @@
+"""CI smoke test of ``gpugrad bench`` and ``gpugrad info``: the quick run finishes, its JSON has
+the documented schema, every row is timed after a passed correctness check or skipped with a
+reason, a wrong result is reported as a failure, and usage errors exit with status 2.
+
+Nothing here asserts a time: timing lives in benchmarks/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import gpugrad
+from gpugrad.bench import LIBRARIES, WORKLOADS, Budget, Case, Impl, Settings, Workload, run_case, select
+from gpugrad.bench.env import Env, detect_peers
+from gpugrad.cli import main as cli_main
+
+ROOT = Path(gpugrad.__file__).resolve().parent.parent
+
+
+def _cli(*args: str, timeout: float = 120, threads: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if threads:  # one thread per pool: interleaved libraries' pools do not fight over a small CI machine
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "gpugrad.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, dict[str, Any]]:
+    path = tmp_path_factory.mktemp("bench") / "quick.json"
+    proc = _cli("bench", "--quick", "--device", "cpu", "--json", str(path), timeout=240)
+    assert path.exists(), f"no JSON written; rc={proc.returncode}\nstderr:\n{proc.stderr[-3000:]}"
+    return proc, json.loads(path.read_text())
+
+
+def test_quick_run_succeeds_and_prints_the_table(quick_run: tuple) -> None:
+    proc, result = quick_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    for row in result["rows"]:
+        assert row["workload"] in proc.stdout
+    assert "goals (issue 6)" in proc.stdout
+
+
+def test_quick_json_schema(quick_run: tuple) -> None:
+    _, result = quick_run
+    assert result["schema"] == "gpugrad-bench/1"
+    for key in ("date", "device", "versions", "threads", "limits", "peers", "settings", "rows", "goals",
+                "libraries", "notes"):
+        assert key in result, key
+    assert result["device"]["name"] and result["device"]["kind"] == "cpu"
+    assert result["settings"]["quick"] is True
+    for key in ("gpugrad", "numpy", "python"):
+        assert result["versions"][key]
+    assert result["limits"]["copy"]["bytes_per_s"] > 0
+    assert result["limits"]["matmul"]["float32"]["flop_per_s"] > 0
+    for name, peer in result["peers"].items():
+        assert name in LIBRARIES
+        assert peer["available"] or peer["reason"]
+    for key in ("workload", "family", "case", "params", "dtype", "unit", "per", "results", "input_sets"):
+        assert all(key in row for row in result["rows"]), key
+
+
+def test_every_row_timed_after_a_passed_check_or_skipped_with_a_reason(quick_run: tuple) -> None:
+    _, result = quick_run
+    assert {row["workload"] for row in result["rows"]} == set(WORKLOADS)
+    for row in result["rows"]:
+        assert row["results"].keys() == set(result["libraries"])
+        for lib, r in row["results"].items():
+            where = f"{row['workload']} {row['case']} {lib}: {r}"
+            assert r["status"] in ("ok", "skipped"), where
+            if r["status"] == "ok":
+                assert r["check"]["passed"] is True and r["check"]["rel_err"] <= r["check"]["tol"], where
+                assert r["median_s"] > 0 and r["p25_s"] <= r["median_s"] <= r["p75_s"], where
+                assert r["samples"] >= 3 and r["inner"] >= 1, where
+            else:
+                assert isinstance(r["reason"], str) and r["reason"], where
+
+
+def test_gpugrad_itself_is_timed_on_the_core_workloads(quick_run: tuple) -> None:
+    _, result = quick_run
+    for row in result["rows"]:
+        if row["workload"] in ("chain", "elementwise", "reductions", "matmul", "indexing", "mlp", "jvp", "hvp"):
+            assert row["results"]["gpugrad"]["status"] == "ok", row
+        numpy_result = row["results"]["numpy"]
+        assert numpy_result["status"] == "ok", row  # the hand-written version always runs
+        gg = row["results"]["gpugrad"]
+        if gg["status"] == "ok":
+            assert numpy_result["ratio"] == pytest.approx(gg["median_s"] / numpy_result["median_s"])
+
+
+def test_workloads_needing_gpugrad_nn_are_skipped_with_the_note(quick_run: tuple) -> None:
+    _, result = quick_run
+    for row in result["rows"]:
+        reason = WORKLOADS[row["workload"]].gpugrad_reason()
+        if reason is not None:
+            assert row["results"]["gpugrad"] == {"status": "skipped", "reason": reason}
+            assert "(not in this build)" in reason
+
+
+@pytest.mark.parametrize("args", [
+    ("bench", "--no-such-option"),
+    ("bench", "--threads", "0"),
+    ("bench", "--only", "no_such_workload"),
+    ("bench", "--device", "tpu"),
+    ("bench", "--peers", "tensorflow"),
+    ("bench", "--json", "/no/such/dir/out.json"),
+    ("no-such-command",),
+])
+def test_usage_errors_exit_2_with_one_line(args: tuple) -> None:
+    proc = _cli(*args, timeout=60)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_cuda_without_a_gpu_exits_2() -> None:
+    if gpugrad.cuda.is_available():
+        pytest.skip("a GPU is available here")
+    proc = _cli("bench", "--quick", "--device", "cuda", timeout=60)
+    assert proc.returncode == 2
+    assert "CuPy" in proc.stderr or "GPU" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_matplotlib_for_plot_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert cli_main.main(["bench", "--quick", "--plot", "out.png"]) == 2
+    err = capsys.readouterr().err
+    assert "matplotlib" in err and len(err.strip().splitlines()) == 1
+
+
+def test_info_runs(capsys: pytest.CaptureFixture) -> None:
+    assert cli_main.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "versions: gpugrad" in out and "backends:" in out and "threads:" in out
+    assert ("GPU: no GPU (" in out) or ("GPU 0:" in out)
+    assert cli_main.main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["versions"]["gpugrad"] == gpugrad.__version__
+
+
+def test_list_names_every_workload(capsys: pytest.CaptureFixture) -> None:
+    assert cli_main.main(["bench", "--list", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    for name in WORKLOADS:
+        assert f"  {name} [" in out
+
+
+def test_plot_draws_the_sweeps(quick_run: tuple, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from gpugrad.bench import plot
+
+    _, result = quick_run
+    path = tmp_path / "bench.png"
+    assert plot(result, str(path)) >= 1
+    assert path.stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# the correctness gate, in process
+
+
+def _toy_workload(gpugrad_wrong: bool) -> Workload:
+    """sum(x * x): gpugrad's gradient is 2x, or (wrong on purpose) 2x + 1e-3."""
+
+    def cases(settings: Any) -> list[Case]:
+        return [Case("toy", "n=256", {"n": 256}, size=256)]
+
+    def inputs(case: Case, rng: np.random.Generator, k: int) -> dict[str, np.ndarray]:
+        return {"x": rng.standard_normal(256).astype(np.float32)}
+
+    def gg_builder(case: Case, env: Env, ins: Any) -> Impl:
+        x = ins.sets[0]["x"]
+        grad = 2 * x + (np.float32(1e-3) if gpugrad_wrong else 0)
+        return Impl(lambda i: None, lambda: {"out": np.sum(x * x), "dx": grad})
+
+    def np_builder(case: Case, env: Env, ins: Any) -> Impl:
+        x = ins.sets[0]["x"]
+        return Impl(lambda i: None, lambda: {"out": np.sum(x * x), "dx": 2 * x})
+
+    return Workload("toy", "test", "sum(x*x)", cases, inputs, {"gpugrad": gg_builder, "numpy": np_builder})
+
+
+@pytest.mark.parametrize("wrong", [False, True])
+def test_a_wrong_gradient_is_a_failure_not_a_time(wrong: bool) -> None:
+    w = _toy_workload(wrong)
+    settings = Settings(device="cpu", quick=True)
+    peers = detect_peers("cpu", ["numpy"])
+    row = run_case(w, w.cases(settings)[0], Env("cpu", peers), peers, settings, None, {},
+                   Budget(budget_s=0.01, min_rounds=3, max_rounds=3, warmup=1))
+    r = row["results"]["gpugrad"]
+    if wrong:
+        assert r["status"] == "failed" and "wrong result" in r["reason"] and "median_s" not in r
+        assert r["check"]["passed"] is False
+        assert "ratio" not in row["results"]["numpy"]
+    else:
+        assert r["status"] == "ok" and r["median_s"] > 0
+        assert row["results"]["numpy"]["ratio"] > 0
+
+
+def test_select_filters_by_name_family_and_glob() -> None:
+    def names(only: list[str]) -> set[str]:
+        return {w.name for w, _ in select(Settings(device="cpu", quick=True, only=only))}
+
+    assert names(["chain"]) == {"chain"}
+    assert names(["training"]) == {"mlp", "cnn", "transformer"}
+    assert names(["matmul/n=128*"]) == {"matmul"}
+
+
+def test_show_reprints_a_saved_run(quick_run: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _, result = quick_run
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(result))
+    assert cli_main.main(["bench", "--show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "chain: per-op overhead" in out and "goals (issue 6)" in out
+    path.write_text("{}")
+    assert cli_main.main(["bench", "--show", str(path)]) == 2
