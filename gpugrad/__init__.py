@@ -8,12 +8,15 @@ differentiation, on NumPy (CPU) and CuPy (NVIDIA GPUs).
     x.grad
 """
 
-from gpugrad import cuda
+from gpugrad import cuda, nn, optim
 from gpugrad.autograd import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from gpugrad.autograd.custom import custom_jvp, custom_vjp
 from gpugrad.autograd.functional import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from gpugrad.autograd.gradcheck import gradcheck
 from gpugrad.errors import (
     AnomalyError,
+    ArgumentError,
+    CheckpointError,
     DeviceError,
     DTypeError,
     GpugradError,
@@ -50,6 +53,7 @@ from gpugrad.factories import (
     zeros,
     zeros_like,
 )
+from gpugrad.io import load, save
 from gpugrad.ops import (
     abs,
     absolute,

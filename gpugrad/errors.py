@@ -40,6 +40,16 @@ class AnomalyError(GpugradError, FloatingPointError):
     """Under ``detect_anomaly()``: an op produced the first NaN or Inf, in forward or backward."""
 
 
+class ArgumentError(GpugradError, ValueError):
+    """An argument's value is outside its valid range (a negative learning rate, a dropout
+    probability above 1, a kernel larger than the padded input, an unknown reduction)."""
+
+
+class CheckpointError(GpugradError, ValueError):
+    """``gg.load`` met a file that is not a valid gpugrad/safetensors checkpoint (truncated,
+    corrupt, inconsistent or hostile), or ``gg.save`` was given something it cannot store."""
+
+
 def describe(x) -> str:
     """Short description of an operand for error messages: shape and dtype, or the type."""
     shape = getattr(x, "shape", None)

@@ -76,7 +76,10 @@ def _dual(name: str, gg_fn: Callable[..., Any], np_name: str | None = None) -> C
     def fn(*args: Any, **kwargs: Any) -> Any:
         if _has_tensor(args, kwargs):
             return gg_fn(*args, **kwargs)
-        return getattr(_array_module(args), np_fn_name)(*args, **kwargs)
+        target = _array_module(args)
+        for part in np_fn_name.split("."):
+            target = getattr(target, part)
+        return target(*args, **kwargs)
 
     fn.__name__ = name
     fn.__qualname__ = name
@@ -301,11 +304,11 @@ def _linalg_norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = Fal
 
 
 linalg = types.ModuleType("gpugrad.numpy.linalg", "Differentiable numpy.linalg: norm, inv, det, solve, slogdet.")
-linalg.norm = _dual("norm", _linalg_norm)
-linalg.inv = _dual("inv", _ops.inv)
-linalg.det = _dual("det", _ops.det)
-linalg.solve = _dual("solve", _ops.solve)
-linalg.slogdet = _dual("slogdet", _ops.slogdet)
+linalg.norm = _dual("norm", _linalg_norm, "linalg.norm")
+linalg.inv = _dual("inv", _ops.inv, "linalg.inv")
+linalg.det = _dual("det", _ops.det, "linalg.det")
+linalg.solve = _dual("solve", _ops.solve, "linalg.solve")
+linalg.slogdet = _dual("slogdet", _ops.slogdet, "linalg.slogdet")
 for _fn in ("norm", "inv", "det", "solve", "slogdet"):
     getattr(linalg, _fn).__name__ = _fn
 

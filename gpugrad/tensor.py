@@ -330,29 +330,30 @@ class Tensor:
     __hash__ = object.__hash__
 
     # ---- arithmetic ----------------------------------------------------------------------
+    # The four arithmetic operators skip argument validation (they always pass two operands).
     def __add__(self, other: Any) -> Tensor:
-        return _F.add(self, other)
+        return _ADD.run((self, other), _NO_PARAMS)
 
     def __radd__(self, other: Any) -> Tensor:
-        return _F.add(other, self)
+        return _ADD.run((other, self), _NO_PARAMS)
 
     def __sub__(self, other: Any) -> Tensor:
-        return _F.subtract(self, other)
+        return _SUB.run((self, other), _NO_PARAMS)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _F.subtract(other, self)
+        return _SUB.run((other, self), _NO_PARAMS)
 
     def __mul__(self, other: Any) -> Tensor:
-        return _F.multiply(self, other)
+        return _MUL.run((self, other), _NO_PARAMS)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _F.multiply(other, self)
+        return _MUL.run((other, self), _NO_PARAMS)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _F.divide(self, other)
+        return _DIV.run((self, other), _NO_PARAMS)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _F.divide(other, self)
+        return _DIV.run((other, self), _NO_PARAMS)
 
     def __floordiv__(self, other: Any) -> Tensor:
         return _F.floor_divide(self, other)
@@ -693,5 +694,12 @@ def _grad_argument(t: Tensor, grad: Any) -> Any:
 
 
 _ = STATE  # the op path reads grad mode through gpugrad.autograd.state
+
+_NO_PARAMS: dict = {}  # shared by operator calls: elementwise ops never modify their params
+# Bound by gpugrad.ops.elementwise once the ops exist (they import this module).
+_ADD: Any = None
+_SUB: Any = None
+_MUL: Any = None
+_DIV: Any = None
 
 from gpugrad import ops as _F  # noqa: E402  (ops import this module; methods resolve names at call time)

@@ -81,7 +81,9 @@ def _wrap(fn: Any) -> Any:
                 return r.view(FakeArray)  # a view of an argument
             return fresh(r)
         if isinstance(r, (list, tuple)):
-            return type(r)(fresh(x) if isinstance(x, np.ndarray) and not isinstance(x, FakeArray) else x for x in r)
+            items = [fresh(x) if isinstance(x, (np.ndarray, np.generic)) and not isinstance(x, FakeArray) else x
+                     for x in r]
+            return tuple(items) if isinstance(r, tuple) else items
         return r
 
     return call
@@ -107,6 +109,8 @@ class _Device:
 class _Kernel:
     def __init__(self, lib: Any, name: str) -> None:
         self.name = name
+        if lib is None:
+            raise RuntimeError(f"fake cupy without a kernel library: cannot launch {name}")
         try:
             self.fn = getattr(lib, f"gg_emu_{name}")
             sizes_fn = getattr(lib, f"gg_emu_sizes_{name}")
@@ -182,9 +186,10 @@ class _FakeModule(types.ModuleType):
         return _wrap(fn) if callable(fn) else fn
 
 
-def make_fake_cupy(lib_path: Path) -> tuple[types.ModuleType, types.ModuleType]:
-    """(cupy, cupyx) stand-ins running kernels from ``lib_path`` (libgg_emu.so)."""
-    lib = ctypes.CDLL(str(lib_path))
+def make_fake_cupy(lib_path: Path | None) -> tuple[types.ModuleType, types.ModuleType]:
+    """(cupy, cupyx) stand-ins running kernels from ``lib_path`` (libgg_emu.so; None: arrays
+    and transfers only, any kernel launch fails)."""
+    lib = ctypes.CDLL(str(lib_path)) if lib_path is not None else None
     _RawModule.lib = lib
     cp = _FakeModule("cupy")
     cp.__version__ = "fake"

@@ -19,12 +19,12 @@ import os
 
 import numpy as np
 import pytest
-from _fake_cupy import FAKE_STATS, host_lib_dir, install
 
 import gpugrad as gg
 from gpugrad.backends import cuda_codegen as cg
 from gpugrad.backends import numpy_backend as npb
 from gpugrad.ops.elementwise import OPS
+from tests._fake_cupy import FAKE_STATS, host_lib_dir, install
 
 LIB_DIR = host_lib_dir()
 needs_host_lib = pytest.mark.skipif(

@@ -535,7 +535,14 @@ def hessian(fun: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
 
 
 def hvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
-    """Hessian-vector product H(primals) @ tangents of a scalar function, forward-over-reverse."""
+    """Hessian-vector product H(primals) @ tangents of a scalar function, forward-over-reverse.
+
+    With one primal the result has its shape; with several, a tuple (one block row each).
+    Example: ``gg.hvp(loss, (w,), (v,))``.
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) == 1:
+        return jvp(grad(fun), primals, tangents)[1]
     return jvp(grad(fun, tuple(range(len(primals)))), primals, tangents)[1]
 
 

@@ -47,10 +47,11 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps: float
         if args[i].dtype.kind != "f":
             raise GpugradError(f"gradcheck: input {i} is not floating point")
 
-    # Fresh leaves so the caller's .grad and graph stay untouched.
+    # Fresh leaves so the caller's .grad and graph stay untouched. They share the caller's
+    # arrays (so non-contiguous inputs stay non-contiguous); each perturbation is undone exactly.
     leaves = list(args)
     for i in checked:
-        leaves[i] = make_tensor(args[i].data.copy(), args[i].device, True)
+        leaves[i] = make_tensor(args[i].data, args[i].device, True)
     with enable_grad():
         outs = _outputs(fn(*leaves))
     out_sizes = [o.size for o in outs]
@@ -73,32 +74,34 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps: float
 
     for i in checked:
         x = leaves[i]
-        backend = backend_for(x.device)
-        flat = x.data.reshape(-1)
+        data = x.data
         numeric = np.zeros((sum(out_sizes), x.size))
         for j in range(x.size):
-            orig = flat[j].item()
-            flat[j] = orig + eps
-            with no_grad():
-                plus = _flat_outputs(fn(*leaves))
-            flat[j] = orig - eps
-            with no_grad():
-                minus = _flat_outputs(fn(*leaves))
-            flat[j] = orig
+            idx = np.unravel_index(j, x.shape)
+            orig = data[idx].item()
+            try:
+                data[idx] = orig + eps
+                with no_grad():
+                    plus = _flat_outputs(fn(*leaves))
+                data[idx] = orig - eps
+                with no_grad():
+                    minus = _flat_outputs(fn(*leaves))
+            finally:
+                data[idx] = orig
             numeric[:, j] = (plus - minus) / (2 * eps)
         a = np.stack(analytic[i]) if analytic[i] else np.zeros((0, x.size))
         err = np.abs(a - numeric) - (atol + rtol * np.abs(numeric))
         if err.size and (err.max() > 0 or not np.isfinite(a).all()):
             bad = np.where(np.isfinite(a), err, np.inf)
-            o_idx, x_idx = np.unravel_index(int(np.argmax(bad)), bad.shape)
-            msg = (f"gradcheck: gradient of input {i} (shape {x.shape}) disagrees with finite differences: "
-                   f"worst at output element {o_idx}, input element {np.unravel_index(x_idx, x.shape)}: "
-                   f"analytic {a[o_idx, x_idx]!r} vs numeric {numeric[o_idx, x_idx]!r} "
+            o_idx, x_idx = (int(v) for v in np.unravel_index(int(np.argmax(bad)), bad.shape))
+            where = tuple(int(v) for v in np.unravel_index(x_idx, x.shape))
+            msg = (f"gradcheck: gradient of input {i} (shape {tuple(x.shape)}) disagrees with finite differences: "
+                   f"worst at output element {o_idx}, input element {where}: "
+                   f"analytic {float(a[o_idx, x_idx])!r} vs numeric {float(numeric[o_idx, x_idx])!r} "
                    f"(atol={atol}, rtol={rtol}, eps={eps})")
             if raise_exception:
                 raise GradcheckError(msg)
             return False
-        del backend
     return True
 
 

@@ -44,5 +44,8 @@ class Node:
         """The op's output as a tensor attached to this node (for create_graph rules)."""
         from gpugrad.tensor import make_tensor
 
-        return make_tensor(self.out, self.device, True, self, self.out_vc)
+        t = make_tensor(self.out, self.device, True, self, self.out_vc)
+        if self.extra is not None:
+            t._tangents = self.extra.get("tangents")
+        return t
 

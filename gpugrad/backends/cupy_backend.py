@@ -626,6 +626,12 @@ class CupyBackend:
         self.launches += 1
         return r
 
+    def amin(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        with self.device:
+            r = self.cp.asarray(self.cp.amin(x, axis=axis, keepdims=keepdims))
+        self.launches += 1
+        return r
+
     # ---- softmax and cross-entropy ------------------------------------------------------------
     def _axis_geometry(self, x: Any, axis: int) -> tuple[Any, int, int, int]:
         if not x.flags.c_contiguous:

@@ -98,7 +98,14 @@ from gpugrad.ops.linalg import (  # noqa: F401
     tensordot,
     vdot,
 )
-from gpugrad.ops.nn import log_softmax, softmax  # noqa: F401
+from gpugrad.ops.nn import (  # noqa: F401  (col2im, im2col, pool_*: names of the rule namespace)
+    col2im,
+    im2col,
+    log_softmax,
+    pool_gather,
+    pool_scatter,
+    softmax,
+)
 from gpugrad.ops.reduce import (  # noqa: F401
     all,
     amax,

@@ -187,8 +187,17 @@ def _record(op: Op, vals: tuple, params: dict, out: Any, device: str, version: l
     node.dtype = out.dtype
     node.device = device
     node.freed = False
-    node.extra = {"trace": traceback.extract_stack()[:-3]} if state.anomaly else None
+    node.extra = {"trace": user_stack()} if state.anomaly else None
     return node
+
+
+_PACKAGE_DIR = __file__.rsplit("/ops/", 1)[0]
+
+
+def user_stack(limit: int = 6) -> list:
+    """The innermost frames of the caller's code (gpugrad's own frames left out)."""
+    frames = [f for f in traceback.extract_stack() if not f.filename.startswith(_PACKAGE_DIR)]
+    return frames[-limit:]
 
 
 def _shares_memory(out: Any, data: Any) -> bool:
@@ -276,6 +285,13 @@ def _forward_mode(op: Op, vals: tuple, params: dict, result: Tensor) -> None:
             t = ns.astype(t, result.dtype)
         if result._tangents is None:
             result._tangents = {}
+            node = result._node
+            if node is not None:
+                # A rule that reads the saved output (create_graph, forward-over-reverse) must
+                # see its tangents too: the node rebuilds the output tensor with this dict.
+                if node.extra is None:
+                    node.extra = {}
+                node.extra["tangents"] = result._tangents
         result._tangents[level] = t
 
 

@@ -125,6 +125,10 @@ class ElementwiseOp(Op):
             missing = set(self.param_names) - params.keys()
             extra = params.keys() - set(self.param_names)
             raise TypeError(f"{self.name}(): missing parameters {sorted(missing)}, unexpected {sorted(extra)}")
+        return self.run(args, params)
+
+    def run(self, args: tuple, params: dict) -> Any:
+        """Apply the op to validated operands (Tensor operators call this directly)."""
         # The common case, inlined: CPU tensors of one dtype, and Python scalars.
         device = None
         rg = False
@@ -334,7 +338,7 @@ arctanh = elementwise("arctanh", "x", "arctanh(x)", {"x": "1 / (1 - x * x)"})
 
 # activations (PyTorch's definitions)
 sigmoid = elementwise("sigmoid", "x", "sigmoid(x)", {"x": "out * (1 - out)"})
-relu = elementwise("relu", "x", "where(x > 0, x, 0)", {"x": "where(out > 0, 1, 0)"}, kind="arith")
+relu = elementwise("relu", "x", "maximum(x, 0)", {"x": "where(out > 0, 1, 0)"}, kind="arith")
 leaky_relu = elementwise("leaky_relu", "x", "where(x > 0, x, x * negative_slope)",
                          {"x": "where(x > 0, 1, negative_slope)"}, params=("negative_slope",))
 erf = elementwise("erf", "x", "erf(x)", {"x": "1.1283791670955126 * exp(-x * x)"})
@@ -371,3 +375,14 @@ isnan = elementwise("isnan", "x", "isnan(x)", kind="bool")
 isfinite = elementwise("isfinite", "x", "isfinite(x)", kind="bool")
 isinf = elementwise("isinf", "x", "isinf(x)", kind="bool")
 
+
+
+def _bind_operators() -> None:
+    """Give Tensor's + - * / direct references to their ops (one lookup less per operator)."""
+    import gpugrad.tensor as tensor_module
+
+    tensor_module._ADD, tensor_module._SUB = add, subtract
+    tensor_module._MUL, tensor_module._DIV = multiply, divide
+
+
+_bind_operators()

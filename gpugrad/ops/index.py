@@ -247,10 +247,11 @@ def inplace(x: Tensor, fn: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
     """
     name = getattr(fn, "name", "inplace")
     recording = STATE.grad_enabled and (x.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
-    if recording:
-        _check_inplace_target(x, f"{name}_")
-        old = make_tensor(x.data.copy(), x.device, x.requires_grad, x._node)
-        result = fn(old, other)
+    tangents = _has_tangents(x, other)
+    if recording or tangents:
+        if recording:
+            _check_inplace_target(x, f"{name}_")
+        result = fn(_snapshot(x), other)
     else:
         result = fn(x.detach(), other)
     if result.shape != x.shape:
@@ -262,7 +263,23 @@ def inplace(x: Tensor, fn: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
     if recording:
         x._node = result._node
         x.requires_grad = result.requires_grad
+    if tangents:
+        x._tangents = result._tangents
     return x
+
+
+def _has_tangents(x: Tensor, other: Any) -> bool:
+    """Is forward mode running with a tangent on either operand of an in-place op?"""
+    if not STATE.fw_levels:
+        return False
+    return bool(x._tangents) or (isinstance(other, Tensor) and bool(other._tangents))
+
+
+def _snapshot(x: Tensor) -> Tensor:
+    """The value of ``x`` before an in-place change, owning its history and tangents."""
+    old = make_tensor(x.data.copy(), x.device, x.requires_grad, x._node)
+    old._tangents = x._tangents
+    return old
 
 
 def setitem(x: Tensor, index: Any, value: Any) -> None:
@@ -272,14 +289,18 @@ def setitem(x: Tensor, index: Any, value: Any) -> None:
     recording = STATE.grad_enabled and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
     if isinstance(value, Tensor) and value.device != x.device:
         raise DeviceError(f"setitem: the value is on {value.device} but the tensor is on {x.device}")
-    if recording:
-        _check_inplace_target(x, "setitem")
-        old = make_tensor(x.data.copy(), x.device, x.requires_grad, x._node)
-        result = index_put(old, index, value)
+    tangents = _has_tangents(x, value)
+    if recording or tangents:
+        if recording:
+            _check_inplace_target(x, "setitem")
+        result = index_put(_snapshot(x), index, value)
         _write(x, result.data, "setitem")
         x._version[0] += 1
-        x._node = result._node
-        x.requires_grad = result.requires_grad
+        if recording:
+            x._node = result._node
+            x.requires_grad = result.requires_grad
+        if tangents:
+            x._tangents = result._tangents
         return
     idx = normalize_index(index, x)
     v = value.data if isinstance(value, Tensor) else value

@@ -361,6 +361,9 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> T
         else:
             raise ShapeError(f"norm: ord={ord!r} needs a 1-D or 2-D input or an explicit axis, got {nd}-D")
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if ord is None:  # the 2-norm of the elements over any set of axes (Frobenius for two)
+        return apply(NORM2, (x,), {"axis": normalize_axis(axes, nd, "norm"), "keepdims": bool(keepdims),
+                                   "shape": x.shape})
     if len(axes) == 1:
         (a,) = normalize_axis(axes, nd, "norm")
         ax = (a,)
