@@ -947,6 +947,14 @@ class CupyBackend:
         """Wait for the work queued on this GPU."""
         self.device.synchronize()
 
+    def optimizer_step(self, rule: str, param: Any, grad: Any, state: dict, hyper: dict) -> None:
+        """One fused optimiser kernel (kernels/optim.cu via cupy_optim), counted as a launch."""
+        from gpugrad.backends import cupy_optim
+
+        with self.device:
+            cupy_optim.optimizer_step(rule, param, grad, state, hyper)
+        self.launches += 1
+
     # ---- random numbers -----------------------------------------------------------------------
     def seed(self, seed: int) -> None:
         with self.device:
