@@ -190,10 +190,8 @@ def run_backward(
                 if leaf.__class__ is Node:
                     continue
                 if leaf._extra is not None:
-                    g2 = _leaf_hooks(leaf, g, create_graph)
-                    if g2 is not g:
-                        owned.discard(leaf)
-                        g = g2
+                    g = _leaf_hooks(leaf, g, create_graph)
+                    owned.discard(leaf)  # a hook saw (and may keep) the array: .grad gets a copy
                 _accumulate(leaf, g, create_graph, bool(owned) and leaf in owned)
             return None
     finally:

@@ -204,6 +204,10 @@ class CupyBackend:
         self._rng = None
         self._ops = OPS
         self._geoms: dict[Any, tuple] = {}
+        self._ones = [(1,) * k for k in range(_MAXOPS + 2)]
+        # CuPy keeps C-contiguity as a plain attribute; .flags builds an object per call
+        self._contig = (lambda a: a._c_contiguous) if hasattr(cp.ndarray, "_c_contiguous") else (
+            lambda a: a.flags.c_contiguous)
         # the expression language's functions and the comparison / arithmetic names rules use,
         # as the op table's forward kernels
         for name in [*E.FUNCTIONS, "negative", "square", "reciprocal", "equal", "not_equal", "less", "greater"]:
@@ -302,6 +306,13 @@ class CupyBackend:
         return out
 
     def _geometry(self, out_shape: tuple, arrays: list) -> tuple[str, Any]:
+        # The common case first: every operand C-contiguous in the output's shape.
+        contig = self._contig
+        for a in arrays:
+            if a.shape != out_shape or not contig(a):
+                break
+        else:
+            return "c", self._ones[len(arrays)]
         key = (out_shape, *[(a.shape, a.strides, a.itemsize) for a in arrays])
         got = self._geoms.get(key)
         if got is None:
