@@ -530,13 +530,17 @@ class CupyBackend:
         dt = x.dtype
         acc = _ACC[dt]
         sm = self.sm_count
+        # Split a reduction into chunks (and add a second launch for the partial sums) only when
+        # there are too few outputs to occupy the GPU and each one is long: a launch costs more
+        # than a short reduction on a few SMs.
         if inner == 1:
             rows = outer
-            nch = 1 if rows >= 2 * sm else max(1, min(-(-R // 2048), -(-4 * sm // rows)))
+            nch = 1 if rows >= 2 * sm or R <= 8192 else max(1, min(-(-R // 2048), -(-4 * sm // rows)))
             kind = "rows"
         else:
             ncb = -(-inner // 32)
-            nch = 1 if outer * ncb >= 2 * sm else max(1, min(-(-R // 256), -(-4 * sm // (outer * ncb))))
+            work = outer * ncb
+            nch = 1 if work >= 2 * sm or R <= 2048 else max(1, min(-(-R // 256), -(-4 * sm // work)))
             kind = "cols"
         chunk = -(-R // nch)
         first_dt = out_dt if nch == 1 else acc
