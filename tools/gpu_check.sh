@@ -10,8 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 
-"$PY" -c "import cupy; n = cupy.cuda.runtime.getDeviceCount(); print(f'CuPy {cupy.__version__}, {n} GPU(s):', \
-  cupy.cuda.runtime.getDeviceProperties(0)['name'].decode())"
+if ! "$PY" -c "import cupy; n = cupy.cuda.runtime.getDeviceCount(); print(f'CuPy {cupy.__version__}, {n} GPU(s):', \
+  cupy.cuda.runtime.getDeviceProperties(0)['name'].decode())"; then
+    echo "gpu_check: needs CuPy and an NVIDIA GPU (see the error above)" >&2
+    exit 1
+fi
 
 if command -v cmake >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1; then
     start=$(date +%s)
