@@ -463,3 +463,19 @@ def test_cuda_sources_are_package_data():
 
 if os.environ.get("GPUGRAD_REQUIRE_HOST_LIB") and LIB_DIR is None:  # CI built it: a missing library is an error
     raise RuntimeError("GPUGRAD_REQUIRE_HOST_LIB is set but the host kernel libraries were not found")
+
+
+@needs_host_lib
+def test_cuda_backend_provides_the_numpy_backends_names(cuda):
+    """Op rules run against either backend: every function of the NumPy backend's namespace
+    exists on the CUDA one, except NumPy-only helpers and the nn/optim array helpers that
+    gpugrad.ops.nn and gpugrad.optim take from the NumPy backend when a backend lacks them
+    (they are written over the array's own module, so they run on CuPy arrays)."""
+    import inspect
+
+    fallbacks = {"forward_function", "vjp_functions", "pool_output_size", "im2col", "col2im", "pool2d",
+                 "pool_argmax", "pool_scatter", "pool_gather", "sgd_step", "rmsprop_step", "adam_step"}
+    names = [n for n, v in vars(npb).items()
+             if not n.startswith("_") and callable(v) and not inspect.isclass(v) and not inspect.ismodule(v)]
+    missing = [n for n in names if not hasattr(cuda, n) and n not in fallbacks]
+    assert not missing, f"CupyBackend lacks {missing}"
