@@ -95,6 +95,11 @@ def run_backward(
     tensor_ns = tensor_namespace() if create_graph else None
     last_device = None
     ns = tensor_ns
+    # Backends that fuse gradient accumulation (CUDA) get the gradient buffers this pass owns
+    # outright (allocated for it, referenced nowhere else): an elementwise backward kernel adds
+    # into such a buffer in place instead of writing a new array and launching an add.
+    fused = False
+    owned: set[Any] = set()
 
     prev_enabled = STATE.grad_enabled
     STATE.grad_enabled = create_graph
@@ -118,6 +123,7 @@ def run_backward(
                 if tensor_ns is None and node.device is not last_device:
                     last_device = node.device
                     ns = backend_for(last_device)
+                    fused = getattr(ns, "fuses_accumulation", False)
                 op = node.op
                 saved = node.inputs
                 if saved is not None:
@@ -141,6 +147,15 @@ def run_backward(
                         args = (a.data if isinstance(a, Tensor) else a,)
                     else:
                         args = [a.data if isinstance(a, Tensor) else a for a in saved]
+                    if fused:
+                        g_in = _fused_step(ns, node, g, args, out, needs, grads, owned, live, targets)
+                        if anomaly:
+                            _check_finite_backward(node, g_in, create_graph)
+                        if not retain_graph and (saved is not None or out is not None):
+                            node.inputs = None
+                            node.out = None
+                            node.freed = True
+                        continue
                     g_in = op.vjp(ns, g, args, out, node.params, needs)
                 if anomaly:
                     _check_finite_backward(node, g_in, create_graph)
@@ -176,10 +191,80 @@ def run_backward(
                     continue
                 if leaf._extra is not None:
                     g = _leaf_hooks(leaf, g, create_graph)
-                _accumulate(leaf, g, create_graph)
+                    owned.discard(leaf)  # a hook saw (and may keep) the array: .grad gets a copy
+                _accumulate(leaf, g, create_graph, bool(owned) and leaf in owned)
             return None
     finally:
         STATE.grad_enabled = prev_enabled
+
+
+def _fused_step(ns: Any, node: Node, g: Any, args: Any, out: Any, needs: tuple, grads: dict, owned: set,
+                live: set[int] | None, targets: set[int]) -> tuple:
+    """Run one node's backward on a backend that fuses accumulation; returns its input gradients.
+
+    ``owned`` holds the keys of ``grads`` whose array this pass allocated and nobody else
+    references. An elementwise op's kernel accumulates straight into such a buffer (``acc``);
+    other gradients are summed back / cast as usual, and a fork adds in place into an owned buffer.
+    """
+    op = node.op
+    nxt = node.next
+    shape = node.shape
+    dtype = node.dtype
+    if getattr(op, "out_expr", None) is not None:  # an elementwise op (declared by expressions)
+        g_owned = node in owned and node.extra is None and (live is None or id(node) not in targets)
+        acc = []
+        seen: set[int] = set()
+        for edge, need in zip(nxt, needs):
+            buf = None
+            if need and edge is not None and edge in owned and id(edge) not in seen:
+                buf = grads[edge]
+                if buf.shape != shape or buf.dtype != dtype:
+                    buf = None
+            if edge is not None:
+                seen.add(id(edge))  # the same input twice (x * x): one of them accumulates in the kernel
+            acc.append(buf)
+        g_in, fresh = ns.ew_vjp_acc(op, g, args, out, node.params, needs, acc, g_owned)
+    else:
+        acc = None
+        g_in = op.vjp(ns, g, args, out, node.params, needs)
+        fresh = None
+    owned.discard(node)
+    for i, (edge, gi) in enumerate(zip(nxt, g_in)):
+        if gi is None or edge is None:
+            continue
+        if live is not None and id(edge) not in live:
+            continue
+        if acc is not None and gi is acc[i]:
+            continue  # already added into grads[edge] by the kernel
+        if edge.device != node.device:  # to_device: the gradient went back to the input's device
+            B = backend_for(edge.device)
+            if gi.shape != edge.shape:
+                gi = B.sum_to(gi, edge.shape)
+            if gi.dtype != edge.dtype:
+                gi = B.astype(gi, edge.dtype)
+            prev = grads.get(edge)
+            grads[edge] = gi if prev is None else prev + gi
+            owned.discard(edge)
+            continue
+        f = fresh is not None and fresh[i]
+        if gi.shape != edge.shape:
+            gi2 = ns.sum_to(gi, edge.shape)
+            f = f or gi2.base is None  # a new reduction result, or a view of gi
+            gi = gi2
+        if gi.dtype is not edge.dtype and gi.dtype != edge.dtype:
+            gi = ns.astype(gi, edge.dtype)
+            f = True
+        prev = grads.get(edge)
+        if prev is None:
+            grads[edge] = gi
+            if f:
+                owned.add(edge)
+        elif edge in owned:
+            ns.add_into(prev, gi)
+        else:
+            grads[edge] = ns.accumulate(prev, gi)
+            owned.add(edge)
+    return g_in
 
 
 def _freed(op: Any) -> None:
@@ -228,14 +313,18 @@ def _node_extras(node: Node, g: Any, create_graph: bool) -> Any:
     return g
 
 
-def _accumulate(leaf: Any, g: Any, create_graph: bool) -> None:
-    """Add ``g`` into ``leaf.grad`` (PyTorch's rule: gradients accumulate across backward calls)."""
+def _accumulate(leaf: Any, g: Any, create_graph: bool, owned: bool = False) -> None:
+    """Add ``g`` into ``leaf.grad`` (PyTorch's rule: gradients accumulate across backward calls).
+
+    ``owned``: g was allocated by this backward pass and nothing else refers to it, so it can
+    become ``.grad`` without a copy.
+    """
     if create_graph:
         leaf.grad = g if leaf.grad is None else leaf.grad + g
         return
     if leaf.grad is None:
         # A fresh, writable, unshared array: g may be a broadcast view or shared with another leaf.
-        leaf.grad = make_tensor(g.copy(), leaf.device)
+        leaf.grad = make_tensor(g if owned else g.copy(), leaf.device)
     else:
         existing = leaf.grad
         if existing.requires_grad or existing.data.shape != g.shape:

@@ -364,6 +364,89 @@ def inv(a: Any) -> Any:
     return np.linalg.inv(a)
 
 
+# ---------------------------------------------------------------------------------------------
+# Fused nn primitives, the same functions the CUDA backend runs as single kernels
+# (kernels/softmax.cu, kernels/cross_entropy.cu). Maintained with the CUDA backend: keep the
+# two in step (docs/DEVELOPING.md has the contract).
+
+
+def softmax_backward(g: Any, y: Any, axis: int) -> Any:
+    """Gradient of softmax from its output ``y``: y * (g - sum(g * y, axis))."""
+    return y * (g - np.sum(g * y, axis=axis, keepdims=True))
+
+
+def log_softmax_backward(g: Any, y: Any, axis: int) -> Any:
+    """Gradient of log_softmax from its output ``y``: g - exp(y) * sum(g, axis)."""
+    return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
+
+
+def _ce_check(logits: Any, labels: Any) -> np.dtype:
+    from gpugrad.errors import DTypeError, ShapeError
+
+    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+        raise ShapeError(
+            f"cross_entropy: expected logits (N, C) and labels (N,), got {logits.shape} and {labels.shape}"
+        )
+    if logits.dtype.kind != "f":
+        raise DTypeError(f"cross_entropy: logits must be floating point, got {logits.dtype}")
+    if labels.dtype.kind not in "iu":
+        raise DTypeError(f"cross_entropy: labels must be integers, got {labels.dtype}")
+    return _F32 if logits.dtype == _F16 else logits.dtype
+
+
+def cross_entropy_logits(logits: Any, labels: Any, ignore_index: int = -100,
+                         label_smoothing: float = 0.0) -> tuple[Any, Any]:
+    """Mean softmax cross-entropy of ``logits`` (N, C) against integer ``labels`` (N,).
+
+    Rows whose label is ``ignore_index`` count for nothing; the mean is over the others (NaN
+    when there are none, as PyTorch). With label smoothing eps the row loss is
+    ``(1 - eps) * (lse - x[label]) + eps * (lse - mean(x))`` (PyTorch's definition). A label
+    outside [0, C) raises here (the CUDA kernel, which cannot raise, gives NaN).
+    Returns ``(loss, stats)``: the 0-d loss in logits' dtype and what the backward needs
+    (row log-sum-exp, then the number of counted rows; float32 for float16 logits).
+    """
+    acc = _ce_check(logits, labels)
+    n, c = logits.shape
+    x = logits.astype(acc, copy=False)
+    valid = labels != ignore_index
+    if np.any(valid & ((labels < 0) | (labels >= c))):
+        from gpugrad.errors import ShapeError
+
+        bad = int(labels[valid & ((labels < 0) | (labels >= c))][0])
+        raise ShapeError(f"cross_entropy: label {bad} is out of range for {c} classes")
+    with np.errstate(all="ignore"):
+        m = np.max(x, axis=1, keepdims=True) if x.size else np.zeros((n, 1), acc)
+        m = np.where(np.isfinite(m), m, 0)
+        lse = (np.log(np.sum(np.exp(x - m), axis=1, keepdims=True)) + m)[:, 0]
+        picked = np.take_along_axis(x, np.where(valid, labels, 0)[:, None].astype(np.int64), 1)[:, 0] if c else lse
+        row = (1 - label_smoothing) * (lse - picked)
+        if label_smoothing:
+            row = row + label_smoothing * (lse - np.mean(x, axis=1))
+        count = acc.type(np.count_nonzero(valid))
+        loss = np.asarray(np.sum(np.where(valid, row, 0), dtype=acc) / count).astype(logits.dtype)
+    stats = np.concatenate([lse.astype(acc), np.asarray([count], dtype=acc)])
+    return loss, stats
+
+
+def cross_entropy_logits_backward(g: Any, logits: Any, labels: Any, stats: Any, ignore_index: int = -100,
+                                  label_smoothing: float = 0.0) -> Any:
+    """d loss / d logits of :func:`cross_entropy_logits`, times the 0-d upstream gradient ``g``:
+    ``g / count * (softmax - (1 - eps) * onehot(label) - eps / C)`` on counted rows, 0 elsewhere."""
+    acc = _ce_check(logits, labels)
+    n, c = logits.shape
+    x = logits.astype(acc, copy=False)
+    valid = labels != ignore_index
+    with np.errstate(all="ignore"):
+        p = np.exp(x - stats[:n, None])
+        rows = np.nonzero(valid)[0]
+        p[rows, labels[rows]] -= acc.type(1 - label_smoothing)
+        if label_smoothing:
+            p -= acc.type(label_smoothing / c)
+        p *= acc.type(np.asarray(g, dtype=acc) / stats[n])
+    p[~valid] = 0
+    return p.astype(logits.dtype, copy=False)
+
+
 def amin(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return np.asarray(np.amin(x, axis=axis, keepdims=keepdims))
 
