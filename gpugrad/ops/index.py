@@ -252,6 +252,8 @@ def inplace(x: Tensor, fn: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
         if recording:
             _check_inplace_target(x, f"{name}_")
         result = fn(_snapshot(x), other)
+    elif name in _UFUNC_INPLACE and _ufunc_inplace(x, name, other):
+        return x
     else:
         result = fn(x.detach(), other)
     if result.shape != x.shape:
@@ -266,6 +268,35 @@ def inplace(x: Tensor, fn: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
     if tangents:
         x._tangents = result._tangents
     return x
+
+
+_UFUNC_INPLACE = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide"}
+
+
+def _ufunc_inplace(x: Tensor, name: str, other: Any) -> bool:
+    """Unrecorded ``x op= other`` as one ufunc writing into x's storage (a parameter update does
+    one pass and allocates nothing). Returns False where the general path must decide."""
+    if isinstance(other, Tensor):
+        if other.device != x.device:
+            raise DeviceError(f"{name}_: the operand is on {other.device} but the tensor is on {x.device}")
+        operand = other.data
+    elif other is None or isinstance(other, (int, float, bool)):
+        operand = other
+    else:
+        return False
+    data = x.data
+    if x.dtype.kind not in "fiu" or not data.flags.writeable:
+        return False
+    ufunc = getattr(backend_for(x.device).xp, _UFUNC_INPLACE[name])
+    try:
+        ufunc(data, operand, out=data)
+    except TypeError as exc:  # NumPy's casting rule (same_kind), e.g. int32 += float
+        raise DTypeError(f"{name}_: cannot store the result in place into a {x.dtype} tensor ({exc})") from None
+    except ValueError as exc:
+        raise ShapeError(f"{name}_: operand of shape {getattr(operand, 'shape', ())} does not broadcast to the "
+                         f"in-place target's shape {x.shape}") from None
+    x._version[0] += 1
+    return True
 
 
 def _has_tangents(x: Tensor, other: Any) -> bool:
