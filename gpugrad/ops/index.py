@@ -292,7 +292,7 @@ def _ufunc_inplace(x: Tensor, name: str, other: Any) -> bool:
         ufunc(data, operand, out=data)
     except TypeError as exc:  # NumPy's casting rule (same_kind), e.g. int32 += float
         raise DTypeError(f"{name}_: cannot store the result in place into a {x.dtype} tensor ({exc})") from None
-    except ValueError as exc:
+    except ValueError:
         raise ShapeError(f"{name}_: operand of shape {getattr(operand, 'shape', ())} does not broadcast to the "
                          f"in-place target's shape {x.shape}") from None
     x._version[0] += 1
