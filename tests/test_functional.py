@@ -9,15 +9,7 @@ import pytest
 import gpugrad as gg
 import gpugrad.numpy as gnp
 from gpugrad.ops.elementwise import ElementwiseOp
-
-
-def fd_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:  # noqa: ANN001
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = eps
-        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
-    return g
+from tests.numeric import fd_grad
 
 
 def test_grad_numpy_in_numpy_out() -> None:

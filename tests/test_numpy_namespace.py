@@ -8,6 +8,7 @@ import pytest
 
 import gpugrad as gg
 import gpugrad.numpy as np
+from tests.numeric import fd_grad
 
 LISTED = (
     "array asarray zeros ones empty_like full arange linspace eye dot vdot inner outer tensordot einsum "
@@ -57,26 +58,19 @@ def test_values_match_numpy_on_tensors() -> None:
         onp.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
 
 
-def _num_grad(f, x, eps=1e-6):  # noqa: ANN001, ANN202
-    g = onp.zeros_like(x)
-    for i in onp.ndindex(x.shape):
-        d = onp.zeros_like(x)
-        d[i] = eps
-        g[i] = (f(x + d) - f(x - d)) / (2 * eps)
-    return g
 
 
 def test_sort_and_linalg_gradients() -> None:
     rng = onp.random.default_rng(1)
     x = rng.normal(size=5)
     f = lambda v: np.sum(np.sort(v) * onp.arange(5.0))  # noqa: E731
-    onp.testing.assert_allclose(gg.grad(f)(x), _num_grad(lambda v: float(f(v)), x), rtol=1e-6)
+    onp.testing.assert_allclose(gg.grad(f)(x), fd_grad(lambda v: float(f(v)), x), rtol=1e-6)
     A = rng.normal(size=(3, 3)) + 3 * onp.eye(3)
     b = rng.normal(size=3)
     g = lambda M: np.sum(np.linalg.solve(M, b)) + np.linalg.det(M) + np.linalg.slogdet(M)[1]  # noqa: E731
-    onp.testing.assert_allclose(gg.grad(g)(A), _num_grad(lambda M: float(g(M)), A), rtol=1e-6)
+    onp.testing.assert_allclose(gg.grad(g)(A), fd_grad(lambda M: float(g(M)), A), rtol=1e-6)
     h = lambda M: np.sum(np.linalg.inv(M) ** 2)  # noqa: E731
-    onp.testing.assert_allclose(gg.grad(h)(A), _num_grad(lambda M: float(h(M)), A), rtol=1e-6)
+    onp.testing.assert_allclose(gg.grad(h)(A), fd_grad(lambda M: float(h(M)), A), rtol=1e-6)
 
 
 def test_array_of_tensors_is_differentiable() -> None:
@@ -104,7 +98,7 @@ def test_logistic_regression_by_gradient_descent() -> None:
 
     w, b = onp.zeros(3), 0.0
     g_w, g_b = gg.grad(loss, argnums=(0, 1))(w, b)
-    onp.testing.assert_allclose(g_w, _num_grad(lambda v: float(loss(v, b)), w), rtol=1e-6)
+    onp.testing.assert_allclose(g_w, fd_grad(lambda v: float(loss(v, b)), w), rtol=1e-6)
     losses = []
     for _ in range(300):
         g_w, g_b = gg.grad(loss, argnums=(0, 1))(w, b)
@@ -130,7 +124,7 @@ def test_two_layer_tanh_regression_network() -> None:
 
     params = [(rng.normal(size=(1, 16)), onp.zeros(16)), (rng.normal(size=(16, 1)) * 0.3, onp.zeros(1))]
     grads = gg.grad(loss)(params)
-    fd = _num_grad(lambda W: float(loss([(W, params[0][1]), params[1]])), params[0][0])
+    fd = fd_grad(lambda W: float(loss([(W, params[0][1]), params[1]])), params[0][0])
     onp.testing.assert_allclose(grads[0][0], fd, rtol=1e-5)
     first = float(loss(params))
     for _ in range(400):
@@ -152,7 +146,7 @@ def test_saliency_gradient_of_class_score_wrt_input_image() -> None:
 
     saliency = gg.grad(class_score)(image)
     assert saliency.shape == image.shape and type(saliency) is onp.ndarray
-    onp.testing.assert_allclose(saliency, _num_grad(lambda im: float(class_score(im)), image), rtol=1e-5, atol=1e-8)
+    onp.testing.assert_allclose(saliency, fd_grad(lambda im: float(class_score(im)), image), rtol=1e-5, atol=1e-8)
     # Feature visualisation: gradient ascent on the input raises the class score.
     img = image.copy()
     before = float(class_score(img))
