@@ -857,6 +857,12 @@ class CrossEntropy(Op):
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
         x, t = args
+        if params.get("fused"):
+            # The common case (integer labels, no class weights, mean): the backend's fused
+            # kernel pair (one pass forward, one backward on the GPU).
+            loss, params["stats"] = B.cross_entropy_logits(x, params["raw_labels"], params["ignore_index"],
+                                                            params["smoothing"])
+            return loss
         xp = B.xp
         lsm = B.log_softmax(x, -1)
         s = params["smoothing"]
@@ -926,6 +932,10 @@ class CrossEntropy(Op):
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
         x, t = args
+        if params.get("fused") and hasattr(ns, "cross_entropy_logits_backward"):  # raw arrays: fast path
+            gx = ns.cross_entropy_logits_backward(g, x, params["raw_labels"], params["stats"],
+                                                  params["ignore_index"], params["smoothing"])
+            return gx, None
         m = x.shape[0]
         lsm = ns.log_softmax(x, -1)
         scale = self._scale(ns, g, params, m)
@@ -1030,6 +1040,8 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
         labels = B.xp.where(valid_b, labels, 0)
         valid = valid_b.astype(logits.dtype)
         params.update(labels=labels, valid=valid)
+        if w is None and reduction == "mean" and m > 0 and c > 0 and hasattr(B, "cross_entropy_logits"):
+            params.update(fused=True, raw_labels=t_arr.reshape(m).astype(np.int64), ignore_index=int(ignore_index))
         denom = valid if w is None else valid * w[labels]
         params["denom"] = B.xp.sum(denom)
         # every row ignored: the loss is 0/0 = NaN but the gradient is 0 (PyTorch's behaviour)
