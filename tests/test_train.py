@@ -159,3 +159,30 @@ def test_plot_is_skipped_with_a_note_without_matplotlib(tmp_path, monkeypatch) -
     train(TrainConfig.from_options(model="mlp", epochs=1, out=str(tmp_path), progress=False), log=lines.append)
     assert not (tmp_path / "plot.png").exists()
     assert any("matplotlib is not installed" in line for line in lines)
+
+
+def test_cli_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+               PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "gpugrad.cli.main", "train", "--epochs", "50", "--out", str(tmp_path),
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stdout:  # wait until training is under way, then press "Ctrl-C"
+            if line.startswith("epoch 1/50"):
+                proc.send_signal(signal.SIGINT)
+                break
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted: checkpoint saved" in out and "Traceback" not in err
+    state = gg.load(tmp_path / "checkpoint.safetensors")
+    assert state["epoch"] >= 1
+    done = subprocess.run([*cmd[:5], "2", *cmd[6:], "--resume"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming mlp on digits" in done.stdout
