@@ -159,6 +159,9 @@ def run_backward(
                     g_in = op.vjp(ns, g, args, out, node.params, needs)
                 if anomaly:
                     _check_finite_backward(node, g_in, create_graph)
+                # Ops whose gradients are new arrays (elementwise, matmul) hand a leaf its
+                # gradient without the defensive copy (see _accumulate).
+                fresh = not create_graph and op.fresh_grads
                 for edge, gi in zip(node.next, g_in):
                     if gi is None or edge is None:
                         continue
@@ -169,7 +172,14 @@ def run_backward(
                     if gi.dtype is not edge.dtype and gi.dtype != edge.dtype:
                         gi = (tensor_ns or backend_for(edge.device)).astype(gi, edge.dtype)
                     prev = grads.get(edge)
-                    grads[edge] = gi if prev is None else prev + gi
+                    if prev is None:
+                        grads[edge] = gi
+                        if fresh and edge.__class__ is not Node and gi is not g and gi.base is None:
+                            owned.add(edge)
+                    else:
+                        grads[edge] = prev + gi
+                        if not create_graph and edge.__class__ is not Node:
+                            owned.add(edge)
                 if not retain_graph and (saved is not None or out is not None):
                     node.inputs = None
                     node.out = None

@@ -35,6 +35,7 @@ class Op:
     differentiable = True
     view = False  # the output may share memory with input 0 (reshape, transpose, basic indexing)
     moves = False  # the output lives on params["device"] (to_device)
+    fresh_grads = False  # vjp returns newly allocated arrays (or g itself): no copy needed for .grad
     save_inputs: Any = True  # True, False, or a per-input tuple of bools
     save_out = False
 

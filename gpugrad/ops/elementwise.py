@@ -37,6 +37,8 @@ class ElementwiseOp(Op):
     NumPy's ufuncs, ``"bool"`` returns booleans (comparisons; never differentiable).
     """
 
+    fresh_grads = True  # each gradient is a new array from its expression, or g itself
+
     def __init__(
         self,
         name: str,

@@ -21,6 +21,7 @@ from gpugrad.tensor import Tensor
 
 class MatMul(Op):
     name = "matmul"
+    fresh_grads = True
 
     def saves(self, needs: tuple) -> tuple:
         # dA needs B, dB needs A.
