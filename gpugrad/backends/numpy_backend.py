@@ -409,22 +409,36 @@ def cross_entropy_logits(logits: Any, labels: Any, ignore_index: int = -100,
     n, c = logits.shape
     x = logits.astype(acc, copy=False)
     valid = labels != ignore_index
-    if np.any(valid & ((labels < 0) | (labels >= c))):
+    all_valid = bool(valid.all())
+    safe = labels if all_valid else np.where(valid, labels, 0)
+    if n and c and (int(safe.min()) < 0 or int(safe.max()) >= c):
         from gpugrad.errors import ShapeError
 
-        bad = int(labels[valid & ((labels < 0) | (labels >= c))][0])
+        bad = int(safe[(safe < 0) | (safe >= c)][0])
         raise ShapeError(f"cross_entropy: label {bad} is out of range for {c} classes")
     with np.errstate(all="ignore"):
-        m = np.max(x, axis=1, keepdims=True) if x.size else np.zeros((n, 1), acc)
-        m = np.where(np.isfinite(m), m, 0)
-        lse = (np.log(np.sum(np.exp(x - m), axis=1, keepdims=True)) + m)[:, 0]
-        picked = np.take_along_axis(x, np.where(valid, labels, 0)[:, None].astype(np.int64), 1)[:, 0] if c else lse
-        row = (1 - label_smoothing) * (lse - picked)
+        if n and c:
+            m = np.max(x, axis=1)
+            if not np.isfinite(m).all():
+                m = np.where(np.isfinite(m), m, 0)
+            lse = np.log(np.sum(np.exp(x - m[:, None]), axis=1)) + m
+            picked = x[np.arange(n), safe]
+        else:
+            lse = np.full(n, -np.inf, dtype=acc)
+            picked = lse
+        row = lse - picked
         if label_smoothing:
-            row = row + label_smoothing * (lse - np.mean(x, axis=1))
-        count = acc.type(np.count_nonzero(valid))
-        loss = np.asarray(np.sum(np.where(valid, row, 0), dtype=acc) / count).astype(logits.dtype)
-    stats = np.concatenate([lse.astype(acc), np.asarray([count], dtype=acc)])
+            row = (1 - label_smoothing) * row + label_smoothing * (lse - np.mean(x, axis=1))
+        if all_valid:
+            count = acc.type(n)
+            total = np.sum(row, dtype=acc)
+        else:
+            count = acc.type(np.count_nonzero(valid))
+            total = np.sum(np.where(valid, row, 0), dtype=acc)
+        loss = np.asarray(total / count).astype(logits.dtype)
+    stats = np.empty(n + 1, dtype=acc)
+    stats[:n] = lse
+    stats[n] = count
     return loss, stats
 
 

@@ -864,6 +864,7 @@ class CrossEntropy(Op):
                                                             params["smoothing"])
             return loss
         xp = B.xp
+        _label_params(xp, params)
         lsm = B.log_softmax(x, -1)
         s = params["smoothing"]
         w = params["weight"]
@@ -936,6 +937,7 @@ class CrossEntropy(Op):
             gx = ns.cross_entropy_logits_backward(g, x, params["raw_labels"], params["stats"],
                                                   params["ignore_index"], params["smoothing"])
             return gx, None
+        _label_params(_xp_of(x), params)
         m = x.shape[0]
         lsm = ns.log_softmax(x, -1)
         scale = self._scale(ns, g, params, m)
@@ -953,6 +955,7 @@ class CrossEntropy(Op):
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         tx, tt = tangents
         x, t = args
+        _label_params(_xp_of(x), params)
         lsm = ns.log_softmax(x, -1)
         rows = None
         if tx is not None:
@@ -970,6 +973,28 @@ class CrossEntropy(Op):
 
 
 CROSS_ENTROPY = CrossEntropy()
+
+
+def _xp_of(x: Any) -> Any:
+    """The array module behind ``x`` (a raw array, or a tensor in the differentiable namespace)."""
+    data = x.data if isinstance(x, Tensor) else x
+    return backend_for(device_of_array(data) or "cpu").xp
+
+
+def _label_params(xp: Any, params: dict) -> None:
+    """The general rule's view of integer labels: safe labels, the 0/1 row mask, the mean's
+    denominator, and that denominator for the gradient (1 when every row is ignored: PyTorch gives a
+    NaN loss but a zero gradient)."""
+    if params["labels"] is not None or params.get("raw_labels") is None:
+        return
+    raw, w = params["raw_labels"], params["weight"]
+    valid_b = raw != params["ignore_index"]
+    labels = xp.where(valid_b, raw, 0)
+    valid = valid_b.astype(params["dtype"])
+    params.update(labels=labels, valid=valid)
+    denom = xp.sum(valid if w is None else valid * w[labels])
+    params["denom"] = denom
+    params["grad_denom"] = xp.where(denom == 0, 1, denom).astype(params["dtype"])
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -1037,15 +1062,11 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
             if bad.any():
                 raise ArgumentError(f"cross_entropy: labels must be in [0, {c}) or equal ignore_index "
                                     f"({ignore_index}); got {int(labels[bad][0])}")
-        labels = B.xp.where(valid_b, labels, 0)
-        valid = valid_b.astype(logits.dtype)
-        params.update(labels=labels, valid=valid)
+        params.update(raw_labels=labels, ignore_index=int(ignore_index), dtype=logits.dtype)
         if w is None and reduction == "mean" and m > 0 and c > 0 and hasattr(B, "cross_entropy_logits"):
-            params.update(fused=True, raw_labels=t_arr.reshape(m).astype(np.int64), ignore_index=int(ignore_index))
-        denom = valid if w is None else valid * w[labels]
-        params["denom"] = B.xp.sum(denom)
-        # every row ignored: the loss is 0/0 = NaN but the gradient is 0 (PyTorch's behaviour)
-        params["grad_denom"] = B.xp.where(params["denom"] == 0, 1, params["denom"]).astype(logits.dtype)
+            params["fused"] = True  # the general rule's label arrays are made only if needed
+        else:
+            _label_params(B.xp, params)
         return apply(CROSS_ENTROPY, (x, None), params)
     if t_arr.dtype.kind != "f":
         raise DTypeError(f"cross_entropy: target must hold integer labels or float probabilities, got {t_arr.dtype}")
