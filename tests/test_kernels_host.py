@@ -168,7 +168,8 @@ def test_half_conversions_match_numpy(host):
     fs = np.concatenate([rng.standard_normal(2000) * 10.0 ** rng.integers(-9, 6, 2000),
                          [0.0, -0.0, 65504.0, 65519.9, 65520.0, 1e9, -1e9, 2.0**-24, 2.0**-25, 3 * 2.0**-26,
                           np.inf, -np.inf, np.nan]]).astype(np.float32)
-    want_bits = fs.astype(np.float16).view(np.uint16)
+    with np.errstate(over="ignore"):  # values beyond float16's range round to inf, as they should
+        want_bits = fs.astype(np.float16).view(np.uint16)
     got_bits = np.array([host.gg_host_f2h(float(f)) for f in fs], dtype=np.uint16)
     nan = np.isnan(fs)
     np.testing.assert_array_equal(got_bits[~nan], want_bits[~nan])
