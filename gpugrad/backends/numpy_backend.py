@@ -343,17 +343,30 @@ def synchronize() -> None:
 # fused neural-network primitives
 
 
+def _shift(x: Any, axis: int) -> Any:
+    """x minus its max along ``axis`` (a new float array; a non-finite max shifts by 0)."""
+    if not x.size:
+        return np.array(x, dtype=np.result_type(x, np.float16))
+    m = np.max(x, axis=axis, keepdims=True)
+    if not np.isfinite(m).all():
+        m = np.where(np.isfinite(m), m, 0)
+    return np.subtract(x, m, dtype=np.result_type(x, np.float16))
+
+
+# Written in place where NumPy allows: each saved pass is one array less to allocate (for large
+# arrays, fresh memory costs as much as the arithmetic).
 def softmax(x: Any, axis: int) -> Any:
-    m = np.max(x, axis=axis, keepdims=True) if x.size else 0
-    e = np.exp(x - np.where(np.isfinite(m), m, 0))
+    e = _shift(x, axis)
+    np.exp(e, out=e)
     e /= np.sum(e, axis=axis, keepdims=True)
     return e
 
 
 def log_softmax(x: Any, axis: int) -> Any:
-    m = np.max(x, axis=axis, keepdims=True) if x.size else 0
-    shifted = x - np.where(np.isfinite(m), m, 0)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    shifted = _shift(x, axis)
+    lse = np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    shifted -= lse
+    return shifted
 
 
 # comparisons used by rules
@@ -393,12 +406,19 @@ def inv(a: Any) -> Any:
 
 def softmax_backward(g: Any, y: Any, axis: int) -> Any:
     """Gradient of softmax from its output ``y``: y * (g - sum(g * y, axis))."""
-    return y * (g - np.sum(g * y, axis=axis, keepdims=True))
+    t = g * y
+    s = np.sum(t, axis=axis, keepdims=True)
+    np.subtract(g, s, out=t)
+    t *= y
+    return t
 
 
 def log_softmax_backward(g: Any, y: Any, axis: int) -> Any:
     """Gradient of log_softmax from its output ``y``: g - exp(y) * sum(g, axis)."""
-    return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
+    t = np.exp(y)
+    t *= np.sum(g, axis=axis, keepdims=True)
+    np.subtract(g, t, out=t)
+    return t
 
 
 def _ce_check(logits: Any, labels: Any) -> np.dtype:

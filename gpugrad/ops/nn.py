@@ -31,6 +31,8 @@ class Softmax(Op):
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
         a = params["axis"]
+        if hasattr(ns, "softmax_backward"):  # raw arrays: the backend's fused kernel
+            return (ns.softmax_backward(g, out, a),)
         return (out * (g - ns.sum(g * out, a, True)),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
@@ -47,6 +49,8 @@ class LogSoftmax(Op):
         return B.log_softmax(args[0], params["axis"])
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
+        if hasattr(ns, "log_softmax_backward"):  # raw arrays: the backend's fused kernel
+            return (ns.log_softmax_backward(g, out, params["axis"]),)
         return (g - ns.exp(out) * ns.sum(g, params["axis"], True),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
