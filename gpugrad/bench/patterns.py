@@ -60,53 +60,39 @@ def _missing(spec: Any, lib: str, fn: Any) -> None:
 def grad_builders(make: Callable[[Case], GradSpec]) -> dict[str, Callable[[Case, Env, Inputs], Impl]]:
     """Builders for gpugrad, torch, jax, jax.jit, autograd and numpy from ``make(case)``."""
 
-    def gg_builder(case: Case, env: Env, ins: Inputs) -> Impl:
-        spec = make(case)
-        _missing(spec, "gpugrad", spec.gg)
-        sets = [{k: env.gg(v, requires_grad=k in spec.diff) for k, v in s.items()} for s in ins.sets]
-        fn, diff, cot = spec.gg, spec.diff, spec.cotangent
-        last: list[Any] = [None, None]
+    def tape_builder(library: str, attr: str, convert: str) -> Callable[[Case, Env, Inputs], Impl]:
+        """gpugrad and PyTorch: the same tape-based step, with each library's tensors."""
 
-        def step(i: int) -> None:
-            d = sets[i]
-            for k in diff:
-                d[k].grad = None
-            out = fn(**d)
-            if cot is None:
-                out.backward()
-            else:
-                out.backward(d[cot])
-            last[0], last[1] = out, d
+        def build(case: Case, env: Env, ins: Inputs) -> Impl:
+            spec = make(case)
+            fn = getattr(spec, attr)
+            _missing(spec, library, fn)
+            to_tensor = getattr(env, convert)
+            sets = [{k: to_tensor(v, requires_grad=k in spec.diff) for k, v in s.items()} for s in ins.sets]
+            diff, cot = spec.diff, spec.cotangent
+            last: list[Any] = [None, None]
 
-        def outputs() -> dict:
-            out, d = last
-            return {"out": host(out), **{f"d{k}": host(d[k].grad) for k in diff}}
+            def step(i: int) -> None:
+                d = sets[i]
+                for k in diff:
+                    d[k].grad = None
+                out = fn(**d)
+                if cot is None:
+                    out.backward()
+                else:
+                    out.backward(d[cot])
+                last[0], last[1] = out, d
 
-        return Impl(step, outputs)
+            def outputs() -> dict:
+                out, d = last
+                return {"out": host(out), **{f"d{k}": host(d[k].grad) for k in diff}}
 
-    def torch_builder(case: Case, env: Env, ins: Inputs) -> Impl:
-        spec = make(case)
-        _missing(spec, "torch", spec.torch)
-        sets = [{k: env.th(v, requires_grad=k in spec.diff) for k, v in s.items()} for s in ins.sets]
-        fn, diff, cot = spec.torch, spec.diff, spec.cotangent
-        last: list[Any] = [None, None]
+            return Impl(step, outputs)
 
-        def step(i: int) -> None:
-            d = sets[i]
-            for k in diff:
-                d[k].grad = None
-            out = fn(**d)
-            if cot is None:
-                out.backward()
-            else:
-                out.backward(d[cot])
-            last[0], last[1] = out, d
+        return build
 
-        def outputs() -> dict:
-            out, d = last
-            return {"out": host(out), **{f"d{k}": host(d[k].grad) for k in diff}}
-
-        return Impl(step, outputs)
+    gg_builder = tape_builder("gpugrad", "gg", "gg")
+    torch_builder = tape_builder("torch", "torch", "th")
 
     def jax_builder(jit: bool) -> Callable[[Case, Env, Inputs], Impl]:
         def build(case: Case, env: Env, ins: Inputs) -> Impl:

@@ -53,6 +53,17 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
+def clear_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
+    """Set each tensor's ``.grad`` to None (PyTorch's default) or to zeros of its shape."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad = make_tensor(backend_for(p.device).xp.zeros_like(p.grad.data), p.device)
+
+
 class Module:
     """Base class of layers and models (PyTorch's nn.Module).
 
@@ -229,13 +240,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients of all parameters (set them to None, or zero them in place)."""
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad = make_tensor(backend_for(p.device).xp.zeros_like(p.grad.data), p.device)
+        clear_grads(self.parameters(), set_to_none)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():

@@ -102,14 +102,10 @@ class Optimizer:
     # ---- the update ----------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients (None by default, as PyTorch; zeros with ``set_to_none=False``)."""
+        from gpugrad.nn.module import clear_grads
+
         for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad = make_tensor(backend_for(p.device).xp.zeros_like(p.grad.data), p.device)
+            clear_grads(g["params"], set_to_none)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; ``closure`` (re-evaluating the loss) is
