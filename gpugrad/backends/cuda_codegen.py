@@ -125,12 +125,6 @@ def kernel_inputs(op: Any) -> list[int]:
     return [k for k, name in enumerate(op.inputs) if name in op.d and op.d[name].constant != 0.0]
 
 
-def is_alias(op: Any, k: int) -> bool:
-    """d/d input k is exactly 1: the gradient is g itself (no kernel unless accumulating)."""
-    e = op.d.get(op.inputs[k])
-    return e is not None and e.constant == 1.0
-
-
 @cache
 def _element_functions(op: Any) -> str:
     params = [f"C {p}" for p in op.param_names]

@@ -110,10 +110,6 @@ EXPR_FUNCTIONS: dict[str, Any] = {
 # elementwise ops
 
 
-def _params(op: Any, params: dict) -> list:
-    return [params[p] for p in op.param_names]
-
-
 def forward_function(op: Any, dt: np.dtype) -> Any:
     """The op's forward for inputs of dtype ``dt``, compiled once and cached on the op.
 

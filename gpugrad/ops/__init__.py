@@ -255,10 +255,6 @@ def new_zeros(like: Any, shape: tuple) -> Any:
     return zeros(shape, dtype=like.dtype, device=like.device)
 
 
-def amax_(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    return max(x, axis, keepdims)
-
-
 # ---------------------------------------------------------------------------------------------
 # elementwise rules evaluated with differentiable ops (create_graph, forward mode)
 

@@ -197,23 +197,3 @@ def _c(node: ast.expr, rename: dict[str, str]) -> str:
             return f"(({args[0]}) ? C({args[1]}) : C({args[2]}))"
         return f"gg_{node.func.id}({', '.join(args)})"
     raise AssertionError(node)
-
-
-def needs_typed_constants(expr: Expr) -> bool:
-    """True when evaluating ``expr`` with untyped Python numbers could change its dtype: a
-    ``where`` whose two branches are both scalars (NumPy would make that int64 or float64)."""
-    for node in ast.walk(expr.tree):
-        if isinstance(node, ast.Call) and node.func.id == "where":
-            if _scalar_like(node.args[1]) and _scalar_like(node.args[2]):
-                return True
-    return False
-
-
-def _scalar_like(node: ast.expr) -> bool:
-    if isinstance(node, ast.Constant):
-        return True
-    if isinstance(node, ast.UnaryOp):
-        return _scalar_like(node.operand)
-    if isinstance(node, ast.BinOp):
-        return _scalar_like(node.left) and _scalar_like(node.right)
-    return False

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gpugrad.errors import DTypeError, ShapeError
+from gpugrad.errors import ShapeError
 from gpugrad.ops._util import as_tensor_operand, normalize_axis, normalize_one_axis
 from gpugrad.ops.base import Op, apply
 from gpugrad.tensor import Tensor
@@ -623,8 +623,3 @@ def ascontiguous(x: Any) -> Tensor:
     if x.data.flags.c_contiguous:
         return x
     return copy(x)
-
-
-def _check_float(x: Tensor, name: str) -> None:
-    if x.dtype.kind != "f":
-        raise DTypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
