@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from gpugrad.backends._erf import erf as _erf
+from gpugrad.backends._erf import scipy_special
 
 name = "cpu"
 xp = np
@@ -25,15 +26,11 @@ _F32 = np.dtype(np.float32)
 _ndarray = np.ndarray
 
 
-try:  # one ufunc instead of four passes
-    from scipy.special import expit as _expit
-except ImportError:  # pragma: no cover - depends on the environment
-    _expit = None
-
-
 def _sigmoid(x: Any) -> Any:
-    if _expit is not None and getattr(x, "dtype", None) is not None and x.dtype.kind == "f":
-        return _expit(x)
+    if getattr(x, "dtype", None) is not None and x.dtype.kind == "f":
+        expit = scipy_special("expit")  # one ufunc instead of four passes
+        if expit is not None:
+            return expit(x)
     if x.__class__ is np.ndarray and x.dtype.kind == "f":
         t = np.negative(x)
         np.exp(t, out=t)
