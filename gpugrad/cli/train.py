@@ -106,6 +106,11 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
 # tasks: data, model, loss and evaluation for each (model, dataset)
 
 
+def correct_count(logits: gg.Tensor, y: gg.Tensor) -> gg.Tensor:
+    """How many rows' argmax equals the label, as a tensor on the logits' device (no sync)."""
+    return (logits.argmax(axis=-1) == y).sum()
+
+
 class DigitsTask:
     unit = "samples"
 
@@ -126,6 +131,7 @@ class DigitsTask:
         self.x_test = gg.tensor(x_test.reshape(shape), device=device)
         self.y_test = gg.tensor(split.y_test, device=device)
         self.n_train = len(split.y_train)
+        self._order: tuple[int, np.ndarray | None] = (-1, None)
 
     def build_model(self) -> gg.nn.Module:
         from gpugrad.models import MLP, DigitsCNN
@@ -145,17 +151,14 @@ class DigitsTask:
         return math.ceil(self.n_train / self.cfg.batch_size)
 
     def batch(self, epoch: int, step: int) -> tuple[gg.Tensor, gg.Tensor, int]:
-        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(self.n_train)
-        idx = order[step * self.cfg.batch_size:(step + 1) * self.cfg.batch_size]
+        if self._order[0] != epoch:  # the epoch's data order, drawn once
+            self._order = (epoch, np.random.default_rng([self.cfg.seed, epoch]).permutation(self.n_train))
+        idx = self._order[1][step * self.cfg.batch_size:(step + 1) * self.cfg.batch_size]
         return self.x_train[idx], self.y_train[idx], len(idx)
 
     def loss(self, model: gg.nn.Module, x: gg.Tensor, y: gg.Tensor) -> tuple[gg.Tensor, gg.Tensor]:
         logits = model(x)
         return gg.nn.functional.cross_entropy(logits, y, label_smoothing=LABEL_SMOOTHING), logits
-
-    @staticmethod
-    def correct(logits: gg.Tensor, y: gg.Tensor) -> int:
-        return int((logits.argmax(axis=-1) == y).sum().item())
 
     def evaluate(self, model: gg.nn.Module) -> dict[str, float]:
         model.eval()
@@ -163,7 +166,8 @@ class DigitsTask:
             logits = model(self.x_test)
             loss = gg.nn.functional.cross_entropy(logits, self.y_test)
         model.train()
-        return {"test_loss": float(loss.item()), "test_acc": self.correct(logits, self.y_test) / len(self.y_test)}
+        correct = int(correct_count(logits, self.y_test).item())
+        return {"test_loss": float(loss.item()), "test_acc": correct / len(self.y_test)}
 
     def finish(self, model: gg.nn.Module, metrics: dict[str, float], log: Callable[[str], None]) -> None:
         log(f"test accuracy: {100 * metrics['test_acc']:.2f}% ({self.cfg.model} on digits, "
@@ -209,10 +213,6 @@ class TextTask:
         b, t, v = logits.shape
         return gg.nn.functional.cross_entropy(logits.reshape(b * t, v), y.reshape(b * t)), logits
 
-    @staticmethod
-    def correct(logits: gg.Tensor, y: gg.Tensor) -> int:
-        return int((logits.argmax(axis=-1) == y).sum().item())
-
     def evaluate(self, model: gg.nn.Module) -> dict[str, float]:
         model.eval()
         rng = np.random.default_rng([self.cfg.seed, 10**6])  # the same validation windows every epoch
@@ -223,7 +223,7 @@ class TextTask:
                 xt, yt = gg.tensor(x, device=self.device), gg.tensor(y, device=self.device)
                 loss, logits = self.loss(model, xt, yt)
                 total += float(loss.item()) * y.size
-                correct += self.correct(logits, yt)
+                correct += int(correct_count(logits, yt).item())
                 count += y.size
         model.train()
         return {"val_loss": total / count, "val_acc": correct / count}
@@ -339,8 +339,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None,
             raise UsageError(f"--resume: no checkpoint at {path}")
         state = gg.load(path, device=device)
         saved = state["config"]
-        for key in ("model", "dataset", "batch_size", "lr", "seed", "steps_per_epoch"):
-            if saved[key] != getattr(cfg, key) and key in ("model", "dataset"):
+        for key in ("model", "dataset"):  # the run's other settings come from the checkpoint
+            if saved[key] != getattr(cfg, key):
                 raise UsageError(f"--resume: the checkpoint is a {key}={saved[key]!r} run, not {getattr(cfg, key)!r}")
         epochs = cfg.epochs
         cfg = TrainConfig(**{**saved, "epochs": epochs, "out": cfg.out, "resume": True, "device": cfg.device,
@@ -374,6 +374,18 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None,
         f"{cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}")
     progress = _progress_factory(cfg.progress)
 
+    # The epoch's loss and accuracy sums stay on the device (no host sync per step); they start
+    # from the host totals, so a resumed epoch adds in the same order as an uninterrupted one.
+    sums: dict[str, gg.Tensor] = {}
+
+    def start_sums() -> None:
+        sums["loss"] = gg.tensor(running["loss"], dtype=gg.float64, device=device)
+        sums["correct"] = gg.tensor(running["correct"], dtype=gg.int64, device=device)
+
+    def settle_sums() -> None:
+        running["loss"] = float(sums["loss"].item())
+        running["correct"] = int(sums["correct"].item())
+
     def snapshot(epoch: int, step: int) -> dict:
         return {"config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -386,6 +398,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None,
             first = start_step if epoch == start_epoch else 0
             if first == 0:
                 running = {"loss": 0.0, "correct": 0, "count": 0, "items": 0, "seconds": 0.0}
+            start_sums()
             bar = progress(total=n_steps, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}")
             tick = time.perf_counter()
             for step in range(first, n_steps):
@@ -398,14 +411,16 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None,
                 if scheduler is not None and scheduler.last_epoch < task.schedule_steps():
                     scheduler.step()
                 n = int(np.prod(y.shape))
-                running["loss"] += float(loss.item()) * n
-                running["correct"] += task.correct(logits, y)
+                with gg.no_grad():
+                    sums["loss"] = sums["loss"] + loss.astype(gg.float64) * n
+                    sums["correct"] = sums["correct"] + correct_count(logits, y)
                 running["count"] += n
                 running["items"] += items
                 bar.update(1)
                 if on_step is not None:
                     on_step(epoch, step)
                 if interrupt.requested:
+                    settle_sums()
                     running["seconds"] += time.perf_counter() - tick
                     bar.close()
                     if out is not None:
@@ -415,6 +430,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None,
                         log("interrupted (no --out given, so nothing was saved)")
                     return {"metrics": metrics, "final": metrics[-1] if metrics else {}, "interrupted": True}
             bar.close()
+            settle_sums()
             running["seconds"] += time.perf_counter() - tick
             row = {"epoch": epoch + 1, "train_loss": running["loss"] / max(running["count"], 1),
                    "train_acc": running["correct"] / max(running["count"], 1)}
