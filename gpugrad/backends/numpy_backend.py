@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gpugrad.backends._erf import erf as _erf
-from gpugrad.backends._erf import scipy_special
+from gpugrad.backends._erf import scipy_special as _scipy_special
 
 name = "cpu"
 xp = np
@@ -28,7 +28,7 @@ _ndarray = np.ndarray
 
 def _sigmoid(x: Any) -> Any:
     if getattr(x, "dtype", None) is not None and x.dtype.kind == "f":
-        expit = scipy_special("expit")  # one ufunc instead of four passes
+        expit = _scipy_special("expit")  # one ufunc instead of four passes
         if expit is not None:
             return expit(x)
     if x.__class__ is np.ndarray and x.dtype.kind == "f":
