@@ -247,6 +247,15 @@ class CupyBackend:
             self._modules[unit] = mod
         return mod
 
+    def _op_kernel(self, key: tuple, render: Any, op: Any, *variant: Any) -> Any:
+        """The kernel rendered by ``render(op, *variant)`` (forward or backward), loaded once per key."""
+        kernel = self._kernels.get(key)
+        if kernel is None:
+            name, src = render(op, *variant)
+            kernel = self.load_kernel(name, cg.standalone_source(op, src))
+            self._kernels[key] = kernel
+        return kernel
+
     def load_kernel(self, name: str, source: str, with_headers: bool = True) -> Any:
         """The kernel ``name`` of ``source``: from the ahead-of-time fatbin when the manifest
         lists it with this source's hash, else compiled by NVRTC (cached by CuPy on disk)."""
@@ -367,12 +376,7 @@ class CupyBackend:
             values = [cp.ascontiguousarray(cp.broadcast_to(v, shape)) if p == "a" else v for v, p in zip(values, pat)]
             self.launches += len(arrays)
             mode, info = "c", (1,) * len(arrays)
-        key = (op, dt, pat, mode)
-        kernel = self._kernels.get(key)
-        if kernel is None:
-            name, src = cg.forward_kernel(op, _DTNAME[dt], pat, mode)
-            kernel = self.load_kernel(name, cg.standalone_source(op, src))
-            self._kernels[key] = kernel
+        kernel = self._op_kernel((op, dt, pat, mode), cg.forward_kernel, op, _DTNAME[dt], pat, mode)
         sc = _SCALAR[dt]
         kargs: list[Any] = [np.int64(n)]
         if mode == "s":
@@ -466,12 +470,7 @@ class CupyBackend:
             if uses_out:
                 out = arrays[-1]
             mode, info = "c", (1,) * len(arrays)
-        key = (op, dt, mask, pat, mode)
-        kernel = self._kernels.get(key)
-        if kernel is None:
-            name, src = cg.backward_kernel(op, _DTNAME[dt], mask, pat, mode)
-            kernel = self.load_kernel(name, cg.standalone_source(op, src))
-            self._kernels[key] = kernel
+        kernel = self._op_kernel((op, dt, mask, pat, mode), cg.backward_kernel, op, _DTNAME[dt], mask, pat, mode)
         sc = _SCALAR[dt]
         kargs: list[Any] = [np.int64(n)]
         if mode == "s":

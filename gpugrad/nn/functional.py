@@ -144,11 +144,7 @@ def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = No
     input = as_tensor_operand(input)
     if input.ndim < 2:
         raise ShapeError(f"batch_norm: expected an input (N, C, ...), got shape {input.shape}")
-    c = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
-        if t is not None and tuple(t.shape) != (c,):
-            raise ShapeError(f"batch_norm: {name} must have shape ({c},) for an input of shape {input.shape}, "
-                             f"got {tuple(t.shape)}")
+    _nn.check_channel_vectors(input, running_mean=running_mean, running_var=running_var)
     if training:
         mean, var, _, _, n = _nn.batch_norm_stats(input)
         if n <= 1:

@@ -723,19 +723,24 @@ def batch_norm_stats(x: Tensor) -> tuple[Any, Any, tuple, tuple, int]:
     return mean, var, axes, bshape, n
 
 
+def check_channel_vectors(x: Any, **vectors: Any) -> None:
+    """Each given per-channel vector of batch_norm must have shape (C,) for x of shape (N, C, ...)."""
+    c = x.shape[1]
+    for name, t in vectors.items():
+        if t is not None and tuple(t.shape) != (c,):
+            raise ShapeError(f"batch_norm: {name} must have shape ({c},) for an input of shape {tuple(x.shape)}, "
+                             f"got {tuple(t.shape)}")
+
+
 def batch_norm_apply(x: Tensor, weight: Any, bias: Any, mean: Any, var: Any, training: bool, eps: float) -> Tensor:
     """Normalise ``x`` with per-channel statistics ``mean``/``var`` (raw (C,) arrays): in training
     they are the batch's own (and the gradient flows through them), in eval constants."""
     if x.ndim < 2:
         raise ShapeError(f"batch_norm: expected an input (N, C, ...), got shape {x.shape}")
-    c = x.shape[1]
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and tuple(t.shape) != (c,):
-            raise ShapeError(f"batch_norm: {name} must have shape ({c},) for an input of shape {x.shape}, "
-                             f"got {tuple(t.shape)}")
+    check_channel_vectors(x, weight=weight, bias=bias)
     _same_float_dtype("batch_norm", x, weight, bias)
     axes = (0,) + tuple(range(2, x.ndim))
-    bshape = (1, c) + (1,) * (x.ndim - 2)
+    bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     params = {"axes": axes, "bshape": bshape, "eps": float(eps), "training": bool(training),
               "mean": mean, "var": var}
     return apply(BATCH_NORM, (x, weight, bias), params)
