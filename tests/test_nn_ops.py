@@ -64,6 +64,13 @@ def projected(f, shape_seed=0):
 # ---- im2col / col2im ------------------------------------------------------------------------------
 
 
+def pull_back_both(y, ty, torch):
+    """Backpropagate the same random cotangent through a gpugrad output and its PyTorch twin."""
+    r = RNG.standard_normal(tuple(y.shape))
+    (y * gg.tensor(r)).sum().backward()
+    (ty * torch.tensor(r)).sum().backward()
+
+
 def naive_im2col(x, k, s, p, d, value=0.0):
     (kh, kw), (sh, sw), ((pt, pb), (pl, pr)), (dh, dw) = k, s, p, d
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=value)
@@ -180,9 +187,7 @@ def test_conv2d_matches_torch(kw):
     y = F.conv2d(X, W, B, **kw)
     ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)
     np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
-    r = RNG.standard_normal(ty.shape)
-    (y * gg.tensor(r)).sum().backward()
-    (ty * torch.tensor(r)).sum().backward()
+    pull_back_both(y, ty, torch)
     for mine, ref in ((X, tx), (W, tw), (B, tb)):
         np.testing.assert_allclose(mine.grad.numpy(), ref.grad.numpy(), rtol=1e-10, atol=1e-12)
 
@@ -266,9 +271,7 @@ def test_max_pool2d_matches_torch(kw):
     X, tx = gg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     y, ty = F.max_pool2d(X, **kw), torch.nn.functional.max_pool2d(tx, **kw)
     np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
-    r = RNG.standard_normal(ty.shape)
-    (y * gg.tensor(r)).sum().backward()
-    (ty * torch.tensor(r)).sum().backward()
+    pull_back_both(y, ty, torch)
     np.testing.assert_allclose(X.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
@@ -292,9 +295,7 @@ def test_avg_pool2d_matches_torch(kw):
     X, tx = gg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     y, ty = F.avg_pool2d(X, **kw), torch.nn.functional.avg_pool2d(tx, **kw)
     np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
-    r = RNG.standard_normal(ty.shape)
-    (y * gg.tensor(r)).sum().backward()
-    (ty * torch.tensor(r)).sum().backward()
+    pull_back_both(y, ty, torch)
     np.testing.assert_allclose(X.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
@@ -334,9 +335,7 @@ def test_layer_norm_matches_torch(shape, norm):
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     y, ty = F.layer_norm(X, norm, W, B, eps=1e-3), torch.nn.functional.layer_norm(tx, norm, tw, tb, eps=1e-3)
     np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
-    r = RNG.standard_normal(shape)
-    (y * gg.tensor(r)).sum().backward()
-    (ty * torch.tensor(r)).sum().backward()
+    pull_back_both(y, ty, torch)
     for mine, ref in ((X, tx), (W, tw), (B, tb)):
         np.testing.assert_allclose(mine.grad.numpy(), ref.grad.numpy(), rtol=1e-9, atol=1e-11)
 
@@ -370,9 +369,7 @@ def test_batch_norm_train_and_eval_match_torch(shape):
         y = F.batch_norm(X, RM, RV, W, B, training=True, momentum=0.1, eps=1e-5)
         ty = torch.nn.functional.batch_norm(tx, trm, trv, tw, tb, training=True, momentum=0.1, eps=1e-5)
         np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
-        r = RNG.standard_normal(shape)
-        (y * gg.tensor(r)).sum().backward()
-        (ty * torch.tensor(r)).sum().backward()
+        pull_back_both(y, ty, torch)
         for mine, ref in ((X, tx), (W, tw), (B, tb)):
             np.testing.assert_allclose(mine.grad.numpy(), ref.grad.numpy(), rtol=1e-9, atol=1e-11)
         np.testing.assert_allclose(RM.numpy(), trm.numpy(), rtol=1e-12)
@@ -411,9 +408,7 @@ def test_embedding_matches_torch_with_repeats_and_padding_idx():
     y = F.embedding(gg.tensor(idx), W, padding_idx=3)
     ty = torch.nn.functional.embedding(torch.tensor(idx), tw, padding_idx=3)
     np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
-    r = RNG.standard_normal(ty.shape)
-    (y * gg.tensor(r)).sum().backward()
-    (ty * torch.tensor(r)).sum().backward()
+    pull_back_both(y, ty, torch)
     np.testing.assert_allclose(W.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
     assert np.all(W.grad.numpy()[3] == 0)
 
@@ -502,9 +497,7 @@ def test_cross_entropy_labels_match_torch(shape, kw):
     out = F.cross_entropy(X, gg.tensor(y), **kw_g)
     tout = torch.nn.functional.cross_entropy(tx, torch.tensor(y), **kw_t)
     np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
-    r = RNG.standard_normal(tuple(tout.shape))
-    (out * gg.tensor(r)).sum().backward()
-    (tout * torch.tensor(r)).sum().backward()
+    pull_back_both(out, tout, torch)
     np.testing.assert_allclose(X.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
@@ -657,9 +650,7 @@ def test_scaled_dot_product_attention_matches_torch(mask):
     out = F.scaled_dot_product_attention(Q, K, V, **kw_g)
     tout = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, **kw_t)
     np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-9, atol=1e-12)
-    r = RNG.standard_normal(out.shape)
-    (out * gg.tensor(r)).sum().backward()
-    (tout * torch.tensor(r)).sum().backward()
+    pull_back_both(out, tout, torch)
     for mine, ref in ((Q, tq), (K, tk), (V, tv)):
         np.testing.assert_allclose(mine.grad.numpy(), ref.grad.numpy(), rtol=1e-8, atol=1e-11)
 
