@@ -445,8 +445,14 @@ class CupyBackend:
             fresh[aliases[0]] = True  # the only holder of g: ownership passes on
         if not kmask:
             return tuple(results), tuple(fresh)
-        if dt not in _FLOATS:
-            raise TypeError(f"{op.name}: backward of dtype {dt} on CUDA")
+        if dt not in _FLOATS:  # complex: the derivative expressions with CuPy's ufuncs (no kernels)
+            for k in kmask:
+                fn = op.python_function(("vjp", k), None, self._python_fns, "cupy-py")
+                with self.device:
+                    results[k] = fn(g, *args, out, *[params[p] for p in op.param_names])
+                self.launches += 1
+                fresh[k] = True
+            return tuple(results), tuple(fresh)
         mask = tuple(kmask)
         used_names, uses_out = cg.backward_uses(op, mask)
         used = [name in used_names for name in op.inputs]
@@ -885,6 +891,34 @@ class CupyBackend:
     def inv(self, a: Any) -> Any:
         return self._lib(self.cp.linalg.inv, a)
 
+    # decompositions (cuSOLVER) and transforms (cuFFT), through CuPy
+    def tril(self, x: Any, k: int = 0) -> Any:
+        mask = self.cp.tri(x.shape[-2], x.shape[-1], k, dtype=bool)
+        return self._lib(self.cp.where, mask, x, 0)
+
+    def triu(self, x: Any, k: int = 0) -> Any:
+        mask = self.cp.tri(x.shape[-2], x.shape[-1], k - 1, dtype=bool)
+        return self._lib(self.cp.where, mask, 0, x)
+
+    def cholesky(self, a: Any) -> Any:
+        return self._lib(self.cp.linalg.cholesky, a)
+
+    def eigh(self, a: Any, uplo: str = "L") -> tuple[Any, Any]:
+        return self._lib(self.cp.linalg.eigh, a, uplo)
+
+    def svd(self, a: Any, full_matrices: bool) -> tuple[Any, Any, Any]:
+        return self._lib(self.cp.linalg.svd, a, full_matrices=full_matrices)
+
+    def qr(self, a: Any, mode: str) -> tuple[Any, Any]:
+        return self._lib(self.cp.linalg.qr, a, mode)
+
+    def pinv(self, a: Any, rcond: float) -> Any:
+        return self._lib(self.cp.linalg.pinv, a, rcond)
+
+    def fftn(self, x: Any, kind: str, s: tuple, axes: tuple, norm: Any) -> Any:
+        """``cupy.fft.<kind>n`` (cuFFT), kind in fft, ifft, rfft, irfft."""
+        return self._lib(getattr(self.cp.fft, kind + "n"), x, s=s, axes=axes, norm=norm)
+
     def zeros_like(self, x: Any) -> Any:
         return self._lib(self.cp.zeros_like, x)
 
@@ -927,8 +961,19 @@ class CupyBackend:
             x = self.asarray(x)
         if x.dtype == dtype:
             return x
+        if x.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+            x = x.real  # a complex gradient reaching a real input: its real part
         self.launches += 1
         return x.astype(dtype)
+
+    def real(self, x: Any) -> Any:
+        return self.cp.real(x)
+
+    def imag(self, x: Any) -> Any:
+        return self.cp.imag(x)
+
+    def conj(self, x: Any) -> Any:
+        return self._lib(self.cp.conj, x)
 
     # ---- arrays, transfers, checks ------------------------------------------------------------
     def asarray(self, data: Any, dtype: Any = None) -> Any:

@@ -215,7 +215,15 @@ def transpose(x: Any, axes: Any = None) -> Any:
 
 
 def astype(x: Any, dtype: Any) -> Any:
-    return np.asarray(x).astype(dtype, copy=False)
+    x = np.asarray(x)
+    if x.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+        x = x.real  # a complex gradient reaching a real input: its real part (autograd's convention)
+    return x.astype(dtype, copy=False)
+
+
+real = np.real
+imag = np.imag
+conj = np.conj
 
 
 def sum_to(x: Any, shape: tuple) -> Any:
@@ -389,6 +397,36 @@ def solve(a: Any, b: Any) -> Any:
 
 def inv(a: Any) -> Any:
     return np.linalg.inv(a)
+
+
+# decompositions and transforms (LAPACK and pocketfft through NumPy; cuSOLVER/cuFFT on the GPU)
+tril = np.tril
+triu = np.triu
+
+
+def cholesky(a: Any) -> Any:
+    return np.linalg.cholesky(a)
+
+
+def eigh(a: Any, uplo: str = "L") -> tuple[Any, Any]:
+    return np.linalg.eigh(a, uplo)
+
+
+def svd(a: Any, full_matrices: bool) -> tuple[Any, Any, Any]:
+    return np.linalg.svd(a, full_matrices=full_matrices)
+
+
+def qr(a: Any, mode: str) -> tuple[Any, Any]:
+    return np.linalg.qr(a, mode)
+
+
+def pinv(a: Any, rcond: float) -> Any:
+    return np.linalg.pinv(a, rcond)
+
+
+def fftn(x: Any, kind: str, s: tuple, axes: tuple, norm: Any) -> Any:
+    """``numpy.fft.<kind>n``, kind in fft, ifft, rfft, irfft."""
+    return getattr(np.fft, kind + "n")(x, s=s, axes=axes, norm=norm)
 
 
 # ---------------------------------------------------------------------------------------------

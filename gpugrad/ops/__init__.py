@@ -12,8 +12,8 @@ from gpugrad.ops import elementwise as _ew
 from gpugrad.ops.elementwise import (  # noqa: F401  (re-exported)
     OPS as ELEMENTWISE_OPS,
 )
+from gpugrad.ops.complex import abs, angle, conj, conjugate, imag, real  # noqa: F401
 from gpugrad.ops.elementwise import (
-    abs,
     add,
     arccos,
     arccosh,
@@ -76,6 +76,8 @@ from gpugrad.ops.elementwise import (
     trunc,
     where,
 )
+from gpugrad.ops.decomp import cholesky, eigh, eigvalsh, pinv, qr, svd  # noqa: F401
+from gpugrad.ops.fft import fftn  # noqa: F401
 from gpugrad.ops.index import (  # noqa: F401
     getitem,
     index_put,
@@ -91,7 +93,9 @@ from gpugrad.ops.linalg import (  # noqa: F401
     einsum,
     inner,
     inv,
+    lstsq,
     matmul,
+    matrix_power,
     outer,
     slogdet,
     solve,

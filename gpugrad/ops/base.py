@@ -24,7 +24,7 @@ from gpugrad.backends import _BACKENDS, backend_for, device_of_array
 from gpugrad.errors import AnomalyError, DeviceError, GpugradError, ShapeError, describe
 from gpugrad.tensor import Tensor, make_tensor
 
-_SCALARS = (int, float, bool, np.generic)
+_SCALARS = (int, float, bool, complex, np.generic)
 _ndarray = np.ndarray
 
 
@@ -105,7 +105,7 @@ def apply(op: Op, args: tuple, params: dict) -> Tensor:
             base = a0._extra.get("base", a0) if a0._extra else a0
     if version is None:
         version = [0]
-    if rg and STATE.grad_enabled and op.differentiable and out.dtype.kind == "f":
+    if rg and STATE.grad_enabled and op.differentiable and out.dtype.kind in "fc":
         node = _record(op, vals, params, out, device, version)
         result = make_tensor(out, device, True, node, version)
     else:
@@ -264,7 +264,7 @@ def _forward_mode(op: Op, vals: tuple, params: dict, result: Tensor) -> None:
     for a in vals:
         if isinstance(a, Tensor) and a._tangents:
             levels.update(level for level in a._tangents if level in active and level not in masked)
-    if not levels or not op.differentiable or result.data.dtype.kind != "f":
+    if not levels or not op.differentiable or result.data.dtype.kind not in "fc":
         return
     from gpugrad.ops.namespace import tensor_namespace
 

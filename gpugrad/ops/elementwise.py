@@ -155,7 +155,7 @@ class ElementwiseOp(Op):
                 datas.append(a)
             else:
                 return apply(self, args, params)
-        if device != "cpu" or dt is None or (self.kind == "float" and dt.kind != "f"):
+        if device != "cpu" or dt is None or (dt.kind != "f" and (self.kind == "float" or dt.kind == "c")):
             return apply(self, args, params)
         fast = self.np_fwd.get(dt)
         if fast is None:
@@ -284,7 +284,7 @@ abs = elementwise("abs", "x", "abs(x)", {"x": "sign(x)"}, kind="arith")  # noqa:
 sign = elementwise("sign", "x", "sign(x)", {"x": "0"}, kind="arith")
 pow = elementwise(  # noqa: A001
     "pow", "a b", "pow(a, b)",
-    {"a": "b * pow(a, b - 1)", "b": "where((a == 0) & (b >= 0), 0, out * log(a))"}, kind="arith")
+    {"a": "where(b == 0, 0, b * pow(a, b - 1))", "b": "where((a == 0) & (b >= 0), 0, out * log(a))"}, kind="arith")
 floordiv = elementwise("floordiv", "a b", "floordiv(a, b)", {"a": "0", "b": "0"}, kind="arith")
 mod = elementwise("mod", "a b", "mod(a, b)", {"a": "1", "b": "-floordiv(a, b)"}, kind="arith")
 maximum = elementwise(
