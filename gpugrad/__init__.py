@@ -10,8 +10,19 @@ differentiation, on NumPy (CPU) and CuPy (NVIDIA GPUs).
 
 from gpugrad import cuda, nn, optim
 from gpugrad.autograd import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from gpugrad.autograd.checkpoint import checkpoint
 from gpugrad.autograd.custom import custom_jvp, custom_vjp
-from gpugrad.autograd.functional import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
+from gpugrad.autograd.functional import (
+    elementwise_grad,
+    grad,
+    hessian,
+    holomorphic_grad,
+    hvp,
+    jacobian,
+    jvp,
+    value_and_grad,
+    vjp,
+)
 from gpugrad.autograd.gradcheck import gradcheck
 from gpugrad.errors import (
     AnomalyError,

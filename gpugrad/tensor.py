@@ -155,7 +155,8 @@ class Tensor:
         """Set ``requires_grad`` in place (floating-point and complex tensors only); returns self."""
         if requires_grad and self.data.dtype.kind not in "fc":
             raise DTypeError(
-                f"requires_grad_: only floating-point (or complex) tensors can require gradients, got dtype {self.dtype}"
+                "requires_grad_: only floating-point (or complex) tensors can require gradients, "
+                f"got dtype {self.dtype}"
             )
         if not requires_grad and self._node is not None:
             raise GraphError("requires_grad_(False): only leaf tensors can stop requiring grad; use detach()")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -115,9 +116,14 @@ def _depends_on_outer(outs: Sequence[Any], leaves: Sequence[Tensor]) -> bool:
                 continue
             if edge.__class__ is Node:
                 stack.append(edge)
-            elif edge.requires_grad and id(edge) not in ours:  # a live leaf (released ones are not)
-                return True
+            elif edge.requires_grad and id(edge) not in ours and _RETIRED.get(id(edge)) is not edge:
+                return True  # a leaf that something outside this transform differentiates
     return False
+
+
+# The leaves of transforms that have returned: values depending only on them are not tracked by
+# anyone (keyed by id: Tensor's == is elementwise, so it cannot be a set member).
+_RETIRED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def _tracked(v: Any) -> bool:
@@ -226,12 +232,11 @@ class _Inputs:
             self.counts.append(len(fresh))
             self.args[i] = pytree.unflatten(structure, fresh)
 
-    def release(self) -> None:
-        """The function has run: the new leaves stop requiring grad, so nothing computed from
-        now on (create_graph gradients) records a dependence on them and values that depend
-        only on them count as untracked. The tape keeps its edges to them for the backward."""
+    def retire(self) -> None:
+        """The function has run: values that depend on these new leaves only are not tracked by
+        an enclosing differentiation (the leaves stay usable for this transform's backward)."""
         for t in self.own:
-            t.requires_grad = False
+            _RETIRED[id(t)] = t
 
     def rebuild(self, values: list[Any]) -> list[Any]:
         """Per differentiated argument, its tree rebuilt from ``values`` (one per leaf)."""
@@ -309,7 +314,7 @@ def value_and_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
             result, aux = result
         out = _check_scalar_output(result)
         create_graph = inputs.connected or _depends_on_outer([out], inputs.leaves)
-        inputs.release()
+        inputs.retire()
         grads = inputs.rebuild(_gradients(out, inputs, create_graph))
         grad = grads[0] if single else tuple(grads)
         value = _value_to_kind(out, _output_kind(inputs.kinds), create_graph)
@@ -345,6 +350,66 @@ def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: boo
     return wrapper
 
 
+def elementwise_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """The gradient of ``sum(fun(x))``: for an elementwise ``fun`` the derivative at every
+    element (HIPS autograd's name; one reverse pass with a cotangent of ones). Example::
+
+        dtanh = gg.elementwise_grad(np.tanh)
+        dtanh(np.linspace(-3, 3, 7))          # 1 - tanh(x) ** 2
+    """
+
+    @functools.wraps(fun)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nums, single = _argnums(argnums, len(args))
+
+        def partial_fun(*xs: Any) -> Any:
+            full = list(args)
+            for i, x in zip(nums, xs):
+                full[i] = x
+            return fun(*full, **kwargs)
+
+        out, pullback = vjp(partial_fun, *[args[i] for i in nums])
+        grads = pullback(pytree.tree_map(_ones_of, out))
+        return grads[0] if single else grads
+
+    return wrapper
+
+
+def _ones_of(v: Any) -> Any:
+    if isinstance(v, Tensor):
+        from gpugrad.factories import ones_like
+
+        return ones_like(v)
+    return np.ones_like(v)
+
+
+def holomorphic_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """The complex derivative f'(z) of a holomorphic function of complex input(s) (HIPS
+    autograd's name): the gradient of ``real(f)``, which for holomorphic f is f'(z). Example::
+
+        gg.holomorphic_grad(lambda z: z * z)(1.0 + 2.0j)      # (2+4j)
+    """
+    import warnings
+
+    from gpugrad.ops.complex import real
+
+    def real_part(*args: Any, **kwargs: Any) -> Any:
+        out = fun(*args, **kwargs)
+        return real(out) if isinstance(out, Tensor) else np.real(out)
+
+    inner = grad(real_part, argnums)
+
+    @functools.wraps(fun)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nums, _ = _argnums(argnums, len(args))
+        if not all(np.iscomplexobj(args[i].data if isinstance(args[i], Tensor) else args[i]) for i in nums):
+            warnings.warn("holomorphic_grad: an input is not complex, so only the real derivative is computed",
+                          stacklevel=2)
+        return inner(*args, **kwargs)
+
+    return wrapper
+
+
 def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     """``(fun(*primals), vjp_fn)``: ``vjp_fn(cotangent)`` returns one cotangent per primal.
 
@@ -362,7 +427,7 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     out_leaves, out_structure = pytree.flatten(result)
     kind = _output_kind(inputs.kinds)
     outer = inputs.connected or _depends_on_outer(out_leaves, inputs.leaves)
-    inputs.release()
+    inputs.retire()
 
     def vjp_fn(cotangent: Any) -> tuple:
         cot_leaves, _ = pytree.flatten(cotangent)

@@ -906,6 +906,14 @@ class CupyBackend:
     def eigh(self, a: Any, uplo: str = "L") -> tuple[Any, Any]:
         return self._lib(self.cp.linalg.eigh, a, uplo)
 
+    def eig(self, a: Any) -> tuple[Any, Any]:
+        """cupy.linalg.eig (CuPy >= 14); older CuPy has none: LAPACK on the host, copied back."""
+        fn = getattr(self.cp.linalg, "eig", None)
+        if fn is not None:
+            return self._lib(fn, a)
+        w, v = np.linalg.eig(self.cp.asnumpy(a))
+        return self.from_host(w), self.from_host(v)
+
     def svd(self, a: Any, full_matrices: bool) -> tuple[Any, Any, Any]:
         return self._lib(self.cp.linalg.svd, a, full_matrices=full_matrices)
 

@@ -412,6 +412,10 @@ def eigh(a: Any, uplo: str = "L") -> tuple[Any, Any]:
     return np.linalg.eigh(a, uplo)
 
 
+def eig(a: Any) -> tuple[Any, Any]:
+    return np.linalg.eig(a)
+
+
 def svd(a: Any, full_matrices: bool) -> tuple[Any, Any, Any]:
     return np.linalg.svd(a, full_matrices=full_matrices)
 

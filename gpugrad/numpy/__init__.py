@@ -45,6 +45,8 @@ inf = _np.inf
 nan = _np.nan
 euler_gamma = _np.euler_gamma
 
+__version__ = _np.__version__
+
 float16 = _np.float16
 float32 = _np.float32
 float64 = _np.float64
@@ -55,6 +57,8 @@ int16 = _np.int16
 int32 = _np.int32
 int64 = _np.int64
 uint8 = _np.uint8
+longdouble = _np.longdouble  # a dtype name; tensors hold float16/32/64 and complex64/128 only
+clongdouble = _np.clongdouble
 bool_ = _np.bool_
 ndarray = _np.ndarray
 dtype = _np.dtype
@@ -158,7 +162,14 @@ def _where(condition: _Any, x: _Any = None, y: _Any = None) -> _Any:
     return _ops.where(condition, x, y)
 
 
-where = _dual("where", _where)
+_where_dual = _dual("where", _where)
+
+
+def where(condition: _Any, x: _Any = None, y: _Any = None) -> _Any:
+    """``numpy.where`` (differentiable in x and y; the arguments may also be given by name)."""
+    if x is None and y is None:
+        return nonzero(condition)
+    return _where_dual(condition, x, y)
 
 
 def _clip(a: _Any, a_min: _Any = None, a_max: _Any = None, out: _Any = None, *, min: _Any = None,  # noqa: A002

@@ -226,7 +226,7 @@ def gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> An
         last = _slice_axis(f, ax, n - 1, n) - _slice_axis(f, ax, n - 2, n - 1)
         inner = (_slice_axis(f, ax, 2, None) - _slice_axis(f, ax, None, n - 2)) * 0.5
         outs.append(ops.concatenate([first, inner, last], ax) / float(h))
-    return outs[0] if len(outs) == 1 else outs
+    return outs[0] if len(outs) == 1 else tuple(outs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -530,28 +530,25 @@ def select(condlist: Any, choicelist: Any, default: Any = 0) -> Tensor:
 def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retstep: bool = False,
              dtype: Any = None, axis: int = 0) -> Any:
     """Evenly spaced numbers, differentiable in ``start`` and ``stop``."""
+    from gpugrad.factories import as_tensor
+
     like = start if isinstance(start, Tensor) else stop
     start, stop = _t(start, like), _t(stop, like)
     num = int(num)
     if num < 0:
         raise GpugradError(f"linspace: number of samples, {num}, must be non-negative")
-    div = (num - 1) if endpoint else num
-    dt = np.result_type(start.dtype, stop.dtype, np.float64 if start.dtype.kind in "biu" else start.dtype)
-    start, stop = ops.astype(start, dt) if start.dtype != dt else start, ops.astype(stop, dt) if stop.dtype != dt else stop
-    delta = stop - start
+    dt = np.result_type(start.dtype, stop.dtype, 1.0)  # integers become float64, as NumPy
+    start = start if start.dtype == dt else ops.astype(start, dt)
+    stop = stop if stop.dtype == dt else ops.astype(stop, dt)
     shape = np.broadcast_shapes(start.shape, stop.shape)
-    steps = np.arange(num, dtype=np.float64).reshape((-1,) + (1,) * len(shape))
-    from gpugrad.factories import as_tensor
-
-    steps_t = as_tensor(steps.astype(dt if dt.kind == "f" else np.float64), device=start.device)
-    if div > 0:
-        step = delta / div
-        y = ops.expand_dims(start, 0) + steps_t * ops.expand_dims(step, 0)
-    else:
-        step = delta * np.nan
-        y = ops.expand_dims(start, 0) + steps_t * ops.expand_dims(delta, 0)
-    if endpoint and num > 1:
-        y = ops.concatenate([ops.getitem(y, (slice(0, num - 1),)), ops.expand_dims(stop + 0 * start, 0)], 0)
+    start, stop = ops.broadcast_to(start, shape), ops.broadcast_to(stop, shape)
+    delta = stop - start
+    div = (num - 1) if endpoint else num
+    steps = as_tensor(np.arange(num, dtype=dt).reshape((-1,) + (1,) * len(shape)), device=start.device)
+    step = delta / div if div > 0 else delta * np.nan
+    y = ops.expand_dims(start, 0) + steps * ops.expand_dims(step if div > 0 else delta, 0)
+    if endpoint and num > 1:  # the last sample is stop exactly
+        y = ops.concatenate([ops.getitem(y, (slice(0, num - 1),)), ops.expand_dims(stop, 0)], 0)
     if axis != 0:
         y = ops.moveaxis(y, 0, axis)
     if dtype is not None:

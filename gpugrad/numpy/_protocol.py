@@ -7,7 +7,8 @@
   differentiated and computes on plain arrays otherwise.
 * ``__array__`` (``np.asarray(t)``, ``np.array(t)``, ``a[:2] = t``, any library converting its
   input): an implicit exit from the graph, refused for a value being differentiated (a tensor that
-  requires grad, PyTorch's rule, or that carries a forward-mode tangent); a copy otherwise.
+  requires grad, PyTorch's rule, or that carries a forward-mode tangent); a copy otherwise. A
+  conversion to an integer or boolean dtype (``np.int64(t)``) is allowed: integers have no gradient.
 
 Explicit exits stay allowed on any tensor, as in JAX: ``.numpy()``, ``.item()``, ``float()``,
 ``int()``, ``bool()``, ``.tolist()``, ``.detach()`` (``a[0] = t`` is NumPy calling ``float(t)``).
@@ -68,8 +69,9 @@ def refuse(what: str, hint: str = _WAY_OUT) -> GraphError:
 
 
 def array_conversion(t: Tensor, dtype: Any, copy: Any) -> np.ndarray:
-    """``Tensor.__array__``: a host copy, refused for a value being differentiated."""
-    if is_traced(t):
+    """``Tensor.__array__``: a host copy, refused for a value being differentiated unless the
+    requested dtype is integer or boolean (``np.int64(t)``, like ``int(t)``: no gradient exists)."""
+    if is_traced(t) and (dtype is None or np.dtype(dtype).kind not in "biu"):
         raise refuse(f"converting a Tensor of shape {t.shape} to a NumPy array (np.asarray, np.array, "
                      "a NumPy/SciPy function gpugrad.numpy does not provide, or a[...] = t)")
     if copy is False:

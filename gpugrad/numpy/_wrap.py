@@ -52,7 +52,8 @@ def numpy_function(path: str, args: Any) -> Callable[..., Any]:
     return target
 
 
-def dual(name: str, gg_fn: Callable[..., Any], np_path: str | None = None, sequence: bool = False) -> Callable[..., Any]:
+def dual(name: str, gg_fn: Callable[..., Any], np_path: str | None = None,
+         sequence: bool = False) -> Callable[..., Any]:
     """``numpy.<np_path>`` on plain arrays, ``gg_fn`` when a Tensor is among the arguments.
 
     A list or tuple argument holding tensors is stacked into one differentiable tensor first

@@ -31,6 +31,10 @@ def _eigh(a: _Any, UPLO: str = "L") -> _Any:  # noqa: N803
     return _np.linalg._linalg.EighResult(*_ops.eigh(a, UPLO))
 
 
+def _eig(a: _Any) -> _Any:
+    return _np.linalg._linalg.EigResult(*_ops.eig(a))
+
+
 def _svd(a: _Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False) -> _Any:
     out = _ops.svd(a, full_matrices, compute_uv, hermitian)
     return _np.linalg._linalg.SVDResult(*out) if compute_uv else out
@@ -58,13 +62,14 @@ solve = _dual("solve", _ops.solve, "linalg.solve")
 cholesky = _dual("cholesky", _ops.cholesky, "linalg.cholesky")
 eigh = _dual("eigh", _eigh, "linalg.eigh")
 eigvalsh = _dual("eigvalsh", _ops.eigvalsh, "linalg.eigvalsh")
+eig = _dual("eig", _eig, "linalg.eig")
 svd = _dual("svd", _svd, "linalg.svd")
 qr = _dual("qr", _qr, "linalg.qr")
 pinv = _dual("pinv", _pinv, "linalg.pinv")
 matrix_power = _dual("matrix_power", _ops.matrix_power, "linalg.matrix_power")
 lstsq = _dual("lstsq", _lstsq, "linalg.lstsq")
 
-_PROVIDED = "norm inv det slogdet solve cholesky eigh eigvalsh svd qr pinv matrix_power lstsq"
+_PROVIDED = "norm inv det slogdet solve cholesky eig eigh eigvalsh svd qr pinv matrix_power lstsq"
 
 
 def __getattr__(name: str) -> _Any:

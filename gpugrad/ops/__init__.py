@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from gpugrad.ops import elementwise as _ew
+from gpugrad.ops.complex import abs, angle, conj, conjugate, imag, real  # noqa: F401
+from gpugrad.ops.decomp import cholesky, eig, eigh, eigvalsh, pinv, qr, svd  # noqa: F401
 from gpugrad.ops.elementwise import (  # noqa: F401  (re-exported)
     OPS as ELEMENTWISE_OPS,
 )
-from gpugrad.ops.complex import abs, angle, conj, conjugate, imag, real  # noqa: F401
 from gpugrad.ops.elementwise import (
     add,
     arccos,
@@ -76,7 +77,6 @@ from gpugrad.ops.elementwise import (
     trunc,
     where,
 )
-from gpugrad.ops.decomp import cholesky, eigh, eigvalsh, pinv, qr, svd  # noqa: F401
 from gpugrad.ops.fft import fftn  # noqa: F401
 from gpugrad.ops.index import (  # noqa: F401
     getitem,

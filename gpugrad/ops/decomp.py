@@ -94,10 +94,10 @@ def _mT(ns: Any, x: Any) -> Any:  # noqa: N802
 
 
 def _hermitian_part(ns: Any, dA: Any, lower: bool) -> Any:
-    """The Hermitian matrix a LAPACK routine sees when it reads one triangle of ``dA``."""
-    if lower:
-        return ns.tril(dA) + _H(ns, ns.tril(dA, -1))
-    return ns.triu(dA) + _H(ns, ns.triu(dA, 1))
+    """The Hermitian matrix a LAPACK routine sees when it reads one triangle of ``dA`` (and the
+    real part of its diagonal)."""
+    half = ns.tril(dA, -1) if lower else ns.triu(dA, 1)
+    return half + _H(ns, half) + ns.real(dA) * ns.new_eye(dA, dA.shape[-1])
 
 
 def _pack_shapes(ns: Any, parts: list, dtype: Any) -> Any:
@@ -174,6 +174,32 @@ class Eigh(Decomposition):
         diff = ns.expand_dims(w, -2) - ns.expand_dims(w, -1)  # w_j - w_i
         F = (1 - eye) / (diff + eye)
         dV = ns.matmul(V, X * F)
+        return _pack_shapes(ns, [(dw, 1), (dV, 2)], out.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# eig (general square matrices): packed (w, V), complex unless every eigenvalue is real
+
+
+class Eig(Decomposition):
+    name = "eig"
+    save_inputs = False
+
+    def forward(self, B: Any, args: list, params: dict) -> Any:
+        w, v = B.eig(args[0])
+        return _pack_shapes(B, [(w, 1), (v, 2)], np.result_type(w.dtype, v.dtype))
+
+    def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
+        # X = V^-1 dA V: dw = diag(X); dV = V (F * X) with F_ij = 1 / (w_j - w_i), then the
+        # change of each column's length removed (NumPy returns unit-norm eigenvectors).
+        n = params["n"]
+        w, V = _unpack(out, [(n,), (n, n)])
+        X = ns.matmul(ns.inv(V), ns.matmul(tangents[0], V))
+        dw = ns.diagonal(X, 0, -2, -1)
+        eye = ns.new_eye(X, n)
+        F = (1 - eye) / (ns.expand_dims(w, -2) - ns.expand_dims(w, -1) + eye)
+        dV = ns.matmul(V, X * F)
+        dV = dV - V * ns.real(ns.sum(ns.conj(V) * dV, -2, True))
         return _pack_shapes(ns, [(dw, 1), (dV, 2)], out.dtype)
 
 
@@ -294,6 +320,7 @@ class Pinv(Decomposition):
 
 CHOLESKY = Cholesky()
 EIGH = Eigh()
+EIG = Eig()
 SVD_OP = SVD()
 QR_OP = QR()
 PINV = Pinv()
@@ -344,6 +371,17 @@ def eigh(a: Any, UPLO: str = "L") -> tuple[Tensor, Tensor]:  # noqa: N803 (NumPy
 def eigvalsh(a: Any, UPLO: str = "L") -> Tensor:  # noqa: N803
     """Eigenvalues of Hermitian matrices, as ``numpy.linalg.eigvalsh``."""
     return eigh(a, UPLO)[0]
+
+
+def eig(a: Any) -> tuple[Tensor, Tensor]:
+    """Eigenvalues and unit-norm right eigenvectors of general square matrices, as
+    ``numpy.linalg.eig`` (complex unless every eigenvalue is real). The eigenvectors' phase is
+    arbitrary: differentiate losses that do not depend on it (e.g. of their moduli)."""
+    a = _matrices(a, "eig", square=True)
+    n = a.shape[-1]
+    packed = _call(EIG, a, {"n": n})
+    w, v = _unpack(packed, [(n,), (n, n)])
+    return w, v
 
 
 def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False) -> Any:

@@ -284,7 +284,10 @@ abs = elementwise("abs", "x", "abs(x)", {"x": "sign(x)"}, kind="arith")  # noqa:
 sign = elementwise("sign", "x", "sign(x)", {"x": "0"}, kind="arith")
 pow = elementwise(  # noqa: A001
     "pow", "a b", "pow(a, b)",
-    {"a": "where(b == 0, 0, b * pow(a, b - 1))", "b": "where((a == 0) & (b >= 0), 0, out * log(a))"}, kind="arith")
+    # The where()s keep the unused branch finite, so that second derivatives are not 0 * inf:
+    # d/da of a ** 0 is 0 at a = 0, and d/db of 0 ** b is 0 for b >= 0 (as HIPS autograd).
+    {"a": "b * pow(a, where(b == 0, 1, b - 1))",
+     "b": "where((a == 0) & (b >= 0), 0, out * log(where(a == 0, 1, a)))"}, kind="arith")
 floordiv = elementwise("floordiv", "a b", "floordiv(a, b)", {"a": "0", "b": "0"}, kind="arith")
 mod = elementwise("mod", "a b", "mod(a, b)", {"a": "1", "b": "-floordiv(a, b)"}, kind="arith")
 maximum = elementwise(

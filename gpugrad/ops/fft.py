@@ -125,7 +125,8 @@ def _bad_axis(a: Any, nd: int, name: str) -> int:
     raise ShapeError(f"{name}: axis {a} is out of bounds for an array of dimension {nd}")
 
 
-def fftn(x: Any, kind: str = "fft", s: Any = None, axes: Any = None, norm: Any = None, name: str | None = None) -> Tensor:
+def fftn(x: Any, kind: str = "fft", s: Any = None, axes: Any = None, norm: Any = None,
+         name: str | None = None) -> Tensor:
     """The n-dimensional transform ``kind`` (fft, ifft, rfft, irfft) over ``axes`` with output
     lengths ``s``, as ``numpy.fft.<kind>n`` (the function every gpugrad.numpy.fft name calls)."""
     name = name or f"{kind}n"

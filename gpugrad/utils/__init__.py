@@ -1,0 +1,1 @@
+"""Utilities in PyTorch's layout (``gpugrad.utils.checkpoint``, ``gpugrad.utils.data``)."""
