@@ -658,3 +658,5 @@ def __getattr__(name: str) -> _Any:
 
 
 del _any_tensor
+
+del annotations  # (from __future__): not a NumPy name

@@ -19,6 +19,9 @@ from gpugrad.tensor import Tensor, make_tensor
 
 
 def _t(x: Any, like: Any = None) -> Tensor:
+    """``x`` as a tensor on ``like``'s device; a list of numbers has NumPy's dtype (float64)."""
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x)
     return as_tensor_operand(x, like if isinstance(like, Tensor) else None)
 
 

@@ -73,3 +73,5 @@ def __getattr__(name: str) -> _Any:
         raise AttributeError(f"gpugrad.numpy.fft.{name} is not provided (available: {_PROVIDED}); use "
                              f"numpy.fft.{name} on plain arrays")
     raise AttributeError(f"module 'gpugrad.numpy.fft' has no attribute {name!r}")
+
+del annotations  # (from __future__): not a NumPy name

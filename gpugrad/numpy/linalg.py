@@ -79,3 +79,5 @@ def __getattr__(name: str) -> _Any:
             "on plain arrays (x.numpy() for a tensor) for values you do not differentiate"
         )
     raise AttributeError(f"module 'gpugrad.numpy.linalg' has no attribute {name!r}")
+
+del annotations  # (from __future__): not a NumPy name
