@@ -458,9 +458,17 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     return out, vjp_fn
 
 
+def _complex_mismatch(value: Any, like: Tensor, what: str) -> None:
+    """A complex (co)tangent for a real value is an error (as in JAX), never cast silently."""
+    if like.dtype.kind != "c" and np.iscomplexobj(value.data if isinstance(value, Tensor) else value):
+        raise DTypeError(f"vjp/jvp: a complex {what} was given for a real value of dtype {like.dtype}; "
+                         "pass its real part (np.real) if that is what you mean")
+
+
 def _cotangent(c: Any, o: Tensor, create_graph: bool) -> Any:
     from gpugrad.errors import ShapeError
 
+    _complex_mismatch(c, o, "cotangent")
     if isinstance(c, Tensor):
         if c.shape != o.shape:
             raise ShapeError(f"vjp: cotangent shape {c.shape} does not match output shape {o.shape}")
@@ -559,6 +567,7 @@ def _strip(t: Tensor, level: int) -> Tensor:
 def _tangent_tensor(t: Any, primal: Tensor) -> Tensor:
     from gpugrad.errors import ShapeError
 
+    _complex_mismatch(t, primal, "tangent")
     if isinstance(t, Tensor):
         tt = t if t.dtype == primal.dtype else t.astype(primal.dtype)
     else:
