@@ -2,10 +2,13 @@
 during the backward pass (memory for time), as HIPS autograd's ``checkpoint`` and PyTorch's
 ``torch.utils.checkpoint.checkpoint``.
 
-The whole call is one node on the tape that saves only its inputs. Its backward runs the
-function again with gradients enabled and pulls the incoming gradient through that fresh graph;
-with ``create_graph`` (and in forward mode) the recomputation is itself differentiable. The CPU
-random stream is rewound for the recomputation, so dropout masks agree.
+The whole call becomes one node on the tape that keeps only its inputs. Tensors the function
+closes over (parameters) are found by looking at the graph of the first run, which is dropped
+right after, so they get their gradients too. The node's backward runs the function again with
+gradients enabled and pulls the incoming gradient through that fresh graph; with
+``create_graph`` the recomputation is itself differentiable. The CPU random stream is rewound for
+the recomputation, so dropout masks agree. In forward mode (inside ``gg.jvp``) the function runs
+as it is: there is nothing to recompute.
 
 Example::
 
@@ -23,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from gpugrad.autograd import pytree
-from gpugrad.autograd.grad_mode import enable_grad, no_grad
+from gpugrad.autograd.grad_mode import enable_grad
+from gpugrad.autograd.node import Node
 from gpugrad.autograd.state import STATE
 from gpugrad.errors import GpugradError
 from gpugrad.ops.base import Op, apply
@@ -31,109 +35,148 @@ from gpugrad.tensor import Tensor, make_tensor
 
 
 class _Checkpoint(Op):
-    """params: ``fn`` (tensors -> list of output tensors), ``info`` (filled by forward: output
-    shapes and dtypes, the packed dtype, the RNG state to replay)."""
+    """Inputs: the function's tensor arguments, then stand-ins for the tensors it closes over.
+    params: ``fn`` (the arguments' tensors -> list of output tensors), ``n_args``, ``external``
+    (the stand-ins), ``info`` (output shapes/dtypes, packed value, the RNG state to replay)."""
 
     name = "checkpoint"
-    save_inputs = True
+    save_inputs = False
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
-        from gpugrad.factories import cpu_generator
-
-        info = params["info"]
-        info["rng"] = cpu_generator().bit_generator.state
-        device = params["device"]
-        with no_grad():
-            outs = params["fn"](*[make_tensor(a, device) for a in args])
-        info["shapes"] = [o.shape for o in outs]
-        info["dtypes"] = [o.dtype for o in outs]
-        info["dtype"] = np.result_type(*info["dtypes"])
-        return B.concatenate([B.reshape(B.astype(o.data, info["dtype"]), (-1,)) for o in outs], 0)
-
-    def _recompute(self, inputs: list, params: dict) -> Tensor:
-        """The packed output of the function run again, recorded on the tape."""
-        import gpugrad.ops as ops
-        from gpugrad.factories import cpu_generator
-
-        info = params["info"]
-        rng = cpu_generator().bit_generator
-        state = rng.state
-        rng.state = info["rng"]
-        try:
-            with enable_grad():
-                outs = params["fn"](*inputs)
-                return ops.concatenate([ops.reshape(ops.astype(o, info["dtype"]), (-1,)) for o in outs], 0)
-        finally:
-            rng.state = state
+        return params["info"].pop("packed")  # computed by the first run (see checkpoint())
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
         from gpugrad.autograd.engine import run_backward
+        from gpugrad.factories import zeros_like
 
         create_graph = isinstance(g, Tensor)
-        device = params["device"]
-        if create_graph:
-            inputs = list(args)
+        n = params["n_args"]
+        for t, version in zip(params["inputs"], params["versions"]):
+            if t._version[0] != version:
+                from gpugrad.errors import InplaceError
+
+                raise InplaceError("checkpoint: an input of the checkpointed function was modified in place "
+                                   "before the backward pass that recomputes the function")
+        inputs = params["inputs"] if create_graph else [
+            make_tensor(t.data, t.device, need) for t, need in zip(params["inputs"], needs[:n])]
+        targets = inputs + params["external"]
+        packed = _run(params, inputs, record=True)
+        wanted = [t for t, need in zip(targets, needs) if need]
+        if packed.requires_grad:
+            grads = iter(run_backward([packed], [g], retain_graph=create_graph, create_graph=create_graph,
+                                      inputs=wanted, stop_at_inputs=True))
         else:
-            inputs = [make_tensor(a, device, need) for a, need in zip(args, needs)]
-        packed = self._recompute(inputs, params)
-        wanted = [t for t, need in zip(inputs, needs) if need]
-        grads = iter(run_backward([packed], [g], retain_graph=create_graph, create_graph=create_graph,
-                                  inputs=wanted) if packed.requires_grad else [None] * len(wanted))
+            grads = iter([None] * len(wanted))
         result = []
-        for t, need in zip(inputs, needs):
+        for t, need in zip(targets, needs):
             if not need:
                 result.append(None)
                 continue
             gi = next(grads)
             if gi is None:
-                from gpugrad.factories import zeros_like
-
-                gi = zeros_like(t)
-            result.append(gi if create_graph else gi.data)
+                gi = zeros_like(t) if t.data is not None else None
+            result.append(gi if create_graph or gi is None else gi.data)
         return tuple(result)
-
-    def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
-        from gpugrad.autograd.functional import jvp
-        from gpugrad.factories import zeros_like
-
-        tans = tuple(t if t is not None else zeros_like(a) for t, a in zip(tangents, args))
-        return jvp(lambda *xs: self._recompute(list(xs), params), args, tans)[1]
 
 
 _CHECKPOINT = _Checkpoint()
 
 
+def _run(params: dict, inputs: list, record: bool) -> Tensor:
+    """The function's outputs packed into one flat tensor (recorded when ``record``), with the CPU
+    random stream set to where the first run started."""
+    import gpugrad.ops as ops
+    from gpugrad.factories import cpu_generator
+
+    info = params["info"]
+    rng = cpu_generator().bit_generator
+    state = rng.state
+    if "rng" in info:
+        rng.state = info["rng"]
+    else:
+        info["rng"] = state
+    try:
+        with enable_grad():
+            outs = params["fn"](*inputs)
+            if not all(isinstance(o, Tensor) for o in outs) or not outs:
+                raise GpugradError("checkpoint: the function must return tensors (or a tuple/list/dict of them)")
+            info["shapes"] = [o.shape for o in outs]
+            info["dtypes"] = [o.dtype for o in outs]
+            dtype = np.result_type(*info["dtypes"])
+            return ops.concatenate([ops.reshape(ops.astype(o, dtype), (-1,)) for o in outs], 0)
+    finally:
+        if "rng" in info and record:
+            rng.state = state
+
+
+def _external(packed: Tensor, own: list[Tensor], start: int) -> list[Tensor]:
+    """Stand-ins for what the graph of one run reaches outside the run (edges to leaves that
+    require grad, or to nodes recorded before ``start``), other than the run's own inputs."""
+    ours = {id(t) for t in own}
+    found: dict[int, Tensor] = {}
+    seen: set[int] = set()
+    stack = [packed._node] if packed._node is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for edge in node.next:
+            if edge is None:
+                continue
+            if edge.__class__ is Node:
+                if edge.seq >= start:
+                    stack.append(edge)
+                elif id(edge) not in found:
+                    found[id(edge)] = make_tensor(None, edge.device, True, edge)  # stands for the node's output
+            elif id(edge) not in ours and id(edge) not in found:
+                found[id(edge)] = edge  # a leaf the function closes over
+    return list(found.values())
+
+
 def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
     """``fun`` wrapped so that its intermediates are recomputed in the backward pass instead of
     being kept (HIPS autograd's ``checkpoint``). ``fun`` takes and returns tensors (any
-    tuple/list/dict nesting of them; other arguments pass through unchanged).
+    tuple/list/dict nesting of them; other arguments pass through unchanged); the tensors it
+    closes over get their gradients as well.
 
     Example: ``layer = gg.checkpoint(lambda x: gg.relu(x @ w)); layer(x).sum().backward()``.
     """
 
     @functools.wraps(fun)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not STATE.grad_enabled or STATE.fw_levels:
+            return fun(*args, **kwargs)
         leaves, structure = pytree.flatten(list(args))
         slots = [i for i, leaf in enumerate(leaves) if isinstance(leaf, Tensor)]
-        tracked = any(leaves[i].requires_grad or leaves[i]._tangents for i in slots)
-        if not tracked or not STATE.grad_enabled and not STATE.fw_levels:
-            return fun(*args, **kwargs)
         out_structure: list = []
 
         def flat_fn(*tensors: Tensor) -> list[Tensor]:
             filled = list(leaves)
             for i, t in zip(slots, tensors):
                 filled[i] = t
-            result = fun(*pytree.unflatten(structure, filled), **kwargs)
-            out_leaves, out_struct = pytree.flatten(result)
-            if not all(isinstance(o, Tensor) for o in out_leaves) or not out_leaves:
-                raise GpugradError("checkpoint: the function must return tensors (or a tuple/list/dict of them)")
+            out_leaves, out_struct = pytree.flatten(fun(*pytree.unflatten(structure, filled), **kwargs))
             out_structure[:] = [out_struct]
             return out_leaves
 
+        inputs = [leaves[i] for i in slots]
+        own = [make_tensor(t.data, t.device, t.requires_grad) for t in inputs]
         info: dict = {}
-        device = leaves[slots[0]].device
-        packed = apply(_CHECKPOINT, tuple(leaves[i] for i in slots), {"fn": flat_fn, "info": info, "device": device})
+        params = {"fn": flat_fn, "info": info, "n_args": len(inputs), "inputs": inputs,
+                  "versions": [t._version[0] for t in inputs]}
+        start = STATE.seq
+        first = _run(params, own, record=False)  # its graph shows what fn closes over, then is dropped
+        external = _external(first, own, start)
+        info["packed"] = first.data
+        del first
+        if not any(t.requires_grad for t in inputs) and not external:
+            from gpugrad.factories import as_tensor
+
+            packed = as_tensor(info.pop("packed"), device=inputs[0].device if inputs else None)
+        else:
+            params["external"] = external
+            device = (inputs + external)[0].device
+            packed = apply(_CHECKPOINT, tuple(inputs + external), {**params, "device": device})
         return pytree.unflatten(out_structure[0], _unpack(packed, info))
 
     return wrapped

@@ -69,13 +69,15 @@ def run_backward(
     retain_graph: bool,
     create_graph: bool,
     inputs: Sequence[Any] | None = None,
+    stop_at_inputs: bool = False,
 ) -> list[Any] | None:
     """Backpropagate ``root_grads`` (arrays, or tensors when ``create_graph``) from ``roots``.
 
     Without ``inputs`` the gradients are accumulated into the ``.grad`` of the leaves (as
     ``Tensor.backward`` does) and None is returned. With ``inputs`` nothing is accumulated:
     the gradient with respect to each input is returned as a tensor (None where the outputs do
-    not depend on it).
+    not depend on it). ``stop_at_inputs``: an input that is an op's output is a boundary: the
+    gradient reaching it is returned, but not pulled further back (checkpoint uses this).
     """
     grads: dict[Any, Any] = {}
     for root, g in zip(roots, root_grads):
@@ -115,6 +117,8 @@ def run_backward(
                 if live is not None:
                     if id(node) in targets:
                         captured[id(node)] = g
+                        if stop_at_inputs:
+                            continue
                     needs = tuple(e is not None and id(e) in live for e in node.next)
                     if not any(needs):
                         continue
