@@ -9,7 +9,14 @@ differentiation, on NumPy (CPU) and CuPy (NVIDIA GPUs).
 """
 
 from gpugrad import cuda, nn, optim
-from gpugrad.autograd import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from gpugrad.autograd import (
+    detect_anomaly,
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from gpugrad.autograd.custom import custom_jvp, custom_vjp
 from gpugrad.autograd.functional import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from gpugrad.autograd.gradcheck import gradcheck
@@ -35,6 +42,7 @@ from gpugrad.factories import (
     float16,
     float32,
     float64,
+    from_numpy,
     full,
     full_like,
     int8,
@@ -71,6 +79,7 @@ from gpugrad.ops import (
     array_split,
     astype,
     broadcast_to,
+    cat,
     cbrt,
     ceil,
     clamp,
