@@ -66,8 +66,15 @@ def launch_config(n: int) -> tuple[tuple[int], tuple[int]]:
     return (blocks,), (_THREADS,)
 
 
+KERNEL_RULES = ("sgd", "rmsprop", "adam")  # the rules with a kernel in kernels/optim.cu
+
+
 def optimizer_step(rule: str, param: Any, grad: Any, state: dict, hyper: dict) -> None:
     """One fused in-place update of a CuPy ``param`` (and its ``state`` arrays) by ``rule``."""
+    if rule not in KERNEL_RULES:  # a rule without a kernel here: its array code runs on CuPy arrays
+        from gpugrad.backends import numpy_backend
+
+        return numpy_backend.optimizer_step(rule, param, grad, state, hyper)
     import cupy
 
     name = param.dtype.name
