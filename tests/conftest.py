@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,3 +39,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+TORCH_CPU_INSTALL = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
+def _skipped_for_torch(report: pytest.TestReport) -> bool:
+    """A test skipped by ``pytest.importorskip("torch")`` (a comparison with PyTorch)."""
+    longrepr = report.longrepr
+    return isinstance(longrepr, tuple) and len(longrepr) == 3 and "could not import 'torch'" in str(longrepr[2])
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> Any:
+    """One line, after pytest's own summary, saying how many PyTorch comparisons were skipped and
+    how to run them."""
+    yield
+    skipped = sum(1 for r in terminalreporter.stats.get("skipped", []) if _skipped_for_torch(r))
+    if skipped:
+        terminalreporter.write_line(f"{skipped} tests that compare with PyTorch were skipped because PyTorch is not "
+                                    f"installed; to run them: {TORCH_CPU_INSTALL}", yellow=True)

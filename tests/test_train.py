@@ -60,6 +60,39 @@ def test_outputs_checkpoint_metrics_and_plot(tmp_path) -> None:  # noqa: ANN001
         assert any("matplotlib is not installed" in line for line in lines)
     assert any(line.startswith("epoch 2/2") and "samples/s" in line for line in lines)
     assert lines[-1].startswith("test accuracy:")
+    assert any(line.startswith(f"saved in {tmp_path}/") for line in lines)
+
+
+def test_weights_load_straight_into_the_model_built_by_hand(tmp_path) -> None:  # noqa: ANN001
+    from gpugrad import models
+
+    result = train(TrainConfig.from_options(model="mlp", epochs=2, out=str(tmp_path), progress=False), log=_quiet)
+    weights = gg.load(tmp_path / "model.safetensors")
+    assert list(weights) == ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
+    by_hand = models.mlp()
+    assert by_hand.load_state_dict(weights) == ([], [])
+    also = models.mlp()
+    also.load_state_dict(gg.load(tmp_path / "checkpoint.safetensors")["model"])  # the checkpoint's copy too
+    from gpugrad.data import load_digits
+
+    split = load_digits(seed=0)
+    mean, std = split.x_train.mean(0), split.x_train.std(0) + 0.01
+    x = gg.tensor(((split.x_test - mean) / std).astype(np.float32))
+    by_hand.eval()
+    acc = float((by_hand(x).argmax(axis=1).numpy() == split.y_test).mean())
+    assert acc == pytest.approx(result["final"]["test_acc"])
+    np.testing.assert_array_equal(also(x).numpy(), by_hand(x).numpy())
+
+
+def test_checkpoints_from_before_the_sequential_mlp_still_load() -> None:
+    from gpugrad import models
+
+    old_layout = {f"net.{k}": v.numpy() * 0 + 1 for k, v in models.mlp().state_dict().items()}
+    m = models.mlp()
+    m.load_state_dict(old_layout)
+    assert all(np.all(v.numpy() == 1) for v in m.state_dict().values())
+    cfg = TrainConfig.from_checkpoint({"model": "mlp", "dataset": "digits", "epochs": 3, "a_removed_option": 1})
+    assert (cfg.model, cfg.epochs, cfg.force, cfg.lstm) == ("mlp", 3, False, {})
 
 
 def test_ctrl_c_saves_and_resume_matches_uninterrupted_run(tmp_path) -> None:  # noqa: ANN001
@@ -91,10 +124,12 @@ def test_resume_extends_a_finished_run(tmp_path) -> None:  # noqa: ANN001
     assert len(done["metrics"]) == 3
 
 
-def test_gpt_trains_and_samples(capsys) -> None:  # noqa: ANN001
-    cfg = TrainConfig.from_options(model="gpt", epochs=2, batch_size=4, lr=3e-3, progress=False)
+@pytest.mark.parametrize("model,arch", [("gpt", {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32}),
+                                        ("lstm", {"embed_dim": 16, "hidden_size": 48, "block_size": 32})])
+def test_text_models_train_and_sample(model, arch) -> None:  # noqa: ANN001
+    cfg = TrainConfig.from_options(model=model, epochs=2, batch_size=4, lr=1e-2, progress=False)
     cfg.steps_per_epoch = 15
-    cfg.gpt = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32}
+    setattr(cfg, model, arch)
     lines: list[str] = []
     result = train(cfg, log=lines.append)
     rows = result["metrics"]
@@ -110,6 +145,8 @@ def test_gpt_trains_and_samples(capsys) -> None:  # noqa: ANN001
     ({"model": "mlp", "epochs": 0}, "--epochs"),
     ({"model": "mlp", "lr": -1.0}, "--lr"),
     ({"model": "mlp", "resume": True}, "--out"),
+    ({"model": "mlp", "resume": True, "force": True, "out": "x"}, "give one"),
+    ({"model": "lstm", "dataset": "digits"}, "pysource"),
 ])
 def test_usage_errors(options: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
