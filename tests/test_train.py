@@ -124,17 +124,17 @@ def test_resume_extends_a_finished_run(tmp_path) -> None:  # noqa: ANN001
     assert len(done["metrics"]) == 3
 
 
-@pytest.mark.parametrize("model,arch", [("gpt", {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32}),
-                                        ("lstm", {"embed_dim": 16, "hidden_size": 48, "block_size": 32})])
-def test_text_models_train_and_sample(model, arch) -> None:  # noqa: ANN001
-    cfg = TrainConfig.from_options(model=model, epochs=2, batch_size=4, lr=1e-2, progress=False)
+@pytest.mark.parametrize("model,arch,lr", [("gpt", {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32}, 3e-3),
+                                           ("lstm", {"embed_dim": 16, "hidden_size": 48, "block_size": 32}, 1e-2)])
+def test_text_models_train_and_sample(model, arch, lr) -> None:  # noqa: ANN001
+    cfg = TrainConfig.from_options(model=model, epochs=2, batch_size=4, lr=lr, progress=False)
     cfg.steps_per_epoch = 15
     setattr(cfg, model, arch)
     lines: list[str] = []
     result = train(cfg, log=lines.append)
     rows = result["metrics"]
-    assert np.isfinite(rows[-1]["val_loss"]) and rows[-1]["val_loss"] < rows[0]["train_loss"]
-    assert rows[-1]["val_loss"] < np.log(96)  # better than a uniform guess over the vocabulary
+    assert np.isfinite(rows[-1]["val_loss"]) and rows[-1]["val_loss"] < rows[0]["val_loss"]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"] < np.log(96)  # better than a uniform guess
     assert any(line.startswith("sample:\ndef ") for line in lines)
 
 
@@ -223,3 +223,111 @@ def test_cli_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path) -> None:  #
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert "resuming mlp on digits" in done.stdout
+
+
+def test_cli_without_out_writes_a_new_run_folder_and_says_so(tmp_path) -> None:  # noqa: ANN001
+    proc = _cli("--epochs", "1", cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("writing this run to runs/mlp-") and "--out" in first
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("mlp-") and first.split()[4] == f"runs/{run.name}/"
+    assert {p.name for p in run.iterdir()} >= {"checkpoint.safetensors", "model.safetensors", "metrics.jsonl"}
+    second = _cli("--epochs", "1", cwd=str(tmp_path))
+    assert second.returncode == 0 and len(list((tmp_path / "runs").iterdir())) == 2  # never the same folder
+
+
+def test_default_run_dir_names() -> None:
+    from datetime import datetime
+
+    from gpugrad.cli.train import default_run_dir
+
+    when = datetime(2026, 11, 22, 7, 5, 9)
+    assert str(default_run_dir("cnn", when)) == "runs/cnn-20261122-070509"
+
+
+def test_an_out_holding_a_run_is_refused_unless_resume_or_force(tmp_path) -> None:  # noqa: ANN001
+    out = str(tmp_path / "run")
+    train(TrainConfig.from_options(model="mlp", epochs=1, out=out, progress=False), log=_quiet)
+    before = (tmp_path / "run" / "metrics.jsonl").read_text()
+    with pytest.raises(UsageError, match="already holds a run.*--resume.*--force"):
+        train(TrainConfig.from_options(model="mlp", epochs=1, out=out, progress=False), log=_quiet)
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == before  # nothing touched
+    proc = _cli("--epochs", "1", "--out", out)
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr and "Traceback" not in proc.stderr
+    again = train(TrainConfig.from_options(model="mlp", epochs=2, seed=3, out=out, force=True, progress=False),
+                  log=_quiet)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert _strip(rows) == _strip(again["metrics"]) and len(rows) == 2  # started over
+    (tmp_path / "empty").mkdir()
+    train(TrainConfig.from_options(model="mlp", epochs=1, out=str(tmp_path / "empty"), progress=False), log=_quiet)
+
+
+def test_help_shows_every_default() -> None:
+    import subprocess
+    import sys
+
+    from gpugrad.cli.main import build_parser
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    for action in train_parser._actions:
+        if action.dest != "help":
+            assert "default" in (action.help or ""), action.option_strings
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), COLUMNS="200")
+    proc = subprocess.run([sys.executable, "-m", "gpugrad.cli.main", "train", "--help"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    text = " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and "(default: mlp 30, cnn 20, gpt 10, lstm" in text
+    assert "(default: a new runs/<model>-<date>-<time>/)" in text
+
+
+class _Stream:
+    """A stderr stand-in that is (or is not) a terminal."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.parts = tty, []
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, s: str) -> int:
+        self.parts.append(s)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_progress_bar_only_on_a_terminal(tty, monkeypatch) -> None:  # noqa: ANN001
+    pytest.importorskip("tqdm")
+    import sys
+
+    stream = _Stream(tty)
+    monkeypatch.setattr(sys, "stderr", stream)
+    lines: list[str] = []
+    train(TrainConfig.from_options(model="mlp", epochs=1, progress=True), log=lines.append)
+    drawn = "".join(stream.parts)
+    assert ("epoch 1/1" in drawn and "23/23" in drawn) if tty else drawn == ""
+    assert any(line.startswith("epoch 1/1") for line in lines)  # the per-epoch line always
+
+
+def test_plot_title_whole_epoch_ticks_and_honest_labels(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    figures, real_close = [], plt.close
+    monkeypatch.setattr(plt, "close", figures.append)
+    train(TrainConfig.from_options(model="mlp", epochs=3, out=str(tmp_path), progress=False), log=_quiet)
+    fig = figures[-1]
+    assert fig._suptitle.get_text() == "mlp on digits (cpu)"
+    loss_ax, acc_ax = fig.axes
+    for ax in (loss_ax, acc_ax):
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+    labels = [t.get_text() for t in loss_ax.get_legend().get_texts()]
+    assert labels == ["train loss (label-smoothed 0.1, mean over the epoch)", "test loss (end of epoch)"]
+    assert [t.get_text() for t in acc_ax.get_legend().get_texts()] == [
+        "train accuracy (mean over the epoch)", "test accuracy (end of epoch)"]
+    for f in figures:
+        real_close(f)

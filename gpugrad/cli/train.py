@@ -227,8 +227,9 @@ class TextTask:
         self.sampler = DistributedSampler(windows, shuffle=True, seed=cfg.seed)
         self.loader = DataLoader(windows, batch_size=cfg.batch_size, sampler=self.sampler)
         val = CharWindows(self.corpus.val, block, device)
-        # The same validation windows every epoch: evenly spaced over the validation text.
-        starts = np.linspace(0, len(val) - 1, EVAL_BATCHES * cfg.batch_size).astype(np.int64).tolist()
+        # The same validation windows every epoch, drawn once from the run's seed.
+        rng = np.random.default_rng([cfg.seed, 10**6])
+        starts = rng.integers(0, len(val) - 1, size=EVAL_BATCHES * cfg.batch_size).tolist()
         self.val_loader = DataLoader(Subset(val, starts), batch_size=cfg.batch_size)
 
     def build_model(self) -> gg.nn.Module:
@@ -644,7 +645,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (the GPU if there is one), cpu, cuda or cuda:N "
                                                     "(default: auto)")
     p.add_argument("--epochs", type=int, default=None, metavar="N",
-                   help=f"total epochs; --resume continues up to it (default: {_per_model('epochs')})")
+                   help=f"total epochs, also when resuming (default: {_per_model('epochs')})")
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help=f"(default: {_per_model('batch_size')})")
     p.add_argument("--lr", type=float, default=None, help=f"peak learning rate, cosine-annealed (default: "
                                                           f"{_per_model('lr')})")
