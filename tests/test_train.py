@@ -308,7 +308,7 @@ def test_progress_bar_only_on_a_terminal(tty, monkeypatch) -> None:  # noqa: ANN
     lines: list[str] = []
     train(TrainConfig.from_options(model="mlp", epochs=1, progress=True), log=lines.append)
     drawn = "".join(stream.parts)
-    assert ("epoch 1/1" in drawn and "23/23" in drawn) if tty else drawn == ""
+    assert ("epoch 1/1:" in drawn and "/23 [" in drawn) if tty else drawn == ""
     assert any(line.startswith("epoch 1/1") for line in lines)  # the per-epoch line always
 
 
@@ -331,3 +331,22 @@ def test_plot_title_whole_epoch_ticks_and_honest_labels(tmp_path, monkeypatch) -
         "train accuracy (mean over the epoch)", "test accuracy (end of epoch)"]
     for f in figures:
         real_close(f)
+
+
+def test_checkpoints_of_short_epochs_are_throttled_but_always_written_at_the_end(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import gpugrad.cli.train as cli_train
+
+    saved: list[tuple[int, int]] = []
+    real = cli_train.save_state
+
+    def spy(out, run, epoch, step, running):  # noqa: ANN001, ANN202
+        saved.append((epoch, step))
+        return real(out, run, epoch, step, running)
+
+    monkeypatch.setattr(cli_train, "save_state", spy)
+    train(TrainConfig.from_options(model="mlp", epochs=3, out=str(tmp_path / "a"), progress=False), log=_quiet)
+    assert saved == [(3, 0)]  # 50 ms epochs: only the final checkpoint
+    saved.clear()
+    monkeypatch.setattr(cli_train, "CHECKPOINT_EVERY_S", 0.0)
+    train(TrainConfig.from_options(model="mlp", epochs=3, out=str(tmp_path / "b"), progress=False), log=_quiet)
+    assert saved == [(1, 0), (2, 0), (3, 0)]
