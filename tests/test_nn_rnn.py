@@ -186,3 +186,23 @@ def test_carrying_the_state_over_two_chunks_equals_one_pass(kind, layers):
     np.testing.assert_allclose(gg.cat([first, second], dim=0).numpy(), full.numpy(), rtol=1e-12)
     for a, b in zip(state if kind == "LSTM" else [state], last if kind == "LSTM" else [last]):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gg.cuda.is_available(), reason="needs CuPy and an NVIDIA GPU")
+@pytest.mark.parametrize("kind", KINDS)
+def test_recurrent_layers_on_gpu_match_cpu(kind):
+    gg.manual_seed(0)
+    cpu = getattr(nn, kind)(3, 5, num_layers=2, bidirectional=True, batch_first=True).double()
+    gpu = getattr(nn, kind)(3, 5, num_layers=2, bidirectional=True, batch_first=True).double()
+    gpu.load_state_dict(cpu.state_dict())
+    gpu.to("cuda")
+    x = RNG.standard_normal((2, 4, 3))
+    results = []
+    for model, dev in ((cpu, "cpu"), (gpu, "cuda")):
+        out, _ = model(gg.tensor(x, device=dev))
+        (out * out).sum().backward()
+        results.append((out.numpy(), {n: p.grad.numpy() for n, p in model.named_parameters()}))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-10)
+    for name, g in results[0][1].items():
+        np.testing.assert_allclose(results[1][1][name], g, rtol=1e-9, atol=1e-12, err_msg=name)

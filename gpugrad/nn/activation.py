@@ -96,34 +96,31 @@ def _implicit_dim(name: str, ndim: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1
 
 
-class Softmax(Module):
+class _AlongDim(Module):
+    _function: Any = None
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Any) -> Tensor:
+        dim = self.dim if self.dim is not None else _implicit_dim(type(self).__name__, getattr(x, "ndim", 0))
+        return type(self)._function(x, dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softmax(_AlongDim):
     """softmax along ``dim``. Example: ``nn.Softmax(dim=-1)(logits)``."""
 
-    def __init__(self, dim: int | None = None) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: Any) -> Tensor:
-        dim = self.dim if self.dim is not None else _implicit_dim("Softmax", getattr(x, "ndim", 0))
-        return F.softmax(x, dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+    _function = staticmethod(F.softmax)
 
 
-class LogSoftmax(Module):
+class LogSoftmax(_AlongDim):
     """log_softmax along ``dim``. Example: ``nn.LogSoftmax(dim=1)``."""
 
-    def __init__(self, dim: int | None = None) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: Any) -> Tensor:
-        dim = self.dim if self.dim is not None else _implicit_dim("LogSoftmax", getattr(x, "ndim", 0))
-        return F.log_softmax(x, dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+    _function = staticmethod(F.log_softmax)
 
 
 class Identity(Module):
