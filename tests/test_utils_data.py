@@ -272,3 +272,25 @@ def test_distributed_sampler_asks_gpugrad_distributed(monkeypatch):
     assert (s.num_replicas, s.rank) == (4, 3) and list(s) == [3, 7, 1]
     fake.is_initialized = lambda: False
     assert DistributedSampler(range(10)).num_replicas == 1
+
+
+def test_char_windows_items_batches_and_errors():
+    from gpugrad.data import CharWindows
+
+    tokens = np.arange(50, dtype=np.uint8) % 7
+    w = CharWindows(tokens, 8)
+    assert len(w) == 42
+    x, y = w[5]
+    assert x.dtype == np.int64 and x.tolist() == (np.arange(5, 13) % 7).tolist()
+    assert y.tolist() == (np.arange(6, 14) % 7).tolist()
+    assert w[-1][1].tolist() == (np.arange(42, 50) % 7).tolist()
+    with pytest.raises(IndexError):
+        w[42]
+    fast = w._default_batch([0, 41, 7])
+    slow = default_collate([w[0], w[41], w[7]])
+    for a, b in zip(fast, slow):
+        assert a.dtype == b.dtype and a.tolist() == b.tolist()
+    batches = list(DataLoader(w, batch_size=16, sampler=DistributedSampler(w, seed=1)))
+    assert [b[0].shape for b in batches] == [(16, 8), (16, 8), (10, 8)]
+    with pytest.raises(gg.ShapeError, match="block"):
+        CharWindows(tokens[:8], 8)
