@@ -33,14 +33,6 @@ class CharCorpus:
     def decode(self, ids: np.ndarray) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 
-    def batch(self, split: str, batch_size: int, block: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Random windows: inputs (B, block) and next-character targets (B, block)."""
-        data = self.train if split == "train" else self.val
-        starts = rng.integers(0, len(data) - block - 1, size=batch_size)
-        x = np.stack([data[s:s + block] for s in starts]).astype(np.int64)
-        y = np.stack([data[s + 1:s + block + 1] for s in starts]).astype(np.int64)
-        return x, y
-
 
 class CharWindows(Dataset):
     """Every window of ``block`` characters of a token array: item i is (tokens[i:i+block],
