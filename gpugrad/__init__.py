@@ -8,8 +8,22 @@ differentiation, on NumPy (CPU) and CuPy (NVIDIA GPUs).
     x.grad
 """
 
+import os as _os
+
+if _os.environ.get("GPUGRAD_CUDA_EMULATOR"):  # the emulated CUDA device, for GPU tests without a GPU
+    from gpugrad.testing import cuda_emulator as _cuda_emulator
+
+    _cuda_emulator.from_environment()
+
 from gpugrad import cuda, nn, optim
-from gpugrad.autograd import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from gpugrad.autograd import (
+    detect_anomaly,
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from gpugrad.autograd.checkpoint import checkpoint
 from gpugrad.autograd.custom import custom_jvp, custom_vjp
 from gpugrad.autograd.functional import (
@@ -46,6 +60,7 @@ from gpugrad.factories import (
     float16,
     float32,
     float64,
+    from_numpy,
     full,
     full_like,
     int8,
@@ -83,6 +98,7 @@ from gpugrad.ops import (
     array_split,
     astype,
     broadcast_to,
+    cat,
     cbrt,
     ceil,
     clamp,

@@ -17,6 +17,7 @@ from gpugrad.backends import backend_for
 from gpugrad.errors import DeviceError, DTypeError, GpugradError, InplaceError, ShapeError
 from gpugrad.ops._util import as_tensor_operand, normalize_one_axis
 from gpugrad.ops.base import Op, apply
+from gpugrad.ops.spellings import accepts_dim
 from gpugrad.tensor import Tensor, make_tensor
 
 
@@ -191,6 +192,7 @@ def index_put(x: Any, index: Any, values: Any) -> Tensor:
     return apply(INDEX_PUT, (x, values), {"index": idx})
 
 
+@accepts_dim
 def take(x: Any, indices: Any, axis: int | None = None) -> Tensor:
     """Elements at integer ``indices`` along ``axis`` (the flattened array when None), as ``numpy.take``."""
     from gpugrad.ops.shape import reshape
@@ -200,7 +202,13 @@ def take(x: Any, indices: Any, axis: int | None = None) -> Tensor:
         x = reshape(x, (-1,))
         axis = 0
     a = normalize_one_axis(axis, x.ndim, "take")
-    ind = indices.data if isinstance(indices, Tensor) else backend_for(x.device).asarray(np.asarray(indices))
+    B = backend_for(x.device)
+    if isinstance(indices, Tensor):
+        ind = indices.data
+    elif isinstance(indices, B.xp.ndarray):
+        ind = indices  # already on x's device (the rule of take's own jvp/vjp passes it on)
+    else:
+        ind = B.asarray(np.asarray(indices))
     if ind.dtype.kind not in "iu":
         raise DTypeError(f"take: indices must be integers, got dtype {ind.dtype}")
     n = x.shape[a]

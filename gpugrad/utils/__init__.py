@@ -1,1 +1,1 @@
-"""Utilities in PyTorch's layout (``gpugrad.utils.checkpoint``, ``gpugrad.utils.data``)."""
+"""``gpugrad.utils``: helpers around training, under PyTorch's names (``gpugrad.utils.data``)."""
