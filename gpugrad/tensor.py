@@ -34,10 +34,10 @@ class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "_node", "_version", "device", "_tangents", "_extra",
                  "__weakref__")
 
-    # NumPy's protocols (gpugrad/numpy/_protocol.py): ``ndarray * tensor``, ``np.exp(t)`` and
-    # ``np.sum(t)`` run gpugrad.numpy's differentiable function of the same name; an implicit
-    # exit of a value being differentiated (np.asarray(t), a NumPy function gpugrad lacks,
-    # ``a[:2] = t``) raises GraphError instead of dropping the gradient.
+    # NumPy's protocols (gpugrad/numpy/_protocol.py). No __array_ufunc__: with the high priority,
+    # ``ndarray * tensor`` (and ``cupy_array * tensor``) defers to Tensor.__rmul__ and stays on the
+    # tape, while a ufunc (np.exp(t), a += t) converts through __array__, which refuses a value
+    # being differentiated; ``np.sum(t)`` runs gpugrad.numpy's sum through __array_function__.
     __array_priority__ = 1000
 
     def __init__(self, data: Any, dtype: Any = None, device: str | None = None,
@@ -351,11 +351,6 @@ class Tensor:
         from gpugrad.numpy._protocol import array_conversion
 
         return array_conversion(self, dtype, copy)
-
-    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        from gpugrad.numpy._protocol import array_ufunc
-
-        return array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
         from gpugrad.numpy._protocol import array_function

@@ -300,13 +300,16 @@ def test_numpy_and_scipy_functions_on_traced_values() -> None:
     import scipy.linalg
     import scipy.special
 
-    def via_numpy(x):  # noqa: ANN001, ANN202 (NumPy's own functions: dispatched to gpugrad.numpy)
-        return onp.sum(onp.exp(x) * onp.arange(3.0)) + onp.linalg.norm(x) + (onp.ones(3) * x).sum()
+    def via_numpy(x):  # noqa: ANN001, ANN202 (NumPy's functions: dispatched to gpugrad.numpy; operators defer)
+        return onp.sum(np.exp(x) * onp.arange(3.0)) + onp.linalg.norm(x) + (onp.ones(3) * x).sum()
 
     x = onp.array([0.1, 0.2, 0.3])
     want = onp.exp(x) * onp.arange(3.0) + x / onp.linalg.norm(x) + 1.0
     onp.testing.assert_allclose(gg.grad(via_numpy)(x), want, rtol=1e-12)
-    with pytest.raises(gg.GraphError, match="gammaln"):
+    with pytest.raises(gg.GraphError, match="ufunc such as np.exp"):  # a NumPy ufunc converts its input
+        gg.grad(lambda v: onp.sum(onp.exp(v)))(x)
+    assert type(onp.exp(gg.tensor(x))) is onp.ndarray  # a tensor not being differentiated: plain NumPy
+    with pytest.raises(gg.GraphError, match="SciPy function"):  # a SciPy ufunc converts its input
         gg.grad(lambda v: scipy.special.gammaln(v).sum())(x)
     with pytest.raises(gg.GraphError):
         gg.grad(lambda v: scipy.linalg.expm(v.reshape(3, 1) * v.reshape(1, 3)).sum())(x)
@@ -320,7 +323,7 @@ def test_array_ufunc_with_out_into_numpy_is_refused_or_computed() -> None:
     a = onp.zeros(3)
     a += gg.tensor([1.0, 2.0, 3.0])  # a plain tensor: computed (was "does not support ufuncs")
     onp.testing.assert_array_equal(a, [1.0, 2.0, 3.0])
-    with pytest.raises(gg.GraphError, match="writing into a NumPy array"):
+    with pytest.raises(gg.GraphError, match="a \\+= t"):
         onp.add(a, gg.tensor([1.0, 2.0, 3.0], requires_grad=True), out=a)
 
 

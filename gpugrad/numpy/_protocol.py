@@ -1,14 +1,16 @@
 """What NumPy does with a Tensor, through the protocols NumPy itself uses (no call-site tricks).
 
-* ``__array_ufunc__`` (``ndarray * t``, ``np.exp(t)``, ``a += t``) and ``__array_function__``
-  (``np.sum(t)``, ``np.linalg.norm(t)``): the function of the same name in :mod:`gpugrad.numpy`
-  runs, so the result stays differentiable. A NumPy function that gpugrad.numpy does not provide,
-  or a write into a NumPy array (``out=``), raises :class:`GraphError` for a value being
+* Binary operators: a Tensor has a high ``__array_priority__`` and no ``__array_ufunc__``, so
+  ``ndarray * t`` (and ``cupy_array * t``) defers to ``Tensor.__rmul__``: differentiable.
+* ``__array_function__`` (``np.sum(t)``, ``np.concatenate([a, t])``, ``np.linalg.norm(t)``): the
+  function of the same name in :mod:`gpugrad.numpy` runs, so the result stays differentiable; a
+  NumPy function gpugrad.numpy does not provide raises :class:`GraphError` for a value being
   differentiated and computes on plain arrays otherwise.
-* ``__array__`` (``np.asarray(t)``, ``np.array(t)``, ``a[:2] = t``, any library converting its
-  input): an implicit exit from the graph, refused for a value being differentiated (a tensor that
-  requires grad, PyTorch's rule, or that carries a forward-mode tangent); a copy otherwise. A
-  conversion to an integer or boolean dtype (``np.int64(t)``) is allowed: integers have no gradient.
+* ``__array__`` (``np.asarray(t)``, ``np.array(t)``, ``a[:2] = t``, a NumPy ufunc such as
+  ``np.exp(t)`` or ``a += t``, any library converting its input): an implicit exit from the graph,
+  refused for a value being differentiated (a tensor that requires grad, PyTorch's rule, or that
+  carries a forward-mode tangent); a copy otherwise. A conversion to an integer or boolean dtype
+  (``np.int64(t)``) is allowed: integers have no gradient.
 
 Explicit exits stay allowed on any tensor, as in JAX: ``.numpy()``, ``.item()``, ``float()``,
 ``int()``, ``bool()``, ``.tolist()``, ``.detach()`` (``a[0] = t`` is NumPy calling ``float(t)``).
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from gpugrad.autograd.state import STATE
-from gpugrad.errors import GpugradError, GraphError
+from gpugrad.errors import GraphError
 from gpugrad.tensor import Tensor
 
 _WAY_OUT = ("call .detach() (or .numpy()) first to use the value as a constant, or compute with "
@@ -72,8 +74,11 @@ def array_conversion(t: Tensor, dtype: Any, copy: Any) -> np.ndarray:
     """``Tensor.__array__``: a host copy, refused for a value being differentiated unless the
     requested dtype is integer or boolean (``np.int64(t)``, like ``int(t)``: no gradient exists)."""
     if is_traced(t) and (dtype is None or np.dtype(dtype).kind not in "biu"):
-        raise refuse(f"converting a Tensor of shape {t.shape} to a NumPy array (np.asarray, np.array, "
-                     "a NumPy/SciPy function gpugrad.numpy does not provide, or a[...] = t)")
+        raise refuse(f"converting a Tensor of shape {t.shape} to a NumPy array (np.asarray, np.array, a NumPy "
+                     "ufunc such as np.exp, a NumPy/SciPy function gpugrad.numpy does not provide, a[...] = t "
+                     "or a += t)", "call .detach() (or .numpy()) first to use the value as a constant, or compute "
+                     "with gpugrad.numpy (import gpugrad.numpy as np; a = a + t rather than a += t) so the "
+                     "gradient flows")
     if copy is False:
         if t.device != "cpu" or (dtype is not None and np.dtype(dtype) != t.dtype):
             raise ValueError("Tensor.__array__: a copy is needed (copy=False was given)")
@@ -86,9 +91,6 @@ def array_conversion(t: Tensor, dtype: Any, copy: Any) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # __array_ufunc__ / __array_function__
-
-
-_REDUCE = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}
 
 
 def _namespace(module: str) -> Any:
@@ -110,32 +112,6 @@ def _lookup(ns: Any, name: str) -> Any:
         return getattr(ns, name)
     except AttributeError:
         return None
-
-
-def array_ufunc(ufunc: Any, method: str, inputs: tuple, kwargs: dict) -> Any:
-    """``Tensor.__array_ufunc__``: gpugrad.numpy's function of the ufunc's name."""
-    out = kwargs.get("out")
-    name = ufunc.__name__
-    writes = not (out is None or (isinstance(out, tuple) and all(o is None for o in out)))
-    if not writes:
-        kwargs.pop("out", None)
-        target = None
-        if method == "__call__":
-            target = _lookup(_namespace("numpy"), name)
-        elif method == "reduce" and name in _REDUCE:
-            target = _lookup(_namespace("numpy"), _REDUCE[name])
-        if target is not None:
-            return target(*inputs, **kwargs)
-    if any_traced(inputs) or any_traced(out):
-        call = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
-        if writes:
-            raise refuse(f"{call} writing into a NumPy array (out=, or an in-place operator such as a += t)",
-                         "compute a new value instead (a = a + t), or write t.detach() / t.numpy()")
-        raise refuse(f"{call} (gpugrad.numpy has no differentiable version of it)")
-    if any(isinstance(o, Tensor) for o in (out if isinstance(out, tuple) else (out,))):
-        raise GpugradError(f"numpy.{name}: out= a Tensor is not supported; use the in-place operators "
-                           "(t += u) or assignment (t[...] = u)")
-    return getattr(ufunc, method)(*to_plain(inputs), **to_plain(kwargs))
 
 
 def array_function(func: Any, args: tuple, kwargs: dict) -> Any:
