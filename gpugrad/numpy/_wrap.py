@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -173,15 +172,3 @@ def _constant(value: Any, like: Tensor) -> Tensor:
     from gpugrad.factories import as_tensor
 
     return as_tensor(np.asarray(value), device=like.device)
-
-
-def wraps_numpy(path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator for a hand-written gpugrad.numpy function: NumPy's own on plain arrays."""
-
-    def deco(gg_fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn = dual(path.rsplit(".", 1)[-1], gg_fn, path)
-        functools.update_wrapper(fn, gg_fn, assigned=("__doc__",), updated=())
-        fn.__doc__ = f"``numpy.{path}``, differentiable on gpugrad tensors. " + (gg_fn.__doc__ or "")
-        return fn
-
-    return deco

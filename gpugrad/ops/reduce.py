@@ -328,16 +328,20 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
                                    "out_shape": out_shape})
 
 
-@accepts_dim
-def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-    """Variance over ``axis`` with NumPy's default ``ddof=0``. Example: ``x.var(axis=0, ddof=1)``."""
+def _deviations(x: Any, axis: Any, name: str) -> tuple[Tensor, Any, int]:
+    """(x minus its mean over ``axis``, the normalised axes, the count of each group)."""
     x = as_tensor_operand(x)
     if x.dtype.kind in "biu":
         x = x.astype(np.float64)
-    axes = normalize_axis(axis, x.ndim, "var")
-    n = count(x.shape, axes)
-    centered = x - mean(x, axes, keepdims=True)
-    if x.dtype.kind == "c":  # the mean squared modulus (a real result), as NumPy
+    axes = normalize_axis(axis, x.ndim, name)
+    return x - mean(x, axes, keepdims=True), axes, count(x.shape, axes)
+
+
+@accepts_dim
+def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    """Variance over ``axis`` with NumPy's default ``ddof=0``. Example: ``x.var(axis=0, ddof=1)``."""
+    centered, axes, n = _deviations(x, axis, "var")
+    if centered.dtype.kind == "c":  # the mean squared modulus (a real result), as NumPy
         from gpugrad.ops.complex import conj, real
 
         return sum(real(centered * conj(centered)), axes, keepdims) / (n - ddof)
@@ -348,18 +352,13 @@ def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tens
 def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     """Standard deviation over ``axis`` (``ddof=0`` by default, as NumPy). Computed as the norm of
     the deviations, so its gradient is 0 (not NaN) where all values are equal, as PyTorch's."""
-    x = as_tensor_operand(x)
-    if x.dtype.kind in "biu":
-        x = x.astype(np.float64)
-    axes = normalize_axis(axis, x.ndim, "std")
-    n = count(x.shape, axes)
-    centered = x - mean(x, axes, keepdims=True)
-    if x.dtype.kind == "c":
+    centered, axes, n = _deviations(x, axis, "std")
+    if centered.dtype.kind == "c":
         from gpugrad.ops.complex import abs as modulus
 
         centered = modulus(centered)
     scale = 1.0 / np.sqrt(n - ddof) if n - ddof > 0 else np.inf
-    return apply(NORM2, (centered,), {"axis": axes, "keepdims": bool(keepdims), "shape": x.shape}) * scale
+    return apply(NORM2, (centered,), {"axis": axes, "keepdims": bool(keepdims), "shape": centered.shape}) * scale
 
 
 @accepts_dim
