@@ -117,8 +117,22 @@ def _contains_tensor(seq: Any) -> bool:
 
 
 def _tensors_to_nested(seq: Any) -> Any:
-    return [(_tensors_to_nested(s) if isinstance(s, (list, tuple)) else (s.numpy() if isinstance(s, Tensor) else s))
-            for s in seq]
+    """Nested lists with each tensor's values; a tensor being differentiated is refused (its gradient
+    would be dropped: gg.stack or gpugrad.numpy.array keep it)."""
+    from gpugrad.numpy._protocol import is_traced, refuse
+
+    out = []
+    for s in seq:
+        if isinstance(s, (list, tuple)):
+            out.append(_tensors_to_nested(s))
+        elif isinstance(s, Tensor):
+            if is_traced(s):
+                raise refuse("gg.tensor of a list holding a tensor", "build it with gg.stack or gpugrad.numpy.array "
+                             "(differentiable), or pass t.detach() for a constant")
+            out.append(s.numpy())
+        else:
+            out.append(s)
+    return out
 
 
 def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:

@@ -147,6 +147,12 @@ def test_ragged_tensor_is_refused() -> None:
         gg.tensor([[1.0, 2.0], [3.0]])
 
 
+def test_tensor_of_a_list_holding_a_traced_tensor_is_refused() -> None:
+    with pytest.raises(gg.GraphError, match="gg.stack"):
+        gg.grad(lambda x: gg.tensor([x, 1.0]).sum())(2.0)
+    assert gg.tensor([gg.tensor(2.0), 1.0]).tolist() == [2.0, 1.0]  # values of a constant tensor: fine
+
+
 def test_grad_of_a_boolean_is_a_type_error() -> None:
     with pytest.raises(gg.DTypeError):
         gg.grad(lambda x: np.allclose(x, x * 3.0 / 3.0))(onp.ones(3))
