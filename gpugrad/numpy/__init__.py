@@ -399,7 +399,11 @@ take = _dual("take", _take)
 take_along_axis = _dual("take_along_axis", _f.take_along_axis)
 meshgrid = _dual("meshgrid", _f.meshgrid)
 copy = _dual("copy", _f.copy)
-make_diagonal = _f.make_diagonal  # HIPS autograd's name (not NumPy's): tensors or arrays alike
+def make_diagonal(d: _Any, offset: int = 0, axis1: int = -1, axis2: int = -2) -> _Any:
+    """HIPS autograd's ``make_diagonal`` (not a NumPy name): matrices with ``d``'s last axis on
+    their diagonals, placed at ``axis1``/``axis2``; NumPy in, NumPy out."""
+    out = _f.make_diagonal(d, offset, axis1, axis2)
+    return out if _has_tensor((d,)) else out.numpy()
 
 
 # ---------------------------------------------------------------------------------------------
