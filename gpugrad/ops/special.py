@@ -71,6 +71,14 @@ def result_dtype(args: Any) -> np.dtype:
     return dt if dt.kind == "f" else _F64
 
 
+def rule_call(ns: Any, op: Op, args: tuple, params: dict) -> Any:
+    """Apply ``op`` inside a derivative rule: recorded (differentiable) in the tensor namespace,
+    its forward on raw arrays when ``ns`` is a backend (the fast backward)."""
+    if ns is tensor_namespace():
+        return apply(op, args, params)
+    return op.forward(ns, list(args), params)
+
+
 class Rules:
     """What a derivative rule calls: the rule namespace's functions (``R.exp``, ``R.where``...) and
     the special ops by name (``R.digamma``), applied as differentiable ops in the tensor namespace
@@ -78,16 +86,13 @@ class Rules:
 
     def __init__(self, ns: Any) -> None:
         self.ns = ns
-        self.tensors = ns is tensor_namespace()
 
     def __getattr__(self, name: str) -> Any:
         op = SPECIAL_OPS.get(name)
         if op is None:
             return getattr(self.ns, name)
-        if self.tensors:
-            return lambda *args: apply(op, args, {})
         ns = self.ns
-        return lambda *args: op.forward(ns, list(args), {})
+        return lambda *args: rule_call(ns, op, args, {})
 
 
 class SpecialOp(Op):
@@ -166,6 +171,10 @@ GAMMAINCC = _declare("gammaincc", "a x", (None, lambda R, a, x, out: -_incomplet
 IV = _declare("iv", "v x", (None, lambda R, v, x, out: 0.5 * (R.iv(v - 1, x) + R.iv(v + 1, x))))
 IVE = _declare("ive", "v x", (None, lambda R, v, x, out: 0.5 * (R.ive(v - 1, x) + R.ive(v + 1, x)) - R.sign(x) * out),
                uses_out=True)
+# Student's t CDF; its derivative in t is the density (no closed form in df)
+STDTR = _declare("stdtr", "df t", (None, lambda R, df, t, out: R.exp(
+    R.gammaln((df + 1) / 2) - R.gammaln(df / 2) - 0.5 * R.log(df * 3.141592653589793)
+    - (df + 1) / 2 * R.log1p(t * t / df))))
 # log of the standard normal CDF, accurate in both tails; d/dx = pdf(x) / cdf(x)
 LOG_NDTR = _declare("log_ndtr", "x", (lambda R, x, out: R.exp(-0.5 * x * x - _LOG_SQRT_2PI - out),), uses_out=True)
 
@@ -258,6 +267,11 @@ def iv(v: Any, x: Any) -> Tensor:
 def ive(v: Any, x: Any) -> Tensor:
     """iv(v, x) * exp(-|x|) (differentiable in x only)."""
     return call(IVE, v, x)
+
+
+def stdtr(df: Any, t: Any) -> Tensor:
+    """The CDF of Student's t distribution with df degrees of freedom at t (differentiable in t)."""
+    return call(STDTR, df, t)
 
 
 def log_ndtr(x: Any) -> Tensor:
