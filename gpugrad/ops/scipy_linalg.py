@@ -193,6 +193,104 @@ def solve_triangular(a: Any, b: Any, trans: int | str = 0, lower: bool = False, 
 
 
 # ---------------------------------------------------------------------------------------------
+# banded systems (LAPACK's storage: ab[u + i - j, j] = a[i, j])
+
+
+def _band_gather(ns: Any, dense: Any, lower: int, upper: int) -> Any:
+    """The band of a (..., n, n) matrix in banded storage (lower + upper + 1, n)."""
+    n = dense.shape[-1]
+    r = np.arange(lower + upper + 1)[:, None]
+    j = np.arange(n)[None, :]
+    i = r - upper + j
+    valid = (i >= 0) & (i < n)
+    picked = ns.getitem(dense, (np.clip(i, 0, n - 1), np.broadcast_to(j, i.shape)))
+    return ns.where(_device_mask(ns, dense, valid), picked, 0)
+
+
+def _band_transpose(ns: Any, ab: Any, lower: int, upper: int) -> Any:
+    """The banded storage of A^T (upper and lower swap) from that of A."""
+    n = ab.shape[-1]
+    r = np.arange(lower + upper + 1)[:, None]
+    j = np.arange(n)[None, :]
+    col = r - lower + j  # A^T[i, j] = A[j, i] = ab[upper + j - i, i] with i = r - lower + j
+    row = upper + lower - r + 0 * j
+    valid = (col >= 0) & (col < n)
+    picked = ns.getitem(ab, (row, np.clip(col, 0, n - 1)))
+    return ns.where(_device_mask(ns, ab, valid), picked, 0)
+
+
+def _device_mask(ns: Any, like: Any, mask: np.ndarray) -> Any:
+    if ns is tensor_namespace():
+        from gpugrad.factories import as_tensor
+
+        return as_tensor(mask, device=like.device)
+    return ns.asarray(mask)
+
+
+class SolveBanded(Op):
+    """x = A^-1 b with A in banded storage: db = solve_banded(A^T, g), dab = the band of -db x^T."""
+
+    name = "solve_banded"
+    save_out = True
+
+    def forward(self, B: Any, args: list, params: dict) -> Any:
+        ab, b = args
+        with _linalg_errors(self.name, args):
+            out = backend_function(B, "linalg", "solve_banded")((params["lower"], params["upper"]), ab, b)
+        return B.xp.asarray(out)
+
+    def vjp(self, ns: Any, g: Any, args: tuple, out: Any, params: dict, needs: tuple) -> tuple:
+        ab, _ = args
+        lower, upper = params["lower"], params["upper"]
+        transposed = {"lower": upper, "upper": lower}
+        gb = rule_call(ns, SOLVE_BANDED, (_band_transpose(ns, ab, lower, upper), g), transposed)
+        gab = None
+        if needs[0]:
+            gb2 = ns.reshape(gb, (gb.shape[0], -1))
+            x2 = ns.reshape(out, (out.shape[0], -1))
+            gab = -_band_gather(ns, ns.matmul(gb2, _mT(ns, x2)), lower, upper)
+        return gab, (gb if needs[1] else None)
+
+    def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
+        tab, tb = tangents
+        ab, _ = args
+        lower, upper = params["lower"], params["upper"]
+        rhs = tb
+        if tab is not None:
+            # (dA x)[i] = sum_j dA[i, j] x[j] = sum_r dab[r, j] x[j] with i = r - upper + j
+            dense = _band_to_dense(ns, tab, lower, upper)
+            prod = ns.matmul(dense, out)
+            rhs = -prod if rhs is None else rhs - prod
+        return rule_call(ns, SOLVE_BANDED, (ab, rhs), params)
+
+
+def _band_to_dense(ns: Any, ab: Any, lower: int, upper: int) -> Any:
+    n = ab.shape[-1]
+    i = np.arange(n)[:, None]
+    j = np.arange(n)[None, :]
+    r = upper + i - j
+    valid = (r >= 0) & (r <= lower + upper)
+    picked = ns.getitem(ab, (np.clip(r, 0, lower + upper), np.broadcast_to(j, r.shape)))
+    return ns.where(_device_mask(ns, ab, valid), picked, 0)
+
+
+SOLVE_BANDED = SolveBanded()
+
+
+def solve_banded(l_and_u: tuple[int, int], ab: Any, b: Any, overwrite_ab: bool = False, overwrite_b: bool = False,
+                 check_finite: bool = True) -> Tensor:
+    """Solve A x = b for a banded A given in LAPACK's storage ``ab`` ((l + u + 1, n), with
+    ``ab[u + i - j, j] = A[i, j]``), as ``scipy.linalg.solve_banded``; differentiable in ab and b."""
+    lower, upper = (int(v) for v in l_and_u)
+    ab = _operand(ab, b if isinstance(b, Tensor) else None)
+    b = _operand(b, ab)
+    if ab.ndim != 2 or ab.shape[0] != lower + upper + 1 or b.ndim not in (1, 2) or b.shape[0] != ab.shape[1]:
+        raise ShapeError(f"solve_banded: expected ab ({lower + upper + 1}, n) and b (n,) or (n, k) for "
+                         f"(l, u) = ({lower}, {upper}), got shapes {ab.shape} and {b.shape}")
+    return _call(SOLVE_BANDED, (ab, b), {"lower": lower, "upper": upper})
+
+
+# ---------------------------------------------------------------------------------------------
 # Sylvester equations and the matrix square root
 
 

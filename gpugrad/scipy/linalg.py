@@ -1,5 +1,5 @@
-"""Differentiable ``scipy.linalg``: ``sqrtm``, ``solve_triangular``, ``cholesky`` and
-``solve_sylvester`` (the ops are in gpugrad/ops/scipy_linalg.py).
+"""Differentiable ``scipy.linalg``: ``sqrtm``, ``solve_triangular``, ``cholesky``,
+``solve_sylvester`` and ``solve_banded`` (the ops are in gpugrad/ops/scipy_linalg.py).
 
 Example::
 
@@ -17,7 +17,7 @@ from gpugrad.ops import scipy_linalg as _la
 from gpugrad.scipy._dispatch import dual
 from gpugrad.tensor import Tensor
 
-__all__ = ["cholesky", "solve_sylvester", "solve_triangular", "sqrtm"]
+__all__ = ["cholesky", "solve_banded", "solve_sylvester", "solve_triangular", "sqrtm"]
 
 
 def _cholesky(a: Any, lower: bool = False, overwrite_a: bool = False, check_finite: bool = True) -> Tensor:
@@ -34,4 +34,5 @@ def _sqrtm(a: Any) -> Tensor:
 cholesky = dual("linalg.cholesky", _cholesky)
 solve_triangular = dual("linalg.solve_triangular", _la.solve_triangular)
 solve_sylvester = dual("linalg.solve_sylvester", _la.solve_sylvester)
+solve_banded = dual("linalg.solve_banded", _la.solve_banded)
 sqrtm = dual("linalg.sqrtm", _sqrtm)
