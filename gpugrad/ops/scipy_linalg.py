@@ -24,7 +24,7 @@ import numpy as np
 from gpugrad.errors import GpugradError, ShapeError
 from gpugrad.ops.base import Op, apply
 from gpugrad.ops.namespace import tensor_namespace
-from gpugrad.ops.special import backend_function, rule_call
+from gpugrad.ops.special import backend_function, operand, rule_call
 from gpugrad.tensor import Tensor
 
 
@@ -381,9 +381,7 @@ def sqrtm(a: Any) -> Tensor:
 
 
 def _operand(x: Any, like: Tensor | None) -> Tensor:
-    from gpugrad.ops._util import as_tensor_operand
-
-    return as_tensor_operand(x, like)
+    return operand(x, like)
 
 
 def _matrix_operand(x: Any, name: str, *others: Any) -> Tensor:

@@ -179,6 +179,18 @@ STDTR = _declare("stdtr", "df t", (None, lambda R, df, t, out: R.exp(
 LOG_NDTR = _declare("log_ndtr", "x", (lambda R, x, out: R.exp(-0.5 * x * x - _LOG_SQRT_2PI - out),), uses_out=True)
 
 
+def operand(x: Any, like: Tensor | None = None) -> Tensor:
+    """``x`` as a tensor on ``like``'s device. Unlike ``gg.tensor``, Python floats and lists of them
+    become float64, as they are in SciPy (whose functions these mirror)."""
+    if isinstance(x, Tensor):
+        return x
+    from gpugrad.ops._util import as_tensor_operand
+
+    if getattr(x, "dtype", None) is None:
+        x = np.asarray(x)
+    return as_tensor_operand(x, like)
+
+
 def traced(x: Any) -> bool:
     """Is ``x`` a value some gradient is being taken through (reverse or forward mode)?"""
     if not isinstance(x, Tensor):

@@ -35,7 +35,7 @@ from gpugrad.autograd import pytree
 from gpugrad.errors import ArgumentError, DeviceError, ShapeError
 from gpugrad.ops.base import Op, apply
 from gpugrad.ops.namespace import tensor_namespace
-from gpugrad.ops.special import rule_call, scipy_module
+from gpugrad.ops.special import operand, rule_call, scipy_module
 from gpugrad.scipy._dispatch import dual
 from gpugrad.tensor import Tensor
 
@@ -149,14 +149,12 @@ def _odeint(func: Callable[..., Any], y0: Any, t: Any, args: tuple = (), **kwarg
         full = [next(it) if m else v for v, m in zip(fixed, numeric)]
         return func(y, tt, *pytree.unflatten(structure, full))
 
-    from gpugrad.ops._util import as_tensor_operand
-
     like = next((v for v in (y0, t, *leaves) if isinstance(v, Tensor)), None)
-    y0 = as_tensor_operand(y0, like).astype(np.float64)
-    t = as_tensor_operand(t, like).astype(np.float64)
+    y0 = operand(y0, like).astype(np.float64)
+    t = operand(t, like).astype(np.float64)
     if t.ndim != 1:
         raise ShapeError(f"odeint: t must be a 1-D sequence of times, got shape {t.shape}")
-    p = [as_tensor_operand(v, like).astype(np.float64) for v, m in zip(leaves, numeric) if m]
+    p = [operand(v, like).astype(np.float64) for v, m in zip(leaves, numeric) if m]
     return apply(ODEINT, (y0, t, *p), {"func": flat_func, "kwargs": kwargs})
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 import gpugrad.ops as _ops
 from gpugrad.errors import ArgumentError, ShapeError
-from gpugrad.ops._util import as_tensor_operand
+from gpugrad.ops.special import operand
 from gpugrad.scipy._dispatch import dual
 from gpugrad.tensor import Tensor
 
@@ -53,8 +53,8 @@ def _convolve(A: Any, B: Any, axes: Any = None, dot_axes: Sequence[Sequence[int]
     with the same axes of B), summing over the paired ``dot_axes``; see the module docstring."""
     if mode not in ("full", "valid", "same"):
         raise ArgumentError(f"convolve: mode must be 'full', 'valid' or 'same', got {mode!r}")
-    A = as_tensor_operand(A, B if isinstance(B, Tensor) else None)
-    B = as_tensor_operand(B, A)
+    A = operand(A, B if isinstance(B, Tensor) else None)
+    B = operand(B, A)
     if axes is None:
         axes = (list(range(A.ndim)), list(range(A.ndim)))
     conv_a, conv_b = _axes(axes[0], A.ndim, "axes"), _axes(axes[1], B.ndim, "axes")

@@ -24,7 +24,6 @@ import gpugrad.ops as _ops
 from gpugrad.errors import ArgumentError
 from gpugrad.ops import elementwise as _ew
 from gpugrad.ops import special as _sp
-from gpugrad.ops._util import as_tensor_operand
 from gpugrad.scipy._dispatch import dual
 from gpugrad.tensor import Tensor
 
@@ -61,7 +60,7 @@ def _integer_order(fname: str, n: Any, x: Any) -> Any:
             raise ArgumentError(f"{fname}: the order n must be an integer, got {n!r}")
         return int(n)
     like = x if isinstance(x, Tensor) else None
-    n = as_tensor_operand(n, like)
+    n = _sp.operand(n, like)
     if n.device == "cpu" and not np.all(np.equal(np.mod(n.data, 1), 0)):
         raise ArgumentError(f"{fname}: the order n must hold integers, got {n.data!r}")
     return n.astype(x.dtype if isinstance(x, Tensor) and x.dtype.kind == "f" else np.float64)
@@ -114,7 +113,7 @@ def _multigammaln(a: Any, d: int) -> Tensor:
     """log of the multivariate gamma function of dimension d: d(d-1)/4 log(pi) + sum_j gammaln(a - j/2)."""
     if not isinstance(d, numbers.Integral) or d < 1:
         raise ArgumentError(f"multigammaln: d must be a positive integer, got {d!r}")
-    a = as_tensor_operand(a)
+    a = _sp.operand(a)
     if a.device == "cpu" and np.any(a.data <= 0.5 * (d - 1)):
         raise ArgumentError(f"multigammaln: condition a > (d - 1) / 2 = {0.5 * (d - 1)} not met, got a = {a.data!r}")
     shifted = _ops.expand_dims(a, -1) - np.arange(d, dtype=a.dtype if a.dtype.kind == "f" else np.float64) / 2
@@ -131,11 +130,11 @@ def _logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     Differentiable in ``a`` and ``b``."""
     if isinstance(a, (list, tuple)):
         a = _ops.stack(list(a)) if any(isinstance(v, Tensor) for v in a) else np.asarray(a)
-    a = as_tensor_operand(a, b if isinstance(b, Tensor) else None)
+    a = _sp.operand(a, b if isinstance(b, Tensor) else None)
     if b is None and not return_sign:
         return _ops.logsumexp(a, axis, keepdims)
     if b is not None:
-        b = as_tensor_operand(b, a)
+        b = _sp.operand(b, a)
         a, b = _ops.broadcast_arrays(a, b)
     from gpugrad.ops._util import normalize_axis
 

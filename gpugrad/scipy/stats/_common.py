@@ -13,7 +13,6 @@ import numpy as np
 
 import gpugrad.ops as ops
 from gpugrad.ops import special as sp
-from gpugrad.ops._util import as_tensor_operand
 from gpugrad.scipy._dispatch import dual
 from gpugrad.tensor import Tensor
 
@@ -26,7 +25,7 @@ def operands(*args: Any) -> list[Any]:
     """Tensors stay, arrays become constant tensors on the first tensor's device, Python numbers
     stay numbers (weak: they never upcast a float32 tensor)."""
     like = next((a for a in args if isinstance(a, Tensor)), None)
-    return [a if isinstance(a, (Tensor, numbers.Number)) or a is None else as_tensor_operand(a, like) for a in args]
+    return [a if isinstance(a, (Tensor, numbers.Number)) or a is None else sp.operand(a, like) for a in args]
 
 
 def _lift(op_fn: Callable[..., Any], number_fn: Callable[..., float]) -> Callable[..., Any]:
