@@ -288,24 +288,34 @@ def test_import_gpugrad_does_not_import_scipy():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_missing_scipy_is_a_clear_import_error():
+    code = ("import sys; sys.modules['scipy'] = None\n"
+            "try:\n    import gpugrad.scipy\nexcept ImportError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert "pip install 'gpugrad[scipy]'" in out
+
+
 # ---- GPU ------------------------------------------------------------------------------------------
 
 
+WITH_PARAMETERS = {
+    "jn": (lambda v: S.jn(2, v), 0.3, 5.0),
+    "yn": (lambda v: S.yn(2, v), 0.3, 5.0),
+    "polygamma": (lambda v: S.polygamma(2, v), 0.3, 5.0),
+    "iv": (lambda v: S.iv(1.5, v), 0.3, 5.0),
+    "betainc": (lambda v: S.betainc(2.0, 3.0, v), 0.05, 0.95),
+    "gammainc": (lambda v: S.gammainc(2.0, v), 0.3, 5.0),
+}
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", sorted(UNARY) + ["jn", "yn", "polygamma", "iv", "betainc", "gammainc"])
+@pytest.mark.parametrize("name", sorted(UNARY) + sorted(WITH_PARAMETERS))
 def test_special_functions_on_cuda_match_the_cpu(name):
-    lo, hi = UNARY.get(name, (0.3, 5.0, None, False))[:2]
+    if name in WITH_PARAMETERS:
+        fn, lo, hi = WITH_PARAMETERS[name]
+    else:
+        fn, (lo, hi) = getattr(S, name), UNARY[name][:2]
     x = _points(lo, hi, (64,))
-    fn = getattr(S, name)
-    if name in ("jn", "yn", "polygamma"):
-        fn = (lambda v, f=fn: f(2, v))
-    elif name == "iv":
-        fn = (lambda v: S.iv(1.5, v))
-    elif name == "betainc":
-        x = _points(0.05, 0.95, (64,))
-        fn = (lambda v: S.betainc(2.0, 3.0, v))
-    elif name == "gammainc":
-        fn = (lambda v: S.gammainc(2.0, v))
     for dtype, rtol in ((np.float64, 1e-10), (np.float32, 1e-4)):
         xc = gg.tensor(x.astype(dtype), device="cuda", requires_grad=True)
         xh = gg.tensor(x.astype(dtype), requires_grad=True)

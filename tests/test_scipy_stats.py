@@ -267,7 +267,7 @@ def test_log_densities_and_entropies_match_torch_distributions():
         (ty * torch.tensor(g)).sum().backward()
         y = mine(*[gg.tensor(v) for v in args])
         np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
-        grads = gg.grad(lambda *vs: (mine(*vs) * g).sum(), tuple(range(len(args))))(*args)
+        grads = gg.grad(lambda *vs, mine=mine, g=g: (mine(*vs) * g).sum(), tuple(range(len(args))))(*args)
         for ours, t in zip(grads, targs):
             want = np.zeros_like(ours) if t.grad is None else t.grad.numpy()  # None: no dependence (entropy on loc)
             np.testing.assert_allclose(ours, want, rtol=1e-8, atol=1e-10)

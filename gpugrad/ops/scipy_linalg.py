@@ -203,7 +203,7 @@ def _band_gather(ns: Any, dense: Any, lower: int, upper: int) -> Any:
     j = np.arange(n)[None, :]
     i = r - upper + j
     valid = (i >= 0) & (i < n)
-    picked = ns.getitem(dense, (np.clip(i, 0, n - 1), np.broadcast_to(j, i.shape)))
+    picked = ns.getitem(dense, _device_index(ns, dense, np.clip(i, 0, n - 1), np.broadcast_to(j, i.shape)))
     return ns.where(_device_mask(ns, dense, valid), picked, 0)
 
 
@@ -215,8 +215,15 @@ def _band_transpose(ns: Any, ab: Any, lower: int, upper: int) -> Any:
     col = r - lower + j  # A^T[i, j] = A[j, i] = ab[upper + j - i, i] with i = r - lower + j
     row = upper + lower - r + 0 * j
     valid = (col >= 0) & (col < n)
-    picked = ns.getitem(ab, (row, np.clip(col, 0, n - 1)))
+    picked = ns.getitem(ab, _device_index(ns, ab, row, np.clip(col, 0, n - 1)))
     return ns.where(_device_mask(ns, ab, valid), picked, 0)
+
+
+def _device_index(ns: Any, like: Any, *arrays: np.ndarray) -> tuple:
+    """Integer index arrays for ``ns.getitem`` (the tensor namespace moves them itself)."""
+    if ns is tensor_namespace():
+        return arrays
+    return tuple(ns.asarray(np.ascontiguousarray(a)) for a in arrays)
 
 
 def _device_mask(ns: Any, like: Any, mask: np.ndarray) -> Any:
@@ -270,7 +277,7 @@ def _band_to_dense(ns: Any, ab: Any, lower: int, upper: int) -> Any:
     j = np.arange(n)[None, :]
     r = upper + i - j
     valid = (r >= 0) & (r <= lower + upper)
-    picked = ns.getitem(ab, (np.clip(r, 0, lower + upper), np.broadcast_to(j, r.shape)))
+    picked = ns.getitem(ab, _device_index(ns, ab, np.clip(r, 0, lower + upper), np.broadcast_to(j, r.shape)))
     return ns.where(_device_mask(ns, ab, valid), picked, 0)
 
 

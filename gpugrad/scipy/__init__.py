@@ -12,10 +12,10 @@ gpugrad computation on Tensors, so code written for SciPy works inside ``gg.grad
 SciPy is needed here only: ``pip install 'gpugrad[scipy]'``.
 """
 
-import importlib.util
-
-if importlib.util.find_spec("scipy") is None:  # pragma: no cover - depends on the environment
-    raise ImportError("gpugrad.scipy needs SciPy: pip install 'gpugrad[scipy]' (or pip install scipy)")
+try:
+    import scipy  # noqa: F401  (only the top-level package: its submodules load on first use)
+except ImportError as _exc:
+    raise ImportError("gpugrad.scipy needs SciPy: pip install 'gpugrad[scipy]' (or pip install scipy)") from _exc
 
 from gpugrad.scipy import integrate, linalg, signal, special, stats  # noqa: E402
 
