@@ -2,7 +2,7 @@
 and beta functions, Bessel I of real order, ...), as ops with one rule each.
 
 The forward calls the backend's implementation: ``scipy.special`` on the CPU, ``cupyx.scipy.special``
-on the GPU (functions CuPy does not have, ``iv`` and ``ive``, go through the host). Each partial
+on the GPU (those CuPy does not have, ``iv``, ``ive`` and ``stdtr``, go through the host). Each partial
 derivative is written once, with other differentiable functions, so one definition gives the
 fast backward (raw arrays), the differentiable backward (``create_graph``) and forward mode, and
 gradients of any order. The elementwise ones CUDA does have (erfc, erfinv, i0, j0, jn, ...) are
@@ -96,21 +96,18 @@ class Rules:
 
 
 class SpecialOp(Op):
-    """``out = <module>.<function>(*inputs)`` elementwise, with one partial derivative per input
-    (None for an input without one, e.g. an integer order)."""
+    """``out = scipy.special.<name>(*inputs)`` elementwise (cupyx.scipy.special's on the GPU), with
+    one partial derivative per input (None for an input without one, e.g. an integer order)."""
 
-    def __init__(self, name: str, inputs: str, partials: tuple[Partial | None, ...], *, module: str = "special",
-                 function: str | None = None, uses_out: bool = False) -> None:
+    def __init__(self, name: str, inputs: str, partials: tuple[Partial | None, ...], *, uses_out: bool = False) -> None:
         self.name = name
         self.inputs = tuple(inputs.split())
-        self.function = function or name
-        self.module = module
         self.partials = partials
         self.save_inputs = True
         self.save_out = uses_out
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
-        out = backend_function(B, self.module, self.function)(*args)
+        out = backend_function(B, "special", self.name)(*args)
         return B.xp.asarray(out).astype(result_dtype(args), copy=False)
 
     def _partial(self, i: int) -> Partial:

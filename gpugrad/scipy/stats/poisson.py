@@ -71,9 +71,12 @@ def _entropy(mu: Any, loc: Any = 0) -> Any:
     (mu,) = operands(mu)
     if not isinstance(mu, Tensor):
         mu = as_tensor(np.asarray(mu, dtype=np.float64))
-    top = float(ops.max(mu).item()) if mu.size else 0.0
-    n = int(top + 40.0 * math.sqrt(max(top, 1.0)) + 60.0)
-    k = ops.reshape(arange(n, dtype=mu.dtype, device=mu.device), (n,) + (1,) * mu.ndim)
+    # terms beyond 40 standard deviations from every mean are below double precision
+    low = float(ops.min(mu).item()) if mu.size else 0.0
+    high = float(ops.max(mu).item()) if mu.size else 0.0
+    first = max(0, int(low - 40.0 * math.sqrt(max(low, 1.0)) - 60.0))
+    last = int(high + 40.0 * math.sqrt(max(high, 1.0)) + 60.0)
+    k = ops.reshape(arange(first, last, dtype=mu.dtype, device=mu.device), (last - first,) + (1,) * mu.ndim)
     logp = xlogy(k, mu) - gammaln(k + 1) - mu
     terms = where(ops.isfinite(logp), exp(logp) * logp, 0.0)
     return broadcast_like(finish(-ops.sum(terms, axis=0), mu >= 0), mu, loc)
