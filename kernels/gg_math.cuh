@@ -38,7 +38,6 @@ GG_UNARY(floor, floorf, floor)
 GG_UNARY(ceil, ceilf, ceil)
 GG_UNARY(rint, rintf, rint)  // round half to even, as numpy.rint
 GG_UNARY(trunc, truncf, trunc)
-#undef GG_UNARY
 
 GG_HD float gg_rsqrt(float x) {
 #if defined(__CUDA_ARCH__)
@@ -135,10 +134,6 @@ template <class C> GG_HD C gg_mod(C a, C b) {
 #include <cmath>
 #endif
 
-#define GG_UNARY(name, ff, fd)                          \
-    GG_HD float gg_##name(float x) { return ff(x); }   \
-    GG_HD double gg_##name(double x) { return fd(x); }
-
 GG_UNARY(erfc, erfcf, erfc)
 GG_UNARY(j0, j0f, j0)
 GG_UNARY(j1, j1f, j1)
@@ -150,9 +145,7 @@ GG_UNARY(i0, cyl_bessel_i0f, cyl_bessel_i0)
 GG_UNARY(i1, cyl_bessel_i1f, cyl_bessel_i1)
 GG_UNARY(erfinv, erfinvf, erfinv)
 GG_UNARY(erfcinv, erfcinvf, erfcinv)
-#undef GG_UNARY
 #else
-#undef GG_UNARY
 // I0 is even and I1 odd; std::cyl_bessel_i takes x >= 0 only.
 inline double gg_host_i0(double x) { return x != x ? x : std::cyl_bessel_i(0.0, fabs(x)); }
 inline double gg_host_i1(double x) { return x != x ? x : copysign(std::cyl_bessel_i(1.0, fabs(x)), x); }
@@ -228,3 +221,5 @@ GG_HD double gg_yn(double n, double x) {
     double v = yn(k < 0 ? -k : k, x);
     return (k < 0 && (k & 1)) ? -v : v;
 }
+
+#undef GG_UNARY

@@ -121,10 +121,32 @@ def quiet(fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def method(dist: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``scipy.stats.<dist>.<fn name>`` on plain values, ``fn`` (quiet) on tensors."""
-    name = fn.__name__.lstrip("_")
+def method(dist: str, fn: Callable[..., Any], name: str | None = None) -> Callable[..., Any]:
+    """``scipy.stats.<dist>.<name>`` on plain values, ``fn`` (quiet) on tensors."""
+    name = name or fn.__name__.lstrip("_")
     return dual(f"stats.{dist}.{name}", quiet(fn))
+
+
+def exp_of(log_fn: Callable[..., Any], what: str) -> Callable[..., Any]:
+    """exp(log_fn(...)): a density from its log (same arguments)."""
+
+    @functools.wraps(log_fn)
+    def fn(*args: Any, **kwargs: Any) -> Any:
+        return exp(log_fn(*args, **kwargs))
+
+    fn.__doc__ = f"{what}: the exponential of ``{log_fn.__name__.lstrip('_')}`` (same arguments)."
+    return fn
+
+
+def log_of(fn: Callable[..., Any], what: str) -> Callable[..., Any]:
+    """log(fn(...)): a log-CDF from the CDF (same arguments)."""
+
+    @functools.wraps(fn)
+    def log_fn(*args: Any, **kwargs: Any) -> Any:
+        return log(fn(*args, **kwargs))
+
+    log_fn.__doc__ = f"{what}: the log of ``{fn.__name__.lstrip('_')}`` (same arguments)."
+    return log_fn
 
 
 def sampler(dist: str) -> Callable[..., Any]:

@@ -12,9 +12,10 @@ from gpugrad.scipy.stats._common import (
     both,
     broadcast_like,
     digamma,
-    exp,
+    exp_of,
     finish,
     log,
+    log_of,
     method,
     operands,
     positive,
@@ -35,10 +36,6 @@ def _logpdf(x: Any, a: Any, b: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return finish(value, positive(a, b, scale), inside)
 
 
-def _pdf(x: Any, a: Any, b: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    """Density at x."""
-    return exp(_logpdf(x, a, b, loc, scale))
-
 
 def _cdf(x: Any, a: Any, b: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     """P(X <= x), the regularized incomplete beta function."""
@@ -51,10 +48,6 @@ def _cdf(x: Any, a: Any, b: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return finish(where(y >= 1, 1.0, value), positive(a, b, scale), y > 0, 0.0)
 
 
-def _logcdf(x: Any, a: Any, b: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    """log P(X <= x)."""
-    return log(_cdf(x, a, b, loc, scale))
-
 
 def _entropy(a: Any, b: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     """Differential entropy."""
@@ -64,9 +57,9 @@ def _entropy(a: Any, b: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return broadcast_like(finish(h, positive(a, b, scale)), a, b, loc, scale)
 
 
-pdf = method("beta", _pdf)
+pdf = method("beta", exp_of(_logpdf, "Density"), "pdf")
 logpdf = method("beta", _logpdf)
 cdf = method("beta", _cdf)
-logcdf = method("beta", _logcdf)
+logcdf = method("beta", log_of(_cdf, "log P(X <= x)"), "logcdf")
 entropy = method("beta", _entropy)
 rvs = sampler("beta")

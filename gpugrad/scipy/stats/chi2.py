@@ -11,10 +11,11 @@ from gpugrad.ops import special as _sp
 from gpugrad.scipy.stats._common import (
     broadcast_like,
     digamma,
-    exp,
+    exp_of,
     finish,
     gammaln,
     log,
+    log_of,
     method,
     operands,
     positive,
@@ -37,10 +38,6 @@ def _logpdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return finish(value, positive(df, scale), inside)
 
 
-def _pdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    """Density at x."""
-    return exp(_logpdf(x, df, loc, scale))
-
 
 def _cdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     """P(X <= x) = gammainc(df / 2, x / 2)."""
@@ -51,10 +48,6 @@ def _cdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return finish(_sp.gammainc(df / 2, where(inside, y, 1.0) / 2), positive(df, scale), inside, 0.0)
 
 
-def _logcdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    """log P(X <= x)."""
-    return log(_cdf(x, df, loc, scale))
-
 
 def _entropy(df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     """Differential entropy df/2 + log(2 Gamma(df/2)) + (1 - df/2) digamma(df/2) + log(scale)."""
@@ -64,9 +57,9 @@ def _entropy(df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return broadcast_like(finish(h, positive(df, scale)), df, loc, scale)
 
 
-pdf = method("chi2", _pdf)
+pdf = method("chi2", exp_of(_logpdf, "Density"), "pdf")
 logpdf = method("chi2", _logpdf)
 cdf = method("chi2", _cdf)
-logcdf = method("chi2", _logcdf)
+logcdf = method("chi2", log_of(_cdf, "log P(X <= x)"), "logcdf")
 entropy = method("chi2", _entropy)
 rvs = sampler("chi2")

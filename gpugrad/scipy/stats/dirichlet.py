@@ -10,7 +10,15 @@ import numpy as np
 
 import gpugrad.ops as ops
 from gpugrad.errors import ArgumentError, ShapeError
-from gpugrad.scipy.stats._common import digamma, exp, gammaln, method, operands, sampler, xlogy
+from gpugrad.scipy.stats._common import (
+    digamma,
+    exp_of,
+    gammaln,
+    method,
+    operands,
+    sampler,
+    xlogy,
+)
 from gpugrad.tensor import Tensor
 
 
@@ -53,10 +61,6 @@ def _check_simplex(x: np.ndarray, alpha: np.ndarray) -> None:
         raise ArgumentError("dirichlet: each entry of x must be greater than 0 where its alpha is less than 1")
 
 
-def _pdf(x: Any, alpha: Any) -> Any:
-    """Density at x."""
-    return exp(_logpdf(x, alpha))
-
 
 def _entropy(alpha: Any) -> Any:
     """Differential entropy log B(alpha) + (a0 - K) digamma(a0) - sum_j (alpha_j - 1) digamma(alpha_j)."""
@@ -66,7 +70,7 @@ def _entropy(alpha: Any) -> Any:
     return _log_beta(alpha) + (a0 - k) * digamma(a0) - ops.sum((alpha - 1) * digamma(alpha))
 
 
-pdf = method("dirichlet", _pdf)
+pdf = method("dirichlet", exp_of(_logpdf, "Density"), "pdf")
 logpdf = method("dirichlet", _logpdf)
 entropy = method("dirichlet", _entropy)
 rvs = sampler("dirichlet")

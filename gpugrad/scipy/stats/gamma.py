@@ -10,10 +10,11 @@ from gpugrad.ops import special as _sp
 from gpugrad.scipy.stats._common import (
     broadcast_like,
     digamma,
-    exp,
+    exp_of,
     finish,
     gammaln,
     log,
+    log_of,
     method,
     operands,
     positive,
@@ -32,10 +33,6 @@ def _logpdf(x: Any, a: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return finish(xlogy(a - 1, y) - y - gammaln(a) - log(scale), positive(a, scale), inside)
 
 
-def _pdf(x: Any, a: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    """Density at x."""
-    return exp(_logpdf(x, a, loc, scale))
-
 
 def _cdf(x: Any, a: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     """P(X <= x), the regularized lower incomplete gamma function."""
@@ -46,10 +43,6 @@ def _cdf(x: Any, a: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return finish(_sp.gammainc(a, where(inside, y, 1.0)), positive(a, scale), inside, 0.0)
 
 
-def _logcdf(x: Any, a: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    """log P(X <= x)."""
-    return log(_cdf(x, a, loc, scale))
-
 
 def _entropy(a: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     """Differential entropy a + gammaln(a) + (1 - a) digamma(a) + log(scale)."""
@@ -58,9 +51,9 @@ def _entropy(a: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return broadcast_like(finish(h, positive(a, scale)), a, loc, scale)
 
 
-pdf = method("gamma", _pdf)
+pdf = method("gamma", exp_of(_logpdf, "Density"), "pdf")
 logpdf = method("gamma", _logpdf)
 cdf = method("gamma", _cdf)
-logcdf = method("gamma", _logcdf)
+logcdf = method("gamma", log_of(_cdf, "log P(X <= x)"), "logcdf")
 entropy = method("gamma", _entropy)
 rvs = sampler("gamma")

@@ -20,7 +20,14 @@ from gpugrad.errors import ShapeError
 from gpugrad.factories import as_tensor, eye, full, zeros
 from gpugrad.ops import scipy_linalg as _la
 from gpugrad.ops import special as _sp
-from gpugrad.scipy.stats._common import LOG_2PI, exp, method, operands, sampler, where
+from gpugrad.scipy.stats._common import (
+    LOG_2PI,
+    exp_of,
+    method,
+    operands,
+    sampler,
+    where,
+)
 from gpugrad.tensor import Tensor
 
 
@@ -110,10 +117,6 @@ def _logpdf(x: Any, mean: Any = None, cov: Any = 1, allow_singular: bool = False
     return _squeeze(-0.5 * (rank * LOG_2PI + logdet + maha))
 
 
-def _pdf(x: Any, mean: Any = None, cov: Any = 1, allow_singular: bool = False) -> Any:
-    """Density at x (..., d)."""
-    return exp(_logpdf(x, mean, cov, allow_singular))
-
 
 def _entropy(mean: Any = None, cov: Any = 1) -> Any:
     """Differential entropy 0.5 (d (1 + log 2 pi) + log det cov) (singular cov: the pseudo-determinant)."""
@@ -130,7 +133,7 @@ def _entropy(mean: Any = None, cov: Any = 1) -> Any:
     return h if isinstance(h, Tensor) else full((), h, dtype=mean.dtype, device=mean.device)
 
 
-pdf = method("multivariate_normal", _pdf)
+pdf = method("multivariate_normal", exp_of(_logpdf, "Density"), "pdf")
 logpdf = method("multivariate_normal", _logpdf)
 entropy = method("multivariate_normal", _entropy)
 rvs = sampler("multivariate_normal")

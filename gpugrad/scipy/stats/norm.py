@@ -11,7 +11,7 @@ from gpugrad.ops import special as _sp
 from gpugrad.scipy.stats._common import (
     LOG_SQRT_2PI,
     broadcast_like,
-    exp,
+    exp_of,
     finish,
     log,
     method,
@@ -33,10 +33,6 @@ def _logpdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     z, scale = _z(x, loc, scale)
     return finish(-0.5 * z * z - LOG_SQRT_2PI - log(scale), positive(scale))
 
-
-def _pdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    """Density at x."""
-    return exp(_logpdf(x, loc, scale))
 
 
 def _cdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
@@ -70,7 +66,7 @@ def _entropy(loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return broadcast_like(h, loc, scale)
 
 
-pdf = method("norm", _pdf)
+pdf = method("norm", exp_of(_logpdf, "Density"), "pdf")
 logpdf = method("norm", _logpdf)
 cdf = method("norm", _cdf)
 logcdf = method("norm", _logcdf)

@@ -15,9 +15,10 @@ from gpugrad.scipy.stats._common import (
     both,
     broadcast_like,
     exp,
+    exp_of,
     finish,
     gammaln,
-    log,
+    log_of,
     method,
     operands,
     sampler,
@@ -46,10 +47,6 @@ def _logpmf(k: Any, mu: Any, loc: Any = 0) -> Any:
     return finish(xlogy(k, mu) - gammaln(k + 1) - mu, mu >= 0, inside)
 
 
-def _pmf(k: Any, mu: Any, loc: Any = 0) -> Any:
-    """P(K = k)."""
-    return exp(_logpmf(k, mu, loc))
-
 
 def _cdf(k: Any, mu: Any, loc: Any = 0) -> Any:
     """P(K <= k) = gammaincc(floor(k) + 1, mu)."""
@@ -59,10 +56,6 @@ def _cdf(k: Any, mu: Any, loc: Any = 0) -> Any:
     inside = k >= 0
     return finish(_sp.gammaincc(where(inside, k, 0.0) + 1, mu), mu >= 0, inside, 0.0)
 
-
-def _logcdf(k: Any, mu: Any, loc: Any = 0) -> Any:
-    """log P(K <= k)."""
-    return log(_cdf(k, mu, loc))
 
 
 def _entropy(mu: Any, loc: Any = 0) -> Any:
@@ -82,9 +75,9 @@ def _entropy(mu: Any, loc: Any = 0) -> Any:
     return broadcast_like(finish(-ops.sum(terms, axis=0), mu >= 0), mu, loc)
 
 
-pmf = method("poisson", _pmf)
+pmf = method("poisson", exp_of(_logpmf, "P(K = k)"), "pmf")
 logpmf = method("poisson", _logpmf)
 cdf = method("poisson", _cdf)
-logcdf = method("poisson", _logcdf)
+logcdf = method("poisson", log_of(_cdf, "log P(X <= x)"), "logcdf")
 entropy = method("poisson", _entropy)
 rvs = sampler("poisson")

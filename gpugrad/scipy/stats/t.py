@@ -12,11 +12,12 @@ from gpugrad.scipy.stats._common import (
     betaln,
     broadcast_like,
     digamma,
-    exp,
+    exp_of,
     finish,
     gammaln,
     log,
     log1p,
+    log_of,
     method,
     operands,
     positive,
@@ -33,10 +34,6 @@ def _logpdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return finish(value, positive(df, scale))
 
 
-def _pdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    """Density at x."""
-    return exp(_logpdf(x, df, loc, scale))
-
 
 def _cdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     """P(X <= x) (SciPy's stdtr; its derivative in x is the density)."""
@@ -44,10 +41,6 @@ def _cdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     x, df, loc, scale = operands(x, df, loc, scale)
     return finish(_sp.stdtr(df, (x - loc) / scale), positive(df, scale))
 
-
-def _logcdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
-    """log P(X <= x)."""
-    return log(_cdf(x, df, loc, scale))
 
 
 def _entropy(df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
@@ -59,9 +52,9 @@ def _entropy(df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return broadcast_like(finish(h, positive(df, scale)), df, loc, scale)
 
 
-pdf = method("t", _pdf)
+pdf = method("t", exp_of(_logpdf, "Density"), "pdf")
 logpdf = method("t", _logpdf)
 cdf = method("t", _cdf)
-logcdf = method("t", _logcdf)
+logcdf = method("t", log_of(_cdf, "log P(X <= x)"), "logcdf")
 entropy = method("t", _entropy)
 rvs = sampler("t")
