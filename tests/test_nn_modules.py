@@ -14,8 +14,6 @@ import gpugrad.nn.functional as F
 from gpugrad import nn
 from tests.torch_parity import RNG, compare_module, copy_from_torch
 
-
-
 # ---- initialisation -------------------------------------------------------------------------------
 
 

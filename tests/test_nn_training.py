@@ -12,7 +12,6 @@ from gpugrad import nn, optim
 from gpugrad.optim import lr_scheduler
 
 
-
 def _digits(n=240):
     rng = np.random.default_rng(0)
     try:
