@@ -111,7 +111,10 @@ def _scipy_ufunc(name: str) -> Any:
         fn = _scipy_special(name)
         if fn is None:
             raise ImportError(f"{name} needs SciPy: pip install 'gpugrad[scipy]'")
-        return fn(*args)
+        out = fn(*args)
+        # the op's dtype is its argument's (SciPy's integer-order yn has double loops only)
+        dt = getattr(args[-1], "dtype", None)
+        return out.astype(dt) if dt is not None and dt.kind == "f" and out.dtype != dt else out
 
     call.__name__ = name
     return call

@@ -58,8 +58,12 @@ def backend_function(B: Any, module: str, name: str) -> Callable[..., Any]:
         return fn
     host = getattr(scipy_module(module), name)
 
-    def via_host(*args: Any) -> Any:
-        return B.from_host(np.asarray(host(*[B.to_host(a) if hasattr(a, "shape") else a for a in args])))
+    def via_host(*args: Any, **kwargs: Any) -> Any:
+        def host_value(a: Any) -> Any:
+            return B.to_host(a) if isinstance(a, B.xp.ndarray) else a
+
+        out = host(*[host_value(a) for a in args], **{k: host_value(v) for k, v in kwargs.items()})
+        return B.from_host(np.asarray(out))
 
     return via_host
 
