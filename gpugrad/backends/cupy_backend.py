@@ -192,6 +192,7 @@ class CupyBackend:
         self._nd = cp.ndarray
         # what gg.cuda.counters() reports on a GPU (the emulated device counts for itself)
         self.counters = {"launches": 0, "bytes": 0, "syncs": 0, "compilations": 0}
+        self._pending: dict[tuple, tuple] = {}  # deferred index checks (check_range)
         self.aot_loaded = 0  # kernels taken from the ahead-of-time fatbins
         self.runtime_compiled = 0  # kernels compiled by NVRTC (or found in CuPy's disk cache)
         with self.device:
@@ -954,8 +955,41 @@ class CupyBackend:
             return self.cp.array(x, copy=True)
 
     def to_host(self, x: Any) -> np.ndarray:
+        self._check_pending()
         self.counters["syncs"] += 1
         return self.cp.asnumpy(x)
+
+    def check_range(self, values: Any, lo: int, hi: int, error: type, what: str) -> None:
+        """Check that the integers of ``values`` lie in [lo, hi) without waiting for the GPU: their
+        minimum and maximum stay on the device (folded into earlier unchecked ones) and are
+        compared at the next synchronisation (``to_host``, ``item()``, ``synchronize``), which
+        raises ``error`` then, as CUDA's device-side asserts surface at the next sync."""
+        if not values.size:
+            return
+        cp = self.cp
+        with self.device:
+            mn, mx = values.min(), values.max()
+            self.counters["launches"] += 2
+            key = (what, lo, hi, error)
+            prev = self._pending.get(key)
+            if prev is not None:
+                mn, mx = cp.minimum(mn, prev[0]), cp.maximum(mx, prev[1])
+                self.counters["launches"] += 2
+        self._pending[key] = (mn, mx)
+
+    def _check_pending(self) -> None:
+        if not self._pending:
+            return
+        items = list(self._pending.items())
+        self._pending.clear()
+        cp = self.cp
+        with self.device:
+            bounds = cp.stack([cp.stack([a.astype(np.int64), b.astype(np.int64)]) for _, (a, b) in items]).get()
+        self.counters["syncs"] += 1
+        for ((what, lo, hi, error), _), (mn, mx) in zip(items, bounds):
+            if mn < lo or mx >= hi:
+                raise error(f"{what} must be in [{lo}, {hi}), got values in [{mn}, {mx}] (found at this "
+                            "synchronisation: on CUDA, index checks wait for the next sync instead of causing one)")
 
     def to_device(self, x: Any, device: str) -> Any:
         from gpugrad.backends import backend_for
@@ -963,11 +997,13 @@ class CupyBackend:
         return backend_for(device).from_host(x if device.startswith("cuda") else self.cp.asnumpy(x))
 
     def all_finite(self, x: Any) -> bool:
+        self._check_pending()
         self.counters["syncs"] += 1
         return bool(self.cp.isfinite(x).all())
 
     def synchronize(self) -> None:
         """Wait for the work queued on this GPU."""
+        self._check_pending()
         self.counters["syncs"] += 1
         self.device.synchronize()
 

@@ -125,6 +125,15 @@ EXPR_FUNCTIONS.update({name: _scipy_ufunc(name) for name in (
     "erfc", "erfinv", "erfcinv", "i0", "i1", "j0", "j1", "y0", "y1", "jn", "yn")})
 
 
+def check_range(values: Any, lo: int, hi: int, error: type, what: str) -> None:
+    """Raise ``error`` when some integer of ``values`` lies outside [lo, hi) (index checks).
+    The CUDA backend defers the same check to the next synchronisation."""
+    if values.size:
+        mn, mx = int(values.min()), int(values.max())
+        if mn < lo or mx >= hi:
+            raise error(f"{what} must be in [{lo}, {hi}), got values in [{mn}, {mx}]")
+
+
 # ---------------------------------------------------------------------------------------------
 # elementwise ops
 
