@@ -63,7 +63,13 @@ def counters() -> dict[str, int]:
         from gpugrad.testing import cuda_emulator
 
         c = cuda_emulator.counters()
-        return {k: c[k] for k in _COUNTER_KEYS}
+        out = {k: c[k] for k in _COUNTER_KEYS}
+        # kernels that reach arrays through a device table of addresses (the optimisers'
+        # multi-tensor kernels): the device sees only the table; the backend adds what they touch
+        from gpugrad.backends import _BACKENDS
+
+        out["bytes"] += sum(b.counters["indirect_bytes"] for n, b in _BACKENDS.items() if n.startswith("cuda"))
+        return out
     from gpugrad.backends import _BACKENDS
 
     total = dict.fromkeys(_COUNTER_KEYS, 0)
@@ -84,5 +90,5 @@ def reset_counters() -> None:
 
     for name, backend in _BACKENDS.items():
         if name.startswith("cuda"):
-            for k in _COUNTER_KEYS:
+            for k in backend.counters:
                 backend.counters[k] = 0

@@ -207,13 +207,19 @@ class Tensor:
         tensor; writing to the copy never touches the tensor)."""
         if self.device == "cpu":
             return self.data.copy()
-        return self.data.get()
+        from gpugrad.backends import backend_for
+
+        return backend_for(self.device).to_host(self.data)
 
     def item(self) -> Any:
         """The single element as a Python number (a device sync for GPU tensors)."""
         if self.data.size != 1:
             raise GpugradError(f"item: only one-element tensors can be converted, this one has shape {self.shape}")
-        return self.data.reshape(()).item() if self.device == "cpu" else self.data.get().item()
+        if self.device == "cpu":
+            return self.data.reshape(()).item()
+        from gpugrad.backends import backend_for
+
+        return backend_for(self.device).to_host(self.data).item()
 
     def tolist(self) -> Any:
         """The data as nested Python lists."""

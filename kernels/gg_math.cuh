@@ -54,6 +54,24 @@ GG_HD double gg_rsqrt(double x) {
 #endif
 }
 
+// Correctly rounded + - * / that the compiler may not contract into an FMA (the optimisers'
+// update rules must equal NumPy's operation for operation; the host build uses -ffp-contract=off).
+#if defined(__CUDA_ARCH__)
+GG_HD float gg_add_rn(float a, float b) { return __fadd_rn(a, b); }
+GG_HD float gg_sub_rn(float a, float b) { return __fsub_rn(a, b); }
+GG_HD float gg_mul_rn(float a, float b) { return __fmul_rn(a, b); }
+GG_HD float gg_div_rn(float a, float b) { return __fdiv_rn(a, b); }
+GG_HD double gg_add_rn(double a, double b) { return __dadd_rn(a, b); }
+GG_HD double gg_sub_rn(double a, double b) { return __dsub_rn(a, b); }
+GG_HD double gg_mul_rn(double a, double b) { return __dmul_rn(a, b); }
+GG_HD double gg_div_rn(double a, double b) { return __ddiv_rn(a, b); }
+#else
+template <class T> GG_HD T gg_add_rn(T a, T b) { return a + b; }
+template <class T> GG_HD T gg_sub_rn(T a, T b) { return a - b; }
+template <class T> GG_HD T gg_mul_rn(T a, T b) { return a * b; }
+template <class T> GG_HD T gg_div_rn(T a, T b) { return a / b; }
+#endif
+
 GG_HD float gg_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 GG_HD double gg_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 

@@ -233,3 +233,27 @@ def test_show_reprints_a_saved_run(quick_run: tuple, tmp_path: Path, capsys: pyt
     assert "chain: per-op overhead" in out and "performance goals, measured in this run" in out
     path.write_text("{}")
     assert cli_main.main(["bench", "--show", str(path)]) == 2
+
+
+@pytest.mark.gpu
+def test_bench_on_the_emulated_cuda_device_counts_instead_of_timing(tmp_path: Any, monkeypatch: Any) -> None:
+    from tests.conftest import GPU_DEVICE
+
+    if GPU_DEVICE["kind"] != "emulated":
+        pytest.skip("checks the emulated device's report (a real GPU is in use)")
+    kernels = ROOT / "build" / "kernels"
+    monkeypatch.setenv("GPUGRAD_CUDA_EMULATOR", str(kernels) if (kernels / "emu_index.json").is_file() else "1")
+    path = tmp_path / "emu.json"
+    proc = _cli("bench", "--device", "cuda", "--quick", "--only", "chain,elementwise,optimizer", "--json", str(path),
+                timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "emulated" in proc.stdout and "launches" in proc.stdout
+    result = json.loads(path.read_text())
+    assert result["device"]["emulated"] is True
+    for row in result["rows"]:
+        g = row["results"]["gpugrad"]
+        assert "median_s" not in g, "no timing is presented for the emulated device"
+        counts = g["emulated"]
+        assert counts["launches"] > 0 and counts["compilations"] == 0 and counts["syncs"] == 0, row["case"]
+    adam = next(r for r in result["rows"] if r["workload"] == "optimizer")["results"]["gpugrad"]["emulated"]
+    assert adam["launches"] == 1  # one multi-tensor kernel for all 100 parameter tensors

@@ -327,3 +327,58 @@ def test_mixing_devices_in_one_op_names_both() -> None:
     for fn in (lambda: a + b, lambda: gg.matmul(b, a), lambda: gg.where(a > 0, a, b), lambda: gg.stack([a, b])):
         with pytest.raises(gg.DeviceError, match="cpu.*cuda:0|cuda:0.*cpu"):
             fn()
+
+
+# ---------------------------------------------------------------------------------------------
+# no host-device synchronisation that is not the user's (counted by the device)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_gpugrad_train_on_cuda_never_syncs_within_a_step(model) -> None:
+    from gpugrad.cli.train import TrainConfig, train
+
+    per_step = []
+
+    def on_step(epoch: int, step: int) -> None:
+        per_step.append(gg.cuda.counters())
+        gg.cuda.reset_counters()
+
+    cfg = TrainConfig.from_options(model=model, device="cuda", epochs=1, progress=False,
+                                   **({"steps_per_epoch": 4} if model == "cnn" else {}))
+    gg.cuda.reset_counters()
+    result = train(cfg, on_step=on_step, log=lambda s: None)
+    assert len(per_step) >= 4
+    assert all(c["syncs"] == 0 for c in per_step[1:]), per_step
+    assert all(c["compilations"] == 0 for c in per_step[2:]), per_step  # nothing compiles after warm-up
+    assert result is not None
+
+
+@pytest.mark.gpu
+def test_cuda_index_checks_wait_for_the_next_sync() -> None:
+    w = gg.randn(5, 3, device="cuda", requires_grad=True)
+    gg.cuda.reset_counters()
+    out = gg.nn.functional.embedding(gg.tensor([0, 4, 2], device="cuda"), w)
+    assert gg.cuda.counters()["syncs"] == 0
+    out.sum().backward()
+    bad = gg.nn.functional.embedding(gg.tensor([1, 7], device="cuda"), w)  # no error yet: nothing synced
+    with pytest.raises(gg.ArgumentError, match=r"embedding: indices must be in \[0, 5\), got values in \[0, 7\]"):
+        bad.sum().item()
+    with pytest.raises(gg.ShapeError, match="take"):
+        gg.take(w, gg.tensor([0, -9], device="cuda"), axis=0).numpy()
+    assert gg.nn.functional.embedding(gg.tensor([1], device="cuda"), w).sum().item() == pytest.approx(
+        float(w.numpy()[1].sum()), rel=1e-6)
+
+
+@pytest.mark.gpu
+def test_batch_norm_cumulative_average_does_not_sync() -> None:
+    bn = gg.nn.BatchNorm1d(3, momentum=None).to("cuda")
+    ref = gg.nn.BatchNorm1d(3, momentum=None)
+    x = np.random.default_rng(0).standard_normal((3, 8, 3)).astype(np.float32)
+    for i in range(3):
+        gg.cuda.reset_counters()
+        bn(gg.tensor(x[i], device="cuda"))
+        assert gg.cuda.counters()["syncs"] == 0
+        ref(gg.tensor(x[i]))
+    np.testing.assert_allclose(bn.running_mean.numpy(), ref.running_mean.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(bn.running_var.numpy(), ref.running_var.numpy(), rtol=1e-6)

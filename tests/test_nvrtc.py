@@ -8,7 +8,8 @@ options: gpugrad.testing.cuda_emulator.nvrtc.cupy_options), without a GPU:
 * every elementwise kernel variant the backend can request (all ops, float16/32/64, every
   operand pattern and layout, forward and backward), in the translation units CMake builds,
   to PTX (``-arch=compute_75``: the whole front end; ptxas adds nothing for them);
-* the hand-written kernels (reductions, softmax, cross-entropy, scatter-add, optimiser steps)
+* every multi-tensor optimiser kernel rendered from the update rules (gpugrad/table/optim.py);
+* the hand-written kernels (reductions, softmax, cross-entropy, scatter-add)
   with CuPy's exact options for sm_75 and sm_90, the run through ptxas included (they hold the
   inline PTX);
 * and a source including ``cuda_fp16.h`` fails, as it does for such a user.
@@ -58,6 +59,15 @@ def test_every_elementwise_variant_compiles_with_nvrtc_alone():
 @pytest.mark.parametrize("filename", sorted(cg.HANDWRITTEN))
 def test_handwritten_kernels_compile_with_cupys_exact_options(filename, arch):
     ok, log = _compile(cg.handwritten_source(filename), arch)
+    assert ok, log
+
+
+@pytest.mark.parametrize("arch", nvrtc.ARCHS)
+def test_every_optimizer_kernel_compiles_with_nvrtc_alone(arch):
+    """Every (update rule, variant, dtype) multi-tensor kernel, as the backend hands it to RawModule."""
+    kernels = cg.optimizer_kernels()
+    assert len(kernels) >= 3 * 4  # sgd, rmsprop, adam, adagrad at least, each in float16/32/64
+    ok, log = _compile('#include "gg_math.cuh"\n' + "".join(src.split("\n", 1)[1] for _, src in kernels), arch)
     assert ok, log
 
 

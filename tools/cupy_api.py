@@ -161,6 +161,9 @@ def _class_members(cls: type) -> dict:
 
 
 def record() -> dict:
+    import warnings
+
+    warnings.simplefilter("ignore")  # CuPy warns about every CUDA library it cannot find: not our concern
     import cupy
 
     api: dict[str, Any] = {"cupy_version": cupy.__version__, "modules": {}, "classes": {}}

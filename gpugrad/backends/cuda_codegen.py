@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from gpugrad.ops import expr as E
+from gpugrad.table import expr as E
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 SUFFIX = {"float16": "f16", "float32": "f32", "float64": "f64"}
@@ -64,11 +64,6 @@ HANDWRITTEN: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "scatter.cu": {
         "gg_index_add": ("f16", "f32", "f64"),
-    },
-    "optim.cu": {
-        "sgd_step": ("float16", "float32", "float64"),
-        "rmsprop_step": ("float16", "float32", "float64"),
-        "adam_step": ("float16", "float32", "float64"),
     },
 }
 # Options the CUDA backend compiles with (CuPy's RawModule adds its own, see
@@ -353,6 +348,56 @@ def elementwise_units(units_per_dtype: int = 4) -> list[tuple[str, str, list[tup
     return units
 
 
+# ---------------------------------------------------------------------------------------------
+# the optimisers' update rules (gpugrad.table.optim): one multi-tensor kernel per variant
+
+
+def optimizer_kernel(variant: Any, dt: str) -> tuple[str, str]:
+    """(name, standalone source) of the multi-tensor kernel applying an update rule's variant to
+    parameters of dtype ``dt``: element i of the concatenated parameters is element
+    ``i - offsets[t]`` of tensor t (found by bisection); ``ptrs`` holds, slot by slot (param,
+    grad, each state array), the device address of each tensor's array. Arithmetic is correctly
+    rounded (no FMA contraction), as NumPy computes it."""
+    rule = variant.rule
+    name = f"gg_opt_{rule.name}_{variant.tag}_{SUFFIX[dt]}"
+    P = STORAGE[dt]
+    S = COMPUTE[dt] if dt != "float16" else "float"
+    params = ["const long long* __restrict__ ptrs", "const long long* __restrict__ offsets",
+              "const long long ntensors", "const long long total", *[f"const {S} {k}" for k in rule.scalars]]
+    body = ["    typedef " + S + " C;",
+            "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;",
+            "         i += (long long)gridDim.x * blockDim.x) {",
+            "        long long lo = 0, hi = ntensors;",
+            "        while (hi - lo > 1) { long long mid = (lo + hi) >> 1; if (offsets[mid] <= i) lo = mid; "
+            "else hi = mid; }",
+            "        const long long j = i - offsets[lo];",
+            f"        {P}* const p_ptr = ({P}*)ptrs[lo];",
+            f"        const {P}* const g_ptr = (const {P}*)ptrs[ntensors + lo];"]
+    for k, st in enumerate(variant.state):
+        body.append(f"        {S}* const {st}_ptr = ({S}*)ptrs[{k + 2} * ntensors + lo];")
+    body += ["        C p = gg_in(p_ptr, j);", "        C g = gg_in(g_ptr, j);"]
+    body += [f"        C {st} = {st}_ptr[j];" for st in variant.reads]
+    declared = {"p", "g", *variant.reads}
+    for st in variant.steps:
+        decl = "" if st.target in declared else "C "
+        declared.add(st.target)
+        body.append(f"        {decl}{st.target} = {E.to_c(st.expr, exact=True)};")
+    if variant.writes_param:
+        body.append("        gg_out(p_ptr, j, p);")
+    body += [f"        {st}_ptr[j] = {st};" for st in variant.writes]
+    body.append("    }")
+    src = (f"// {rule.name} ({variant.tag}): {rule.doc}\n"
+           f'extern "C" __global__ void {name}({", ".join(params)}) {{\n' + "\n".join(body) + "\n}\n")
+    return name, '#include "gg_math.cuh"\n' + src
+
+
+def optimizer_kernels() -> list[tuple[str, str]]:
+    """Every (variant, dtype) the CUDA backend can ask for."""
+    from gpugrad.table.optim import RULES
+
+    return [optimizer_kernel(v, dt) for r in RULES.values() for v in r.variants() for dt in FLOAT_DTYPES]
+
+
 def write_sources(out_dir: str | Path, units_per_dtype: int = 4) -> dict:
     """Write every CUDA source the package uses into ``out_dir`` for CMake, and a manifest.
 
@@ -386,6 +431,17 @@ def write_sources(out_dir: str | Path, units_per_dtype: int = 4) -> dict:
         _write_if_changed(out / f"emu_{unit}.cpp", _emu_unit(f"{unit}.cu", names, threads=False))
         manifest["units"].append(unit)
         emu["fatbins"][unit] = {"lib": emu_lib, "kernels": names}
+    opt = optimizer_kernels()
+    unit = "optim"
+    names = [k for k, _ in opt]
+    parts = ['#include "gg_math.cuh"\n'] + [src.split("\n", 1)[1] for _, src in opt]
+    for kname, src in opt:
+        manifest["kernels"][kname] = {"unit": unit, "hash": source_hash(src)}
+        emu["modules"][_sha256(runtime_code(src))] = {"lib": emu_lib, "kernels": [kname]}
+    _write_if_changed(out / f"{unit}.cu", "".join(parts))
+    _write_if_changed(out / f"emu_{unit}.cpp", _emu_unit(f"{unit}.cu", names, threads=False))
+    manifest["units"].append(unit)
+    emu["fatbins"][unit] = {"lib": emu_lib, "kernels": names}
     for filename, kernels in HANDWRITTEN.items():
         unit = Path(filename).stem
         h = source_hash(handwritten_source(filename), with_headers=True)

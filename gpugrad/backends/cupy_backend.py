@@ -37,8 +37,8 @@ import numpy as np
 
 from gpugrad.backends import cuda_codegen as cg
 from gpugrad.backends.cuda_runtime import import_cupy
-from gpugrad.errors import ArgumentError, DTypeError, ShapeError
-from gpugrad.ops import expr as E
+from gpugrad.errors import DTypeError, ShapeError
+from gpugrad.table import expr as E
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
@@ -191,7 +191,9 @@ class CupyBackend:
         self.device = cp.cuda.Device(index)
         self._nd = cp.ndarray
         # what gg.cuda.counters() reports on a GPU (the emulated device counts for itself)
-        self.counters = {"launches": 0, "bytes": 0, "syncs": 0, "compilations": 0}
+        self.counters = {"launches": 0, "bytes": 0, "syncs": 0, "compilations": 0, "indirect_bytes": 0}
+        self._optim_tables: dict[bytes, tuple] = {}
+        self._pending: dict[tuple, tuple] = {}  # deferred index checks (check_range)
         self.aot_loaded = 0  # kernels taken from the ahead-of-time fatbins
         self.runtime_compiled = 0  # kernels compiled by NVRTC (or found in CuPy's disk cache)
         with self.device:
@@ -1007,8 +1009,41 @@ class CupyBackend:
             return self.cp.array(x, copy=True)
 
     def to_host(self, x: Any) -> np.ndarray:
+        self._check_pending()
         self.counters["syncs"] += 1
         return self.cp.asnumpy(x)
+
+    def check_range(self, values: Any, lo: int, hi: int, error: type, what: str) -> None:
+        """Check that the integers of ``values`` lie in [lo, hi) without waiting for the GPU: their
+        minimum and maximum stay on the device (folded into earlier unchecked ones) and are
+        compared at the next synchronisation (``to_host``, ``item()``, ``synchronize``), which
+        raises ``error`` then, as CUDA's device-side asserts surface at the next sync."""
+        if not values.size:
+            return
+        cp = self.cp
+        with self.device:
+            mn, mx = values.min(), values.max()
+            self.counters["launches"] += 2
+            key = (what, lo, hi, error)
+            prev = self._pending.get(key)
+            if prev is not None:
+                mn, mx = cp.minimum(mn, prev[0]), cp.maximum(mx, prev[1])
+                self.counters["launches"] += 2
+        self._pending[key] = (mn, mx)
+
+    def _check_pending(self) -> None:
+        if not self._pending:
+            return
+        items = list(self._pending.items())
+        self._pending.clear()
+        cp = self.cp
+        with self.device:
+            bounds = cp.stack([cp.stack([a.astype(np.int64), b.astype(np.int64)]) for _, (a, b) in items]).get()
+        self.counters["syncs"] += 1
+        for ((what, lo, hi, error), _), (mn, mx) in zip(items, bounds):
+            if mn < lo or mx >= hi:
+                raise error(f"{what} must be in [{lo}, {hi}), got values in [{mn}, {mx}] (found at this "
+                            "synchronisation: on CUDA, index checks wait for the next sync instead of causing one)")
 
     def to_device(self, x: Any, device: str) -> Any:
         from gpugrad.backends import backend_for
@@ -1016,64 +1051,74 @@ class CupyBackend:
         return backend_for(device).from_host(x if device.startswith("cuda") else self.cp.asnumpy(x))
 
     def all_finite(self, x: Any) -> bool:
+        self._check_pending()
         self.counters["syncs"] += 1
         return bool(self.cp.isfinite(x).all())
 
     def synchronize(self) -> None:
         """Wait for the work queued on this GPU."""
+        self._check_pending()
         self.counters["syncs"] += 1
         self.device.synchronize()
 
-    def optimizer_step(self, rule: str, param: Any, grad: Any, state: dict, hyper: dict) -> None:
-        """One fused in-place update of ``param`` (and its ``state`` arrays) by ``rule``: the
-        kernel ``<rule>_step_<dtype>`` of kernels/optim.cu, one launch. float16 parameters keep
-        float32 state; scalar coefficients are computed on the host in double and rounded to the
-        state type (what numpy_backend's reference does)."""
+    def optimizer_update(self, variant: Any, scalars: dict, items: list) -> None:
+        """Apply an update rule's ``variant`` (gpugrad.table.optim) to every ``(param, grad, state)``
+        of ``items`` (one dtype) in one launch of its multi-tensor kernel: a device table holds each
+        array's address, slot by slot, and the kernel finds the tensor of each element by
+        bisection over the tensors' offsets. Scalars are rounded to the state dtype (float32 for
+        float16 parameters), as NumPy rounds them."""
         cp = self.cp
-        name = param.dtype.name
-        if name not in _DTNAME.values():
-            raise DTypeError(f"optimizer step ({rule}): unsupported parameter dtype {param.dtype}")
-        sdt = np.dtype(np.float64 if name == "float64" else np.float32)
-        S = sdt.type
-        n = int(param.size)
-        if n == 0:
+        items = [it for it in items if it[0].size]
+        if not items:
             return
-        work = param if self._contig(param) else cp.ascontiguousarray(param)
-        g = grad if grad.dtype == param.dtype and self._contig(grad) else cp.ascontiguousarray(grad, dtype=param.dtype)
-
-        def arr(a: Any) -> Any:
-            if a is None:
-                return None  # a null pointer: the kernel does not read it
-            if a.dtype != sdt or not self._contig(a):
-                raise DTypeError(f"optimizer step ({rule}): state must be C-contiguous {sdt}, got {a.dtype}")
-            return a
-
-        h = hyper
-        if rule == "sgd":
-            args = (work, g, arr(state["buf"]), np.int64(n), S(h["lr"]), S(h["momentum"]), S(1 - h["dampening"]),
-                    S(h["weight_decay"]), np.int32(bool(h["nesterov"])), np.int32(bool(h["first"])))
-        elif rule == "rmsprop":
-            args = (work, g, arr(state["square_avg"]), arr(state["grad_avg"]), arr(state["buf"]), np.int64(n),
-                    S(h["lr"]), S(h["alpha"]), S(1 - h["alpha"]), S(h["eps"]), S(h["weight_decay"]),
-                    S(h["momentum"]), np.int32(state["grad_avg"] is not None), np.int32(h["momentum"] > 0))
-        elif rule == "adam":
-            step = int(h["step"])
-            b1, b2, lr, wd = h["beta1"], h["beta2"], h["lr"], h["weight_decay"]
-            args = (work, g, arr(state["exp_avg"]), arr(state["exp_avg_sq"]), arr(state["max_exp_avg_sq"]),
-                    np.int64(n), S(b1), S(1 - b1), S(b2), S(1 - b2), S(h["eps"]), S(wd), S(1 - lr * wd),
-                    S(lr / (1 - b1 ** step)), S((1 - b2 ** step) ** 0.5), np.int32(bool(h["decoupled"])),
-                    np.int32(state["max_exp_avg_sq"] is not None))
-        elif rule == "adagrad":  # no kernel: the NumPy backend's array code runs on CuPy arrays
-            from gpugrad.backends import numpy_backend
-
-            numpy_backend.optimizer_step(rule, param, grad, state, hyper)
-            return
-        else:
-            raise ArgumentError(f"optimizer step: unknown rule {rule!r}")
-        kernel = self._handwritten("optim.cu", f"{rule}_step_{name}")
-        self._launch(kernel, self._grid(n), _BLOCK, args)
-        if work is not param:
+        pdt = items[0][0].dtype
+        if pdt not in _FLOATS:
+            raise DTypeError(f"optimizer step ({variant.rule.name}): unsupported parameter dtype {pdt}")
+        sdt = _F32 if pdt == _F16 else pdt
+        names = variant.state
+        cols: list[list[Any]] = [[] for _ in range(2 + len(names))]
+        writeback = []
+        sizes = []
+        traffic = 0
+        for param, grad, state in items:
+            work = param if self._contig(param) else cp.ascontiguousarray(param)
+            if work is not param:
+                writeback.append((param, work))
+            g = grad if grad.dtype == pdt and self._contig(grad) else cp.ascontiguousarray(grad, dtype=pdt)
+            cols[0].append(work)
+            cols[1].append(g)
+            for k, name in enumerate(names):
+                a = state.get(name)
+                if a is None or a.dtype != sdt or not self._contig(a) or a.shape != param.shape:
+                    raise DTypeError(f"optimizer step ({variant.rule.name}): state {name!r} must be a C-contiguous "
+                                     f"{sdt} array of the parameter's shape, got {None if a is None else a.dtype}")
+                cols[2 + k].append(a)
+            sizes.append(param.size)
+            traffic += param.nbytes * (1 + variant.writes_param) + g.nbytes + sdt.itemsize * param.size * (
+                len(variant.reads) + len(variant.writes))
+        table = np.array([[a.data.ptr for a in col] for col in cols], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        key = table.tobytes() + offsets.tobytes()
+        dev = self._optim_tables.get(key)
+        if dev is None:  # the parameters and states stay put: only new gradients need a new table
+            if len(self._optim_tables) > 16:
+                self._optim_tables.clear()
+            with self.device:
+                dev = self._optim_tables[key] = (cp.asarray(table), cp.asarray(offsets))
+        kernel = self._kernels.get(("optim", variant, pdt))
+        if kernel is None:
+            name, src = cg.optimizer_kernel(variant, _DTNAME[pdt])
+            kernel = self._kernels[("optim", variant, pdt)] = self.load_kernel(name, src)
+        total = int(offsets[-1])
+        args = (dev[0], dev[1], np.int64(len(sizes)), np.int64(total),
+                *[sdt.type(scalars[k]) for k in variant.rule.scalars])
+        self._launch(kernel, self._grid(total), _BLOCK, args)
+        # the kernel reaches the arrays through the table: count what it reads and writes there
+        self.counters["bytes"] += traffic
+        self.counters["indirect_bytes"] += traffic
+        for param, work in writeback:
             param[...] = work
+            self.counters["launches"] += 1
 
     # ---- random numbers -----------------------------------------------------------------------
     def seed(self, seed: int) -> None:

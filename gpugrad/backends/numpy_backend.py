@@ -9,6 +9,7 @@ float32 and rounded once, as the CUDA kernels do.
 
 from __future__ import annotations
 
+import ast
 import sys
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from gpugrad.backends._erf import erf as _erf
 from gpugrad.backends._erf import scipy_special as _scipy_special
+from gpugrad.table import expr as E
 
 name = "cpu"
 xp = np
@@ -86,7 +88,7 @@ def _where(c: Any, a: Any, b: Any) -> Any:
     return out.view(dt)
 
 
-# The expression language's functions (gpugrad.ops.expr.FUNCTIONS) as NumPy callables.
+# The expression language's functions (gpugrad.table.expr.FUNCTIONS) as NumPy callables.
 EXPR_FUNCTIONS: dict[str, Any] = {
     "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2, "log10": np.log10,
     "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt, "rsqrt": _rsqrt, "cbrt": np.cbrt,
@@ -123,6 +125,15 @@ def _scipy_ufunc(name: str) -> Any:
 # the op table's special functions (gpugrad.scipy.special)
 EXPR_FUNCTIONS.update({name: _scipy_ufunc(name) for name in (
     "erfc", "erfinv", "erfcinv", "i0", "i1", "j0", "j1", "y0", "y1", "jn", "yn")})
+
+
+def check_range(values: Any, lo: int, hi: int, error: type, what: str) -> None:
+    """Raise ``error`` when some integer of ``values`` lies outside [lo, hi) (index checks).
+    The CUDA backend defers the same check to the next synchronisation."""
+    if values.size:
+        mn, mx = int(values.min()), int(values.max())
+        if mn < lo or mx >= hi:
+            raise error(f"{what} must be in [{lo}, {hi}), got values in [{mn}, {mx}]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -725,115 +736,77 @@ def pool_gather(t: Any, idx: Any, kernel: tuple, stride: tuple, padding: tuple, 
 # are computed in float32, rounded once when written back.
 
 
-def _work(param: Any, grad: Any) -> tuple[Any, Any]:
-    if param.dtype == _F16:
-        return param.astype(_F32), grad.astype(_F32)
-    return param, grad
+def state_dtype(param_dtype: Any) -> np.dtype:
+    """Optimiser state (and compute) dtype for a parameter dtype: float32 for float16."""
+    dt = np.dtype(param_dtype)
+    return _F32 if dt == _F16 else dt
 
 
-def _store(param: Any, p: Any) -> None:
-    if p is not param:
-        param[...] = p.astype(param.dtype)
+_IN_PLACE = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide"}
 
 
-def sgd_step(param: Any, grad: Any, buf: Any, lr: float, momentum: float, dampening: float,
-             weight_decay: float, nesterov: bool, first: bool) -> None:
-    """SGD with optional L2 weight decay, (Nesterov) momentum and dampening (PyTorch's rule):
-    g = grad + wd p; buf = g on the first step, else momentum buf + (1 - dampening) g;
-    g = g + momentum buf (Nesterov) or buf; p -= lr g. ``buf`` is None without momentum."""
-    p, g = _work(param, grad)
-    if weight_decay != 0:
-        g = g + weight_decay * p
-    if momentum != 0:
-        if first:
-            buf[...] = g
+def update_function(variant: Any, dt: np.dtype) -> Any:
+    """A Python function ``f(p, g, *state_arrays, *scalars)`` applying an update rule's variant
+    (gpugrad.table.optim) to one parameter with array calls on the arrays' own module: state
+    arrays and the parameter are updated in place (``x = x * a + b`` as two in-place ufuncs, as
+    hand-written code would), every other value is a new array. Cached on the variant."""
+    key = ("update", variant, dt)
+    fn = _UPDATE_FUNCTIONS.get(key)
+    if fn is not None:
+        return fn
+    rule = variant.rule
+    owned = {"p", *variant.state}  # arrays the update may overwrite
+    consts: list[float] = []
+    lines = []
+    for st in variant.steps:
+        t, node = st.target, st.expr.tree
+        if t in owned:
+            if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and isinstance(node.left, ast.BinOp)
+                    and isinstance(node.left.op, ast.Mult) and _is_name(node.left.left, t)):
+                lines.append(f"_xp.multiply({t}, {E.node_to_python(node.left.right, consts)}, out={t})")
+                lines.append(f"_xp.add({t}, {E.node_to_python(node.right, consts)}, out={t})")
+            elif isinstance(node, ast.BinOp) and type(node.op) in _IN_PLACE and _is_name(node.left, t):
+                lines.append(f"_xp.{_IN_PLACE[type(node.op)]}({t}, {E.node_to_python(node.right, consts)}, out={t})")
+            elif isinstance(node, ast.Call) and node.func.id in ("maximum", "minimum") and _is_name(node.args[0], t):
+                lines.append(f"_xp.{node.func.id}({t}, {E.node_to_python(node.args[1], consts)}, out={t})")
+            else:
+                lines.append(f"{t}[...] = {E.node_to_python(node, consts)}")
         else:
-            buf *= momentum
-            buf += (1 - dampening) * g
-        g = g + momentum * buf if nesterov else buf
-    p -= lr * g
-    _store(param, p)
+            lines.append(f"{t} = {E.node_to_python(node, consts)}")
+    args = ["p", "g", *variant.state, *rule.scalars]
+    src = f"def _update({', '.join(args)}):\n    _xp = _xp_of(p)\n" + "".join(f"    {ln}\n" for ln in lines)
+    scope: dict[str, Any] = {**EXPR_FUNCTIONS, "_xp_of": _xp}
+    for i, c in enumerate(consts):
+        scope[f"_k{i}"] = dt.type(c)
+    exec(compile(src, f"<gpugrad update {rule.name} {variant.tag} {dt}>", "exec"), scope)  # noqa: S102 (our source)
+    fn = _UPDATE_FUNCTIONS[key] = scope["_update"]
+    return fn
 
 
-def rmsprop_step(param: Any, grad: Any, square_avg: Any, grad_avg: Any, buf: Any, lr: float, alpha: float,
-                 eps: float, weight_decay: float, momentum: float) -> None:
-    """RMSprop (PyTorch's rule): g = grad + wd p; s = alpha s + (1 - alpha) g^2; centered
-    (``grad_avg`` given): a = alpha a + (1 - alpha) g, avg = sqrt(s - a^2) + eps, else
-    avg = sqrt(s) + eps; with momentum b = momentum b + g / avg, p -= lr b; else p -= lr g / avg."""
-    xp = _xp(param)
-    p, g = _work(param, grad)
-    if weight_decay != 0:
-        g = g + weight_decay * p
-    square_avg *= alpha
-    square_avg += (1 - alpha) * (g * g)
-    if grad_avg is not None:
-        grad_avg *= alpha
-        grad_avg += (1 - alpha) * g
-        avg = xp.sqrt(square_avg - grad_avg * grad_avg)
-    else:
-        avg = xp.sqrt(square_avg)
-    avg += eps
-    if momentum > 0:
-        buf *= momentum
-        buf += g / avg
-        p -= lr * buf
-    else:
-        p -= lr * (g / avg)
-    _store(param, p)
+_UPDATE_FUNCTIONS: dict[tuple, Any] = {}
 
 
-def adam_step(param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any, max_exp_avg_sq: Any, lr: float, beta1: float,
-              beta2: float, eps: float, weight_decay: float, step: int, decoupled: bool) -> None:
-    """Adam (``decoupled=False``: L2 decay g = grad + wd p) and AdamW (``decoupled=True``:
-    p *= 1 - lr wd), as PyTorch: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
-    (AMSGrad, ``max_exp_avg_sq`` given: vmax = max(vmax, v), used for v);
-    p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), t = ``step`` (from 1)."""
-    xp = _xp(param)
-    p, g = _work(param, grad)
-    if weight_decay != 0:
-        if decoupled:
-            p *= 1 - lr * weight_decay
+def _is_name(node: Any, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def optimizer_update(variant: Any, scalars: dict, items: list) -> None:
+    """Apply an update rule's ``variant`` to every ``(param, grad, state)`` of ``items`` (one
+    parameter group of one dtype; ``state`` maps the rule's state names to arrays). The scalars
+    are rounded to the state dtype, as NumPy does with a Python float. The CUDA backend does the
+    same in one launch."""
+    if not items:
+        return
+    sdt = state_dtype(items[0][0].dtype)
+    fn = update_function(variant, sdt)
+    svals = [sdt.type(scalars[k]) for k in variant.rule.scalars]
+    for param, grad, state in items:
+        if param.dtype == _F16:
+            p, g = param.astype(_F32), grad.astype(_F32)
         else:
-            g = g + weight_decay * p
-    exp_avg *= beta1
-    exp_avg += (1 - beta1) * g
-    exp_avg_sq *= beta2
-    exp_avg_sq += (1 - beta2) * (g * g)
-    step_size = lr / (1 - beta1 ** step)
-    bc2_sqrt = (1 - beta2 ** step) ** 0.5
-    if max_exp_avg_sq is not None:
-        xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        denom = xp.sqrt(max_exp_avg_sq)
-    else:
-        denom = xp.sqrt(exp_avg_sq)
-    denom /= bc2_sqrt
-    denom += eps
-    p -= step_size * (exp_avg / denom)
-    _store(param, p)
+            p, g = param, grad
+        fn(p, g, *[state[k] for k in variant.state], *svals)
+        if p is not param:
+            param[...] = p.astype(param.dtype)
 
 
-def adagrad_step(param: Any, grad: Any, state_sum: Any, lr: float, lr_decay: float, weight_decay: float, eps: float,
-                 step: int) -> None:
-    """Adagrad (PyTorch's rule): g = grad + wd p; s += g^2; p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps),
-    t = ``step`` (from 1). Array code on the parameter's own module: the rule for CuPy arrays too
-    (no hand-written kernel)."""
-    xp = _xp(param)
-    p, g = _work(param, grad)
-    if weight_decay != 0:
-        g = g + weight_decay * p
-    clr = lr / (1 + (step - 1) * lr_decay)
-    state_sum += g * g
-    std = xp.sqrt(state_sum)
-    std += eps
-    p -= clr * (g / std)
-    _store(param, p)
-
-
-_OPTIMIZER_RULES = {"sgd": sgd_step, "rmsprop": rmsprop_step, "adam": adam_step, "adagrad": adagrad_step}
-
-
-def optimizer_step(rule: str, param: Any, grad: Any, state: dict, hyper: dict) -> None:
-    """One in-place update of ``param`` (and of the arrays in ``state``) by ``rule``
-    ("sgd", "rmsprop", "adam" or "adagrad"); ``state`` and ``hyper`` hold the keyword arguments of
-    :func:`sgd_step`, :func:`rmsprop_step`, :func:`adam_step` or :func:`adagrad_step`."""
-    _OPTIMIZER_RULES[rule](param, grad, **state, **hyper)

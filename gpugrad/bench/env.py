@@ -133,6 +133,12 @@ class Env:
         self.device = device
         self.gpu = device.startswith("cuda")
         self.index = int(device.split(":")[1]) if self.gpu else 0
+        if self.gpu:
+            import gpugrad
+
+            self.emulated = gpugrad.cuda.is_emulated()
+        else:
+            self.emulated = False
         self.peers = peers or {}
         if self.gpu:
             import cupy

@@ -95,6 +95,13 @@ def no_gpu_reason() -> str | None:
     return None
 
 
+def emulated() -> bool:
+    """True when the CUDA device is gpugrad's emulated one (gpugrad.testing.cuda_emulator)."""
+    import gpugrad
+
+    return gpugrad.cuda.is_emulated()
+
+
 def gpu_info(index: int = 0) -> dict[str, Any]:
     """Name, memory, compute capability, driver and runtime versions of GPU ``index`` (CuPy)."""
     import cupy
@@ -118,6 +125,9 @@ def gpu_info(index: int = 0) -> dict[str, Any]:
         "cuda_driver": cuda_version(rt.driverGetVersion()),
         "cuda_runtime": cuda_version(rt.runtimeGetVersion()),
     }
+    if emulated():
+        info["emulated"] = True
+        return info
     driver = _nvidia_driver()
     if driver:
         info["driver"] = driver

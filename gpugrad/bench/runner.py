@@ -68,6 +68,7 @@ class Settings:
     budget: Budget | None = None
     command: str | None = None  # the command line, recorded in the JSON
     gpu: bool = field(default=False, init=False)
+    emulated: bool = field(default=False, init=False)
 
 
 def default_budget(quick: bool) -> Budget:
@@ -105,6 +106,8 @@ def resolve_device(device: str) -> tuple[str, str | None]:
     device = (device or "auto").strip().lower()
     if device == "auto":
         reason = hardware.no_gpu_reason()
+        if reason is None and hardware.emulated():
+            return "cpu", "the CUDA device is emulated (counts, not times): --device cuda to count on it"
         if reason is None:
             return "cuda:0", None
         return "cpu", f"no GPU ({reason}): GPU measurements skipped, running on the CPU"
@@ -139,9 +142,17 @@ def select(settings: Settings) -> list[tuple[Workload, Case]]:
 
     pairs = []
     for w in WORKLOADS.values():
-        for case in w.cases(settings):
-            if _wanted(settings.only, w, case):
-                pairs.append((w, case))
+        cases = [c for c in w.cases(settings) if _wanted(settings.only, w, c)]
+        if settings.emulated and cases:
+            # Counts barely depend on size (launches not at all, bytes linearly): the smallest
+            # case of each dtype, so that the emulator's CPU speed does not decide the run time
+            by_dtype: dict[str, Case] = {}
+            for c in cases:
+                best = by_dtype.get(c.dtype)
+                if best is None or (c.size or 0) < (best.size or 0):
+                    by_dtype[c.dtype] = c
+            cases = list(by_dtype.values())
+        pairs += [(w, c) for c in cases]
     return pairs
 
 
@@ -290,8 +301,12 @@ def run_case(w: Workload, case: Case, env: Env, peers: dict[str, Peer], settings
             results[lib]["timer"] = clock.name
             impls[lib] = impl
             entries.append(Entry(lib, impl.step, clock))
+    if env.emulated:  # counts, not times: nothing here is a GPU's speed
+        for lib, impl in impls.items():
+            results[lib]["emulated"] = emulated_counts(impl.step, len(ins.sets), case)
+        entries = []
     try:
-        stats = interleave(entries, len(ins.sets), budget)
+        stats = interleave(entries, len(ins.sets), budget) if entries else {}
     except Exception as exc:
         for e in entries:
             results[e.lib] = {"status": "failed", "reason": f"error while timing: {exc.__class__.__name__}: {exc}",
@@ -310,7 +325,7 @@ def run_case(w: Workload, case: Case, env: Env, peers: dict[str, Peer], settings
             r["TFLOPs"] = case.flops / st.median / 1e12
             if mm:
                 r["frac_matmul"] = case.flops / st.median / mm
-    if env.gpu:
+    if env.gpu and not env.emulated:
         for lib in ("gpugrad", "torch"):
             if lib in impls:
                 results[lib]["launches"], results[lib]["launches_method"] = _launches(lib, impls[lib].step, env)
@@ -368,6 +383,23 @@ def prepare(w: Workload, case: Case, lib: str, env: Env, peers: dict[str, Peer],
     return impl, {"status": "ok", "check": check}
 
 
+def emulated_counts(step: Callable[[int], Any], n_sets: int, case: Case) -> dict[str, Any]:
+    """What one step costs on the emulated CUDA device, after warm-up: kernel launches, bytes
+    its kernels read and wrote (and their ratio to the case's least possible traffic), host
+    synchronisations and run-time compilations (all exact: the device counts them itself)."""
+    import gpugrad as gg
+
+    step(1 % n_sets)  # warm-up beyond the correctness gate's first step
+    gg.cuda.reset_counters()
+    step(0)
+    c = gg.cuda.counters()
+    floor = case.bytes_floor or case.bytes
+    if floor:
+        c["bytes_floor"] = int(floor)
+        c["bytes_ratio"] = c["bytes"] / floor
+    return c
+
+
 def _launches(lib: str, step: Callable[[int], Any], env: Env) -> tuple[int | None, str]:
     if lib == "gpugrad":
         read = gpugrad_launch_counter(env.device)
@@ -406,6 +438,7 @@ def run(settings: Settings, progress: Callable[[str], None] | None = None) -> di
     """
     device, device_note = resolve_device(settings.device)
     settings.gpu = device != "cpu"
+    settings.emulated = settings.gpu and hardware.emulated()
     notes: list[str] = [device_note] if device_note else []
     wanted_peers = settings.peers
     if wanted_peers is not None:
@@ -427,9 +460,15 @@ def run(settings: Settings, progress: Callable[[str], None] | None = None) -> di
     say = progress or (lambda s: None)
     started = _dt.datetime.now(_dt.timezone.utc)
     with pinned_threads(settings.threads) as pinned, full_float32(settings.gpu) as precision:
-        say(f"measuring the copy bandwidth and matmul rate on {device}")
-        dtypes = {c.dtype for w, c in pairs if c.flops}
-        limits = measure_limits(device, dtypes or {"float32"}, settings.quick)
+        if env.emulated:
+            limits: dict[str, Any] = {"copy": {}, "matmul": {}}
+            notes.append("the CUDA device is emulated (gpugrad.testing.cuda_emulator): the table holds what one "
+                         "step costs on a GPU in launches, bytes, syncs and compilations, counted exactly; it has "
+                         "no timings (the emulator's speed says nothing about a GPU's)")
+        else:
+            say(f"measuring the copy bandwidth and matmul rate on {device}")
+            dtypes = {c.dtype for w, c in pairs if c.flops}
+            limits = measure_limits(device, dtypes or {"float32"}, settings.quick)
         rows = []
         for k, (w, case) in enumerate(pairs, 1):
             say(f"[{k}/{len(pairs)}] {w.name} {case.label}")

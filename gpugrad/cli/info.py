@@ -63,7 +63,18 @@ def collect() -> dict[str, Any]:
             except Exception as exc:
                 gpus.append({"index": i, "error": f"{exc.__class__.__name__}: {exc}"})
         info["gpus"] = gpus
-        backends["cuda"] = (f"CuPy {cupy.__version__}, {len(gpus)} GPU(s)" if has_cuda_backend
+        if gpugrad.cuda.is_emulated():
+            from gpugrad.testing import cuda_emulator
+
+            emu = cuda_emulator.info()
+            info["emulated_cuda"] = emu
+            backends["cuda"] = (f"EMULATED CUDA device (gpugrad.testing.cuda_emulator; CuPy stand-in recording "
+                                f"CuPy {cupy.__version__}'s API): for tests and counters, not speed; prebuilt kernels "
+                                f"{emu['kernel_dir'] or 'none (compiled for the host at first use)'}; NVRTC check "
+                                f"{emu['nvrtc'] or 'off (nvidia-cuda-nvrtc not installed)'}")
+        else:
+            backends["cuda"] = None
+        backends["cuda"] = backends["cuda"] or (f"CuPy {cupy.__version__}, {len(gpus)} GPU(s)" if has_cuda_backend
                             else f"CuPy {cupy.__version__} and {len(gpus)} GPU(s) found, but gpugrad's CUDA backend "
                                  "is not in this build")
     else:

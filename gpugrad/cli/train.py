@@ -269,15 +269,18 @@ class TextTask:
 
     def evaluate(self, model: gg.nn.Module) -> dict[str, float]:
         model.eval()
-        total, correct, count = 0.0, 0, 0
+        count = 0
+        total = gg.zeros((), dtype=gg.float64, device=self.device)
+        correct = gg.zeros((), dtype=gg.int64, device=self.device)
         with gg.inference_mode():
             for x, y in self.val_loader:
                 loss, logits = self.loss(model, x, y)
-                total += float(loss.item()) * y.size
-                correct += int(correct_count(logits, y).item())
+                # sums stay on the device: one synchronisation for the whole evaluation
+                total = total + loss.astype(gg.float64) * y.size
+                correct = correct + correct_count(logits, y)
                 count += y.size
         model.train()
-        return {"val_loss": total / count, "val_acc": correct / count}
+        return {"val_loss": float(total.item()) / count, "val_acc": int(correct.item()) / count}
 
     def finish(self, model: gg.nn.Module, metrics: dict[str, float], log: Callable[[str], None]) -> None:
         prompt = "def "

@@ -272,7 +272,11 @@ def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = No
             if momentum is None:
                 if num_batches_tracked is None:
                     raise ArgumentError("batch_norm: momentum=None (cumulative average) needs num_batches_tracked")
-                factor = 1.0 / max(1, int(num_batches_tracked.item()))
+                # 1 / max(1, n) as a device scalar: no host sync per step
+                n_tracked = num_batches_tracked.data if isinstance(num_batches_tracked, Tensor) else \
+                    num_batches_tracked
+                xp = backend_for(input.device).xp
+                factor = 1.0 / xp.maximum(n_tracked, 1).astype(input.dtype)
             else:
                 factor = float(momentum)
             with no_grad():

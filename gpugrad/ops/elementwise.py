@@ -1,5 +1,5 @@
 """Elementwise ops, each declared once: its inputs, its value and its partial derivatives as
-expressions (see :mod:`gpugrad.ops.expr`).
+expressions (see :mod:`gpugrad.table.expr`).
 
 From a declaration the NumPy backend evaluates the expressions with ufuncs, the CuPy backend
 renders them into one CUDA kernel per (op, dtype) for the forward and one for the whole
@@ -18,8 +18,8 @@ import numpy as np
 from gpugrad.autograd.state import STATE
 from gpugrad.backends import numpy_backend as _npb
 from gpugrad.errors import GpugradError, ShapeError, describe
-from gpugrad.ops import expr as E
 from gpugrad.ops.base import _SCALARS, Op, _check_forward, _forward_mode, _mixed_devices, _record, apply
+from gpugrad.table import expr as E
 from gpugrad.tensor import Tensor, make_tensor
 
 _ndarray = np.ndarray

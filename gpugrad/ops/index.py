@@ -212,8 +212,7 @@ def take(x: Any, indices: Any, axis: int | None = None) -> Tensor:
     if ind.dtype.kind not in "iu":
         raise DTypeError(f"take: indices must be integers, got dtype {ind.dtype}")
     n = x.shape[a]
-    if ind.size and (int(ind.max()) >= n or int(ind.min()) < -n):
-        raise ShapeError(f"take: index out of range for axis {a} of size {n}")
+    B.check_range(ind, -n, n, ShapeError, f"take: indices along axis {a} of size {n}")
     return apply(TAKE, (x,), {"indices": ind, "axis": a, "shape": x.shape})
 
 
@@ -293,7 +292,7 @@ def _ufunc_inplace(x: Tensor, name: str, other: Any) -> bool:
     else:
         return False
     data = x.data
-    if x.dtype.kind not in "fiu" or not data.flags.writeable:
+    if x.dtype.kind not in "fiu" or (isinstance(data, np.ndarray) and not data.flags.writeable):
         return False
     ufunc = getattr(backend_for(x.device).xp, _UFUNC_INPLACE[name])
     try:

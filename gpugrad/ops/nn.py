@@ -794,9 +794,7 @@ def embedding(indices: Any, weight: Any, padding_idx: int | None = None) -> Tens
     if idx.dtype.kind not in "iu":
         raise DTypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
     v = weight.shape[0]
-    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= v):
-        raise ArgumentError(f"embedding: indices must be in [0, {v}), got values in "
-                            f"[{int(idx.min())}, {int(idx.max())}]")
+    B.check_range(idx, 0, v, ArgumentError, "embedding: indices")
     if padding_idx is not None:
         padding_idx = int(padding_idx)
         if padding_idx < 0:

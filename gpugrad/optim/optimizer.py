@@ -1,10 +1,9 @@
 """Optimisers with PyTorch's names, hyper-parameters, defaults and update rules.
 
-Each rule is implemented once per backend: the NumPy reference math (``numpy_backend.sgd_step``,
-``rmsprop_step``, ``adam_step``, ``adagrad_step``) and, on the GPU, one fused CUDA kernel per rule
-(``kernels/optim.cu``, launched by the CUDA backend's ``optimizer_step``) that reads the gradient
-and updates the parameter and all of its state in a single launch per parameter tensor (Adagrad
-has no kernel: its NumPy-backend array code runs on CuPy arrays as is). The
+Each update rule is declared once, as expressions (gpugrad/table/optim.py): the NumPy backend
+evaluates it with ufuncs, and the CUDA backend renders it into one multi-tensor kernel that
+updates every parameter of a group (same device, dtype, flags and scalars) and all of their
+state in a single launch, as PyTorch's fused optimisers do. The
 update is applied in place to the parameter's storage, outside the tape, and bumps the
 parameter's version counter (a graph that saved the old value notices it at backward).
 """
@@ -20,12 +19,21 @@ import numpy as np
 from gpugrad.autograd.grad_mode import enable_grad
 from gpugrad.backends import backend_for, device_of_array
 from gpugrad.errors import ArgumentError, DeviceError, DTypeError, GpugradError, ShapeError
+from gpugrad.table.optim import RULES
 from gpugrad.tensor import Tensor, make_tensor
 
 
-def _step_function(device: str) -> Callable[..., None]:
-    """The backend's ``optimizer_step(rule, param, grad, state, hyper)``."""
-    return backend_for(device).optimizer_step
+def apply_rule(rule: str, param: Any, grad: Any, state: dict, hyper: dict) -> None:
+    """One parameter's update by ``rule`` (a name of gpugrad.table.optim.RULES) on raw arrays of
+    its device: ``state`` holds its state arrays (None where unused), ``hyper`` its
+    hyper-parameters (as an optimiser's ``_arguments`` gives them). Example::
+
+        apply_rule("sgd", p, g, {"buf": None}, dict(lr=0.1, momentum=0.0, dampening=0.0,
+                   weight_decay=0.0, nesterov=False, first=True))
+    """
+    r = RULES[rule]
+    scalars, flags = r.prepare(hyper, state)
+    backend_for(device_of_array(param)).optimizer_update(r.variant(flags), scalars, [(param, grad, state)])
 
 
 def _state_dtype(param: Tensor) -> np.dtype:
@@ -125,6 +133,10 @@ class Optimizer:
                     raise DeviceError(f"{type(self).__name__}.step: the gradient is on {p.grad.device} but the "
                                       f"parameter is on {p.device}")
                 work.append((group, p, grad if grad.dtype == p.dtype else grad.astype(p.dtype)))
+        # One backend call per (device, dtype, rule variant, scalars): on a GPU one fused kernel
+        # updates the whole group (every parameter and its state) in a single launch.
+        batches: dict[tuple, list] = {}
+        rule = RULES[self._rule]
         for group, p, grad in work:
             arr = p.data
             if isinstance(arr, np.ndarray) and not arr.flags.writeable:
@@ -133,8 +145,17 @@ class Optimizer:
             if state is None:
                 state = self.state[id(p)] = self._init_state(p, group)
             arrays, hyper = self._arguments(p, state, group)
-            _step_function(p.device)(self._rule, arr, grad, arrays, hyper)
-            p._version[0] += 1
+            scalars, flags = rule.prepare(hyper, arrays)
+            variant = rule.variant(flags)
+            key = (p.device, arr.dtype, variant, tuple(scalars.values()))
+            batch = batches.get(key)
+            if batch is None:
+                batch = batches[key] = [variant, scalars, []]
+            batch[2].append((arr, grad, arrays, p))
+        for (device, _, _, _), (variant, scalars, items) in batches.items():
+            backend_for(device).optimizer_update(variant, scalars, [(a, g, s) for a, g, s, _ in items])
+            for *_, p in items:
+                p._version[0] += 1
         return loss
 
     def _zeros(self, p: Tensor) -> Any:

@@ -348,6 +348,8 @@ class ndarray:  # noqa: N801 (CuPy's name)
     # ---- indexing ----------------------------------------------------------------------------
     def __getitem__(self, slices: Any) -> ndarray:
         index, advanced, mask = _prepare_index(slices)
+        if advanced:
+            index = _wrap_integer_arrays(index, self.shape)
         if mask:
             count_sync()  # CuPy counts the selected elements on the host (cupy.nonzero)
         with np.errstate(all="ignore"):
@@ -359,7 +361,9 @@ class ndarray:  # noqa: N801 (CuPy's name)
         return out
 
     def __setitem__(self, slices: Any, value: Any) -> None:
-        index, _, mask = _prepare_index(slices)
+        index, advanced, mask = _prepare_index(slices)
+        if advanced:
+            index = _wrap_integer_arrays(index, self.shape)
         if mask:
             count_sync()
         if isinstance(value, ndarray):
@@ -475,6 +479,29 @@ def _index_item(s: Any) -> tuple[Any, bool, bool]:
                          "boolean arrays are valid indices")
     COUNTERS.h2d_bytes += arr.nbytes
     return arr, True, arr.dtype.kind == "b"
+
+
+def _wrap_integer_arrays(index: Any, shape: tuple) -> Any:
+    """CuPy wraps out-of-bounds integer-array indices around instead of raising, as NumPy does
+    ("Differences between CuPy and NumPy"): the emulated device does the same."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    consumed = sum(1 if not (it is None or it is Ellipsis) else 0 for it in items
+                   if not (isinstance(it, np.ndarray) and it.dtype.kind == "b"))
+    consumed += sum(it.ndim for it in items if isinstance(it, np.ndarray) and it.dtype.kind == "b")
+    axis = 0
+    for i, it in enumerate(items):
+        if it is None:
+            continue
+        if it is Ellipsis:
+            axis += len(shape) - consumed
+            continue
+        if isinstance(it, np.ndarray) and it.dtype.kind == "b":
+            axis += it.ndim
+            continue
+        if isinstance(it, np.ndarray) and it.dtype.kind in "iu" and axis < len(shape) and shape[axis] > 0:
+            items[i] = np.mod(it, shape[axis])
+        axis += 1
+    return tuple(items) if isinstance(index, tuple) else items[0]
 
 
 def _prepare_index(slices: Any) -> tuple[Any, bool, bool]:

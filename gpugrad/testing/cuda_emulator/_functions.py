@@ -328,11 +328,13 @@ def get_array_module(*args: Any) -> Any:
 
 def scatter_add(a: Any, slices: Any, value: Any) -> None:
     """``cupyx.scatter_add``: a[slices] += value with repeated indices accumulating."""
-    from gpugrad.testing.cuda_emulator._array import _prepare_index
+    from gpugrad.testing.cuda_emulator._array import _prepare_index, _wrap_integer_arrays
 
     if not isinstance(a, ndarray):
         raise _unsupported(a)
-    index, _, mask = _prepare_index(slices)
+    index, advanced, mask = _prepare_index(slices)
+    if advanced:
+        index = _wrap_integer_arrays(index, a.shape)
     if mask:
         count_sync()
     v = value._np if isinstance(value, ndarray) else value
@@ -340,6 +342,11 @@ def scatter_add(a: Any, slices: Any, value: Any) -> None:
         raise _unsupported(value)
     np.add.at(a._np, index, v)
     count_launch(distinct_bytes(a._np) + (value.nbytes if isinstance(value, ndarray) else 0))
+
+
+def take(a: Any, indices: Any, axis: Any = None, out: Any = None) -> Any:
+    """``cupy.take``: out-of-bounds indices wrap around (CuPy's rule, unlike NumPy's error)."""
+    return run(lambda x, i, ax, o: np.take(x, i, axis=ax, out=o, mode="wrap"), (a, indices, axis, out), {})
 
 
 def rsqrt(x: Any, out: Any = None, **kw: Any) -> Any:
@@ -357,7 +364,7 @@ CUSTOM: dict[str, dict[str, Callable]] = {
     "cupy": {"asnumpy": asnumpy, "asarray": asarray, "array": array, "asanyarray": asarray,
              "ascontiguousarray": ascontiguousarray, "empty": empty, "empty_like": empty_like, "zeros": zeros,
              "zeros_like": zeros_like, "ones_like": ones_like, "full_like": full_like,
-             "get_array_module": get_array_module},
+             "get_array_module": get_array_module, "take": take},
     "cupyx": {"scatter_add": scatter_add, "rsqrt": rsqrt},
     "cupy.lib.stride_tricks": {"as_strided": as_strided},
 }
@@ -376,7 +383,7 @@ def _method(name: str, np_name: str | None = None) -> Callable:
 
 _REDUCTIONS = ["sum", "prod", "mean", "var", "std", "max", "min", "argmax", "argmin", "all", "any", "cumsum",
                "cumprod", "ptp", "trace"]
-_OTHERS = {"take": None, "repeat": None, "clip": None, "conj": "conjugate", "conjugate": None, "round": None,
+_OTHERS = {"repeat": None, "clip": None, "conj": "conjugate", "conjugate": None, "round": None,
            "dot": None, "sort": None, "argsort": None, "nonzero": None, "searchsorted": None,
            "argpartition": None, "partition": None, "compress": None, "choose": None}
 for _n in _REDUCTIONS:
@@ -403,6 +410,11 @@ def _scatter_add(self: ndarray, slices: Any, value: Any) -> None:
     scatter_add(self, slices, value)
 
 
+def _take_method(self: ndarray, indices: Any, axis: Any = None, out: Any = None) -> Any:
+    return take(self, indices, axis, out)
+
+
+ndarray.take = _take_method
 ndarray.sort = _sort_inplace
 ndarray.nonzero = _nonzero
 ndarray.searchsorted = _searchsorted

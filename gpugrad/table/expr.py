@@ -117,6 +117,11 @@ def to_python(expr: Expr, constants: list[float]) -> str:
     return _py(expr.tree, constants)
 
 
+def node_to_python(node: ast.expr, constants: list[float]) -> str:
+    """:func:`to_python` of a sub-tree of a parsed expression."""
+    return _py(node, constants)
+
+
 def _py(node: ast.expr, constants: list[float]) -> str:
     if isinstance(node, ast.Constant):
         constants.append(float(node.value))
@@ -172,30 +177,39 @@ def _const_value(node: ast.expr) -> float | None:
 # C rendering
 
 
-def to_c(expr: Expr, rename: dict[str, str] | None = None) -> str:
+def to_c(expr: Expr, rename: dict[str, str] | None = None, exact: bool = False) -> str:
     """C source of ``expr`` for the CUDA template; values are of compute type ``C``.
 
     Function ``f`` becomes ``gg_f`` (defined for float and double in ``kernels/gg_math.cuh``),
-    ``where(c, a, b)`` becomes ``(c ? a : b)`` and numbers become ``C(value)``.
+    ``where(c, a, b)`` becomes ``(c ? a : b)`` and numbers become ``C(value)``. With ``exact``,
+    ``+ - * /`` become correctly rounded calls (``gg_add_rn``...) that the compiler may not fuse
+    into an FMA, so that the result is bit for bit what NumPy computes (the optimisers' rules).
     """
-    return _c(expr.tree, rename or {})
+    return _c(expr.tree, rename or {}, exact)
 
 
-def _c(node: ast.expr, rename: dict[str, str]) -> str:
+_EXACT = {"+": "gg_add_rn", "-": "gg_sub_rn", "*": "gg_mul_rn", "/": "gg_div_rn"}
+
+
+def _c(node: ast.expr, rename: dict[str, str], exact: bool = False) -> str:
     if isinstance(node, ast.Constant):
         return f"C({float(node.value)!r})"
     if isinstance(node, ast.Name):
         return rename.get(node.id, node.id)
     if isinstance(node, ast.BinOp):
-        op = {"&": "&&", "|": "||"}.get(_BINOPS[type(node.op)], _BINOPS[type(node.op)])
-        return f"({_c(node.left, rename)} {op} {_c(node.right, rename)})"
+        sym = _BINOPS[type(node.op)]
+        left, right = _c(node.left, rename, exact), _c(node.right, rename, exact)
+        if exact and sym in _EXACT:
+            return f"{_EXACT[sym]}({left}, {right})"
+        op = {"&": "&&", "|": "||"}.get(sym, sym)
+        return f"({left} {op} {right})"
     if isinstance(node, ast.UnaryOp):
-        return f"(-{_c(node.operand, rename)})"
+        return f"(-{_c(node.operand, rename, exact)})"
     if isinstance(node, ast.Compare):
         op = _CMPOPS[type(node.ops[0])]
-        return f"({_c(node.left, rename)} {op} {_c(node.comparators[0], rename)})"
+        return f"({_c(node.left, rename, exact)} {op} {_c(node.comparators[0], rename, exact)})"
     if isinstance(node, ast.Call):
-        args = [_c(a, rename) for a in node.args]
+        args = [_c(a, rename, exact) for a in node.args]
         if node.func.id == "where":
             return f"(({args[0]}) ? C({args[1]}) : C({args[2]}))"
         return f"gg_{node.func.id}({', '.join(args)})"
