@@ -116,7 +116,7 @@ def test_a_collective_that_never_completes_times_out() -> None:
     polls = []
     with pytest.raises(dist.DistributedTimeoutError, match="all_reduce on rank 3 did not complete within 0.05 s"):
         wait_until(lambda: polls.append(1) and False, 0.05, "all_reduce", 3)
-    assert len(polls) > 200  # it kept polling until the deadline
+    assert len(polls) > 20  # it kept polling until the deadline
     wait_until(lambda: True, 0.05, "barrier", 0)
 
 
@@ -253,3 +253,13 @@ def test_post_accumulate_hooks_need_a_leaf_that_requires_grad() -> None:
     remove()
     (w * 2).sum().backward()
     assert calls == []
+
+
+def test_the_contract_names_exist() -> None:
+    names = "init is_initialized rank world_size local_rank get_backend device barrier all_reduce broadcast " \
+            "all_gather destroy DistributedError DistributedTimeoutError".split()
+    assert [n for n in names if not hasattr(dist, n)] == []
+    assert issubclass(dist.DistributedTimeoutError, gg.GpugradError)
+    import gpugrad.nn.parallel
+
+    assert gpugrad.nn.parallel.DistributedDataParallel is DistributedDataParallel

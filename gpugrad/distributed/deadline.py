@@ -2,10 +2,11 @@
 error instead of leaving the others blocked forever.
 
 MPI's blocking calls cannot be interrupted, so collectives are started non-blocking and their
-request is polled: a short spin (small messages finish within microseconds), then sleeps
-growing to 1 ms (which also leaves the core to the other ranks of an oversubscribed node and
-lets Ctrl-C through). The timeout is ``GPUGRAD_DIST_TIMEOUT`` seconds (600 by default, like
-PyTorch's) or ``init(timeout=...)``.
+request is polled: for 2 ms between yields of the core (MPI progresses a non-blocking
+collective only while it is polled, so the latency of small messages stays that of a busy
+wait, yet an oversubscribed core goes to the rank that needs it), then with sleeps growing to
+1 ms (long waits cost no CPU and let Ctrl-C through). The timeout is ``GPUGRAD_DIST_TIMEOUT``
+seconds (600 by default, like PyTorch's) or ``init(timeout=...)``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from gpugrad.distributed.errors import DistributedError, DistributedTimeoutError
 
 TIMEOUT_ENV = "GPUGRAD_DIST_TIMEOUT"
 DEFAULT_TIMEOUT = 600.0
-_SPINS = 200
+_SPIN_SECONDS = 2e-3
 _MAX_SLEEP = 1e-3
 
 
@@ -43,13 +44,18 @@ def resolve_timeout(timeout: float | None) -> float:
 
 def wait_until(done: Callable[[], bool], timeout: float, what: str, rank: int) -> None:
     """Poll ``done()`` until it is true; raise DistributedTimeoutError after ``timeout`` seconds."""
-    for _ in range(_SPINS):
-        if done():
-            return
-    deadline = time.monotonic() + timeout
+    if done():
+        return
+    start = time.monotonic()
+    spin_until = start + _SPIN_SECONDS
+    deadline = start + timeout
     pause = 1e-5
     while not done():
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now < spin_until:
+            os.sched_yield()  # returns at once on an idle core; lets the other ranks run on a busy one
+            continue
+        if now > deadline:
             raise DistributedTimeoutError(
                 f"{what} on rank {rank} did not complete within {timeout:g} s: another rank died, hung or "
                 f"skipped this collective (set {TIMEOUT_ENV} to wait longer)"
