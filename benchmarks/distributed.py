@@ -185,16 +185,20 @@ def main() -> None:
         return
     import numpy
 
+    load_before = os.getloadavg()
     results = {str(n): launch(n, args.budget) for n in (1, 2)}
+    load_after = os.getloadavg()
     document = {
         "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                     "numpy": numpy.__version__, "mpi": _mpi_version()},
         "note": ("2 ranks on 2 cores shared with other users of the machine, one BLAS thread per rank, "
                  "CPU tensors, Open MPI's shared-memory transport"),
         "date": time.strftime("%Y-%m-%d"),
+        "load_average_1min": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
         "results": results,
     }
     print(table(results))
+    print(f"load average (1 min) before/after: {load_before[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} cores")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=1) + "\n")

@@ -84,6 +84,21 @@ def collectives_on_cpu() -> None:
         assert "floating" in str(exc)
     else:
         raise AssertionError("mean of integers must fail")
+    try:
+        dist.init(backend="nccl")
+    except dist.DistributedError as exc:
+        assert "already initialised with backend 'mpi'" in str(exc)
+    else:
+        raise AssertionError("init with another backend must fail")
+    dist.destroy()
+    try:
+        dist.init(backend="nccl")  # no CuPy here
+    except gg.DeviceError as exc:
+        assert "CuPy" in str(exc)
+    else:
+        raise AssertionError("the nccl backend without CuPy must fail")
+    finally:
+        dist.init()
 
 
 # ---- DistributedDataParallel ---------------------------------------------------------------------
@@ -116,9 +131,15 @@ def ddp_equals_one_process_on_the_concatenated_batch() -> None:
         loss.backward()
         opt_ref.step()
         mine = slice(r * B, (r + 1) * B)
-        loss = F.cross_entropy(model(gg.tensor(x[mine])), gg.tensor(y[mine]))
+        hidden = model.module[0](gg.tensor(x[mine]))
+        started: list[int] = []
+        hidden.register_hook(lambda g, started=started: started.append(model._launched))  # at the first layer
+        out = model.module[4](model.module[3](model.module[2](model.module[1](hidden))))
+        loss = F.cross_entropy(out, gg.tensor(y[mine]))
         opt.zero_grad()
         loss.backward()
+        # the later layers' buckets were all-reducing while backward still had the first layer to do
+        assert started and 0 < started[0] < len(model._buckets), started
         for p, q in zip(model.parameters(), reference.parameters()):
             close(p.grad.numpy(), q.grad.numpy())  # the mean gradient on every rank
         opt.step()
