@@ -42,6 +42,8 @@ def mpirun(n: int, args: list[str], timeout: float, env: dict[str, str] | None =
     full_env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
                 "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                 "GPUGRAD_DIST_TIMEOUT": str(timeout), **(env or {})}
+    for pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        full_env[pool] = "1"  # 2 ranks on 2 cores: one BLAS thread each, not 2 pools fighting over them
     full_env.pop("GPUGRAD_CUDA_EMULATOR", None)
     return subprocess.Popen(command + [sys.executable, *args], cwd=ROOT, env=full_env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)

@@ -263,3 +263,30 @@ def test_the_contract_names_exist() -> None:
     import gpugrad.nn.parallel
 
     assert gpugrad.nn.parallel.DistributedDataParallel is DistributedDataParallel
+
+
+# ---- gpugrad train's data-parallel helper, in one process ----------------------------------------
+def test_the_train_helper_passes_through_without_a_launcher(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import signal
+
+    from gpugrad.cli._distributed import DataParallel
+
+    for key in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    dp = DataParallel()
+    assert (dp.enabled, dp.main, dp.world_size, dp.rank) == (False, True, 1, 0)
+    assert dp.device("cpu") == "cpu"
+    assert dp.device("auto") == ("cuda:0" if gg.cuda.is_available() else "cpu")
+    dp.start("cpu")
+    assert not dist.is_initialized()  # one process: no group, no communication
+    model = _model()
+    assert dp.wrap(model) is model
+    running = {"loss": 1.5, "correct": 3, "count": 4, "items": 4, "seconds": 0.5}
+    assert dp.totals(running) == running and dp.own_share(running, {}) == running
+    assert dp.agree_to_stop(True) and not dp.agree_to_stop(False)
+    assert dp.stop_signals() == (signal.SIGINT,)
+    assert dp.load(tmp_path / "missing.safetensors", "cpu") is None
+    gg.save({"x": gg.tensor([1.0])}, tmp_path / "c.safetensors")
+    assert dp.load(tmp_path / "c.safetensors", "cpu")["x"].numpy().tolist() == [1.0]
+    dp.barrier()
+    dp.stop()

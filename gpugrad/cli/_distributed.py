@@ -77,15 +77,20 @@ class DataParallel:
         return DistributedDataParallel(model)
 
     def load(self, path: Path, device: str) -> Any:
-        """``gg.load(path, device)`` on every rank, the file read by rank 0 alone."""
+        """``gg.load(path, device)`` on every rank, the file read by rank 0 alone (the others need
+        not see it); None on every rank when rank 0 finds no file there."""
         if not self.enabled:
-            return gg.load(path, device=device)
+            return gg.load(path, device=device) if path.is_file() else None
         import gpugrad.distributed as dist
 
-        data = path.read_bytes() if self.main else b""
-        size = gg.tensor([len(data)], dtype=gg.int64)
+        found = self.main and path.is_file()
+        data = path.read_bytes() if found else b""
+        size = gg.tensor([len(data) if found or not self.main else -1], dtype=gg.int64)
         dist.broadcast(size, 0)
-        buffer = gg.tensor(np.frombuffer(data, dtype=np.uint8) if self.main else np.zeros(int(size.item()), np.uint8))
+        if int(size.item()) < 0:
+            return None
+        payload = np.frombuffer(data, dtype=np.uint8) if self.main else np.zeros(int(size.item()), np.uint8)
+        buffer = gg.tensor(payload)
         dist.broadcast(buffer, 0)
         if self.main:
             return gg.load(path, device=device)
