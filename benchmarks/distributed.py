@@ -222,7 +222,7 @@ def _mpi_version() -> str:
         return "mpi4py missing"
     out = subprocess.run([sys.executable, "-c", "from mpi4py import MPI; print(MPI.Get_library_version())"],
                          capture_output=True, text=True)
-    return out.stdout.strip().splitlines()[0] if out.stdout else "unknown"
+    return out.stdout.replace("\x00", "").strip().splitlines()[0] if out.stdout else "unknown"
 
 
 if __name__ == "__main__":
