@@ -8,6 +8,13 @@ differentiation, on NumPy (CPU) and CuPy (NVIDIA GPUs).
     x.grad
 """
 
+import os as _os
+
+if _os.environ.get("GPUGRAD_CUDA_EMULATOR"):  # the emulated CUDA device, for GPU tests without a GPU
+    from gpugrad.testing import cuda_emulator as _cuda_emulator
+
+    _cuda_emulator.from_environment()
+
 from gpugrad import cuda, nn, optim
 from gpugrad.autograd import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from gpugrad.autograd.custom import custom_jvp, custom_vjp

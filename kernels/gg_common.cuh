@@ -150,21 +150,24 @@ __device__ __forceinline__ A gg_block_max(A v, A* buf) {
     return r;
 }
 
-// atomicAdd for every storage type (half through a compare-and-swap on its 32-bit word).
+// atomicAdd for every storage type. float16 adds in place with the native half atomic
+// (sm_70+, PTX red.add.noftz.f16) on the GPU; touching only the element's own two bytes matters:
+// a compare-and-swap on the surrounding 32-bit word would reach past the end of an array whose
+// last element sits in the lower half of a word.
 __device__ __forceinline__ void gg_atomic_add(float* p, float v) { atomicAdd(p, v); }
 __device__ __forceinline__ void gg_atomic_add(double* p, double v) { atomicAdd(p, v); }
 __device__ __forceinline__ void gg_atomic_add(gg_half* p, float v) {
-    unsigned long long addr = (unsigned long long)p;
-    unsigned int* word = (unsigned int*)(addr & ~3ull);
-    bool high = (addr & 2) != 0;
-    unsigned int old = *word, assumed;
+#if defined(__CUDA_ARCH__)
+    unsigned short add = gg_f2h(v).bits;
+    asm volatile("red.add.noftz.f16 [%0], %1;" : : "l"(p), "h"(add) : "memory");
+#else
+    unsigned short* word = &p->bits;
+    unsigned short old = *word, assumed;
     do {
         assumed = old;
         gg_half h;
-        h.bits = (unsigned short)(high ? (assumed >> 16) : (assumed & 0xffffu));
-        h = gg_f2h(gg_h2f(h) + v);
-        unsigned int repl = high ? ((assumed & 0xffffu) | ((unsigned int)h.bits << 16))
-                                 : ((assumed & 0xffff0000u) | h.bits);
-        old = atomicCAS(word, assumed, repl);
+        h.bits = assumed;
+        old = atomicCAS(word, assumed, gg_f2h(gg_h2f(h) + gg_h2f(gg_f2h(v))).bits);
     } while (old != assumed);
+#endif
 }

@@ -11,9 +11,10 @@
 // Types: float32 and float64 parameters with state of the same type; float16 parameters with
 // float32 state (computed in float32, rounded to half once when written back).
 // Instantiated as extern "C" symbols <rule>_step_<dtype>, e.g. adam_step_float32.
-// Built by CuPy's RawModule at run time (gpugrad/backends/cupy_optim.py); `nvcc -c` checks it.
+// Loaded like every hand-written kernel (ahead-of-time fatbin, else NVRTC through CuPy's
+// RawModule); it needs no CUDA toolkit header (float16 is gg_common.cuh's gg_half).
 
-#include <cuda_fp16.h>
+#include "gg_common.cuh"
 
 namespace gg_optim {
 
@@ -40,9 +41,9 @@ template <typename P, typename S> struct Convert {
     __device__ __forceinline__ static S load(P v) { return static_cast<S>(v); }
     __device__ __forceinline__ static P store(S v) { return static_cast<P>(v); }
 };
-template <> struct Convert<__half, float> {
-    __device__ __forceinline__ static float load(__half v) { return __half2float(v); }
-    __device__ __forceinline__ static __half store(float v) { return __float2half_rn(v); }
+template <> struct Convert<gg_half, float> {
+    __device__ __forceinline__ static float load(gg_half v) { return gg_h2f(v); }
+    __device__ __forceinline__ static gg_half store(float v) { return gg_f2h(v); }
 };
 
 #define GG_GRID_STRIDE(i, n)                                                             \
@@ -161,4 +162,4 @@ __device__ void adam(P* __restrict__ param, const P* __restrict__ grad, S* __res
 
 GG_OPTIM_KERNELS(float32, float, float)
 GG_OPTIM_KERNELS(float64, double, double)
-GG_OPTIM_KERNELS(float16, __half, float)
+GG_OPTIM_KERNELS(float16, gg_half, float)

@@ -1,14 +1,26 @@
-"""Shared test configuration: hypothesis profiles and the ``gpu`` marker."""
+"""Shared test configuration: hypothesis profiles, and the ``gpu`` marker's device.
+
+Tests marked ``gpu`` run on a real GPU when CuPy sees one, else on the emulated CUDA device
+(:mod:`gpugrad.testing.cuda_emulator`): the real CUDA backend and the real kernels, compiled for
+the host. Its prebuilt kernels come from the CMake build in ``build/`` (``.ci/run`` makes it);
+when that is missing, the session builds the host libraries (``cmake --build build --target
+gg_emu gg_host``, about a minute on 2 cores) or, without cmake, compiles each kernel on first use.
+``GPUGRAD_TEST_DEVICE=none`` skips the ``gpu`` tests instead.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-import gpugrad as gg
+ROOT = Path(__file__).resolve().parents[1]
 
 # CI runs on 2 cores: keep example counts modest; GPUGRAD_HYPOTHESIS=thorough explores more.
 settings.register_profile(
@@ -19,20 +31,114 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("GPUGRAD_HYPOTHESIS", "ci"))
 
+GPU_DEVICE: dict[str, str] = {"kind": "none", "why": ""}
+
+
+def _real_gpu() -> bool:
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.getDeviceCount()) > 0
+    except Exception:
+        return False
+
+
+def _build_host_kernels() -> Path | None:
+    """build/kernels with the emulator's prebuilt kernels, built now if cmake is there."""
+    env = os.environ.get("GPUGRAD_HOST_LIB_DIR")
+    out = Path(env) if env else ROOT / "build" / "kernels"
+    if (out / "emu_index.json").is_file() and (out / "libgg_emu.so").is_file():
+        return out
+    if env or shutil.which("cmake") is None or not (ROOT / "CMakeLists.txt").is_file():
+        return None
+    build = ROOT / "build"
+    print("\ngpugrad tests: building the host kernel libraries for the emulated CUDA device (cmake) ...",
+          file=sys.stderr, flush=True)
+    try:
+        if not (build / "CMakeCache.txt").is_file():
+            subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}",
+                            "-DGPUGRAD_BUILD_FATBINS=OFF"], check=True, capture_output=True)
+        subprocess.run(["cmake", "--build", str(build), "--target", "gg_emu", "gg_host", "-j2"], check=True,
+                       capture_output=True)
+    except subprocess.CalledProcessError as exc:
+        print(f"gpugrad tests: the CMake build failed:\n{exc.stderr.decode()[-2000:]}", file=sys.stderr)
+        return None
+    return out if (out / "emu_index.json").is_file() else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("GPUGRAD_TEST_DEVICE") == "none":
+        GPU_DEVICE.update(kind="none", why="GPUGRAD_TEST_DEVICE=none")
+        return
+    if os.environ.get("GPUGRAD_CUDA_EMULATOR"):
+        GPU_DEVICE.update(kind="emulated")
+        return  # already on (gpugrad switched it on at import)
+    if _real_gpu():
+        GPU_DEVICE.update(kind="gpu")
+        return
+    from gpugrad.testing import cuda_emulator
+
+    kernels = _build_host_kernels()
+    if kernels is None and shutil.which(os.environ.get("CXX", "g++")) is None:
+        GPU_DEVICE.update(kind="none", why="no GPU, and no C++ compiler to build the emulated CUDA device's kernels")
+        return
+    cuda_emulator.enable(kernels)
+    GPU_DEVICE.update(kind="emulated", kernels=str(kernels or "compiled on first use"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    kind = GPU_DEVICE["kind"]
+    if kind == "emulated":
+        return f"gpu tests: on the emulated CUDA device (kernels: {GPU_DEVICE.get('kernels', 'build/kernels')})"
+    if kind == "gpu":
+        return "gpu tests: on the GPU"
+    return f"gpu tests: skipped ({GPU_DEVICE['why']})"
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if gg.cuda.is_available():
+    if GPU_DEVICE["kind"] != "none":
         return
-    try:
-        import cupy  # noqa: F401
-
-        reason = "needs an NVIDIA GPU: CuPy is installed but no GPU is usable here"
-    except ImportError:
-        reason = "needs an NVIDIA GPU and CuPy (pip install cupy-cuda12x); neither is available here"
-    skip = pytest.mark.skip(reason=reason)
+    skip = pytest.mark.skip(reason=f"needs a GPU or the emulated CUDA device: {GPU_DEVICE['why']}")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+_GPU_COUNTS = {"passed": 0, "failed": 0, "skipped": 0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "gpu" in report.keywords and (report.when == "call" or report.outcome == "skipped"):
+        _GPU_COUNTS[report.outcome] = _GPU_COUNTS.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    where = {"emulated": "on the emulated CUDA device", "gpu": "on the GPU"}.get(GPU_DEVICE["kind"], "nowhere")
+    c = _GPU_COUNTS
+    terminalreporter.write_line(f"gpu-marked tests {where}: {c['passed']} passed, {c['failed']} failed, "
+                                f"{c['skipped']} skipped")
+
+
+@pytest.fixture
+def no_cuda():
+    """A machine without CuPy or a GPU for the duration of a test (the emulated device off)."""
+    from gpugrad.backends import _BACKENDS
+    from gpugrad.testing import cuda_emulator
+    from gpugrad.testing.cuda_emulator import _kernels
+
+    was_on, kernel_dir = cuda_emulator.is_enabled(), _kernels.Config.kernel_dir
+    cuda_emulator.disable()
+    saved = {k: sys.modules.pop(k) for k in [k for k in sys.modules if k.split(".")[0] in ("cupy", "cupyx")]}
+    sys.modules["cupy"] = None  # import cupy raises ImportError
+    try:
+        yield
+    finally:
+        del sys.modules["cupy"]
+        sys.modules.update(saved)
+        for key in [k for k in _BACKENDS if k != "cpu"]:
+            del _BACKENDS[key]
+        if was_on:
+            cuda_emulator.enable(kernel_dir)
 
 
 @pytest.fixture

@@ -341,9 +341,10 @@ SPECS: list[Spec] = [
          _with(lambda s: st.one_of(st.just({"axis": None}), _axis_of()(s)), _shape1(min_side=0), ("real",))),
     Spec("cumprod", lambda x, axis: gg.cumprod(x, axis),
          _with(lambda s: st.one_of(st.just({"axis": None}), _axis_of()(s)), _shape1(), ("nonzero",))),
-    Spec("cumprod_zero", lambda x: gg.cumprod(x * gg.tensor([1.0, 0.0, 1.0, 1.0], dtype=x.dtype)),
+    Spec("cumprod_zero", lambda x: gg.cumprod(x * gg.tensor([1.0, 0.0, 1.0, 1.0], dtype=x.dtype, device=x.device)),
          _seeded(st.just(([(4,)], {})), ("nonzero",))),
-    Spec("prod_zero", lambda x: gg.prod(x * gg.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], dtype=x.dtype), 1),
+    Spec("prod_zero",
+         lambda x: gg.prod(x * gg.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], dtype=x.dtype, device=x.device), 1),
          _seeded(st.just(([(2, 3)], {})), ("nonzero",))),
     # ---- shape
     Spec("reshape", lambda x: gg.reshape(x, (-1,)), _seeded(_shape1(0).map(lambda c: c), ("real",))),

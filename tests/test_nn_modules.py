@@ -360,9 +360,7 @@ def test_train_eval_zero_grad_and_to_dtype():
     assert w.dtype == np.float64
 
 
-def test_to_cuda_without_gpu_raises_device_error():
-    if gg.cuda.is_available():
-        pytest.skip("a GPU is present")
+def test_to_cuda_without_gpu_raises_device_error(no_cuda):
     with pytest.raises(gg.DeviceError):
         nn.Linear(2, 2).to("cuda")
 

@@ -65,7 +65,16 @@ HANDWRITTEN: dict[str, dict[str, tuple[str, ...]]] = {
     "scatter.cu": {
         "gg_index_add": ("f16", "f32", "f64"),
     },
+    "optim.cu": {
+        "sgd_step": ("float16", "float32", "float64"),
+        "rmsprop_step": ("float16", "float32", "float64"),
+        "adam_step": ("float16", "float32", "float64"),
+    },
 }
+# Options the CUDA backend compiles with (CuPy's RawModule adds its own, see
+# gpugrad.testing.cuda_emulator.nvrtc.cupy_options); the ahead-of-time build uses the same
+# language standard and, like CuPy's NVRTC, flushes float32 denormals (-ftz=true).
+NVRTC_STD = "-std=c++17"
 
 
 def kernels_dir() -> Path:
@@ -92,6 +101,16 @@ def headers_text() -> str:
 @cache
 def handwritten_source(filename: str) -> str:
     return (kernels_dir() / filename).read_text()
+
+
+def runtime_code(source: str) -> str:
+    """The text the CUDA backend hands to ``cupy.RawModule(code=...)`` for ``source``: CuPy's
+    compile cache keys on the text, not on the headers it includes, so their hash leads it."""
+    return f"// gpugrad headers {source_hash('', True)}\n{source}"
+
+
+def runtime_options() -> tuple[str, ...]:
+    return (NVRTC_STD, f"-I{kernels_dir()}")
 
 
 def source_hash(text: str, with_headers: bool = True) -> str:
@@ -315,6 +334,25 @@ def _ops() -> list[Any]:
     return list(OPS.values())
 
 
+def elementwise_units(units_per_dtype: int = 4) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Every elementwise kernel variant, grouped into translation units:
+    ``(unit name, unit source, [(kernel name, the kernel's standalone source)])``."""
+    ops = _ops()
+    chunks = [ops[i::units_per_dtype] for i in range(units_per_dtype)]
+    units = []
+    for dt in FLOAT_DTYPES:
+        for u, chunk in enumerate(chunks):
+            parts = ['#include "gg_elementwise.cuh"\n']
+            kernels = []
+            for op in chunk:
+                parts.append(element_functions(op))
+                for kname, ksrc in all_kernels(op, dt):
+                    parts.append(ksrc)
+                    kernels.append((kname, standalone_source(op, ksrc)))
+            units.append((f"ew_{SUFFIX[dt]}_{u}", "".join(parts), kernels))
+    return units
+
+
 def write_sources(out_dir: str | Path, units_per_dtype: int = 4) -> dict:
     """Write every CUDA source the package uses into ``out_dir`` for CMake, and a manifest.
 
@@ -325,7 +363,9 @@ def write_sources(out_dir: str | Path, units_per_dtype: int = 4) -> dict:
     * ``emu_<unit>.cpp``: host-emulation builds of every kernel (elementwise and hand-written),
       exported as ``gg_emu_<kernel>(grid, block, args)`` for CPU tests of the kernel code;
     * ``manifest.json``: kernel name -> unit and source hash; the CuPy backend loads a kernel
-      from the built fatbin only when the hash matches what it would compile itself.
+      from the built fatbin only when the hash matches what it would compile itself;
+    * ``emu_index.json``: for the emulated CUDA device, the host library holding the kernels of
+      each run-time source text (by its SHA-256) and of each fatbin unit.
 
     Returns the manifest.
     """
@@ -333,21 +373,19 @@ def write_sources(out_dir: str | Path, units_per_dtype: int = 4) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     ops = _ops()
     manifest: dict[str, Any] = {"kernels": {}, "units": []}
-    chunks = [ops[i::units_per_dtype] for i in range(units_per_dtype)]
-    for dt in FLOAT_DTYPES:
-        for u, chunk in enumerate(chunks):
-            unit = f"ew_{SUFFIX[dt]}_{u}"
-            parts = ['#include "gg_elementwise.cuh"\n']
-            names = []
-            for op in chunk:
-                parts.append(element_functions(op))
-                for kname, ksrc in all_kernels(op, dt):
-                    parts.append(ksrc)
-                    names.append(kname)
-                    manifest["kernels"][kname] = {"unit": unit, "hash": source_hash(standalone_source(op, ksrc))}
-            _write_if_changed(out / f"{unit}.cu", "".join(parts))
-            _write_if_changed(out / f"emu_{unit}.cpp", _emu_unit(f"{unit}.cu", names, threads=False))
-            manifest["units"].append(unit)
+    # For the emulated CUDA device: which host library holds the kernels of a source text the
+    # backend compiles at run time (by the SHA-256 of that text) and of each fatbin unit.
+    emu: dict[str, Any] = {"modules": {}, "fatbins": {}}
+    emu_lib = "libgg_emu.so"
+    for unit, text, kernels in elementwise_units(units_per_dtype):
+        names = [k for k, _ in kernels]
+        for kname, standalone in kernels:
+            manifest["kernels"][kname] = {"unit": unit, "hash": source_hash(standalone)}
+            emu["modules"][_sha256(runtime_code(standalone))] = {"lib": emu_lib, "kernels": [kname]}
+        _write_if_changed(out / f"{unit}.cu", text)
+        _write_if_changed(out / f"emu_{unit}.cpp", _emu_unit(f"{unit}.cu", names, threads=False))
+        manifest["units"].append(unit)
+        emu["fatbins"][unit] = {"lib": emu_lib, "kernels": names}
     for filename, kernels in HANDWRITTEN.items():
         unit = Path(filename).stem
         h = source_hash(handwritten_source(filename), with_headers=True)
@@ -356,9 +394,16 @@ def write_sources(out_dir: str | Path, units_per_dtype: int = 4) -> dict:
             manifest["kernels"][kname] = {"unit": unit, "hash": h}
         _write_if_changed(out / f"emu_{unit}.cpp", _emu_unit(filename, names, threads=True))
         manifest["units"].append(unit)
+        emu["modules"][_sha256(runtime_code(handwritten_source(filename)))] = {"lib": emu_lib, "kernels": names}
+        emu["fatbins"][unit] = {"lib": emu_lib, "kernels": names}
     _write_if_changed(out / "host_ew.cpp", host_library_source(ops))
     _write_if_changed(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
+    _write_if_changed(out / "emu_index.json", json.dumps(emu, indent=0, sort_keys=True))
     return manifest
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _write_if_changed(path: Path, text: str) -> None:

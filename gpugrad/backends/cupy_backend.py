@@ -37,7 +37,7 @@ import numpy as np
 
 from gpugrad.backends import cuda_codegen as cg
 from gpugrad.backends.cuda_runtime import import_cupy
-from gpugrad.errors import ShapeError
+from gpugrad.errors import ArgumentError, DTypeError, ShapeError
 from gpugrad.ops import expr as E
 
 _F16 = np.dtype(np.float16)
@@ -190,7 +190,8 @@ class CupyBackend:
         self.TAG = "cupy"
         self.device = cp.cuda.Device(index)
         self._nd = cp.ndarray
-        self.launches = 0
+        # what gg.cuda.counters() reports on a GPU (the emulated device counts for itself)
+        self.counters = {"launches": 0, "bytes": 0, "syncs": 0, "compilations": 0}
         self.aot_loaded = 0  # kernels taken from the ahead-of-time fatbins
         self.runtime_compiled = 0  # kernels compiled by NVRTC (or found in CuPy's disk cache)
         with self.device:
@@ -200,7 +201,7 @@ class CupyBackend:
         self._modules: dict[str, Any] = {}
         self._aot_dir = aot_dir()
         self._aot = self._read_manifest()
-        self._options = ("-std=c++17", f"-I{cg.kernels_dir()}")
+        self._aot_units: dict[str, bool] = {}
         self._rng = None
         self._ops = OPS
         self._geoms: dict[Any, tuple] = {}
@@ -247,6 +248,16 @@ class CupyBackend:
             self._modules[unit] = mod
         return mod
 
+    def _aot_entry(self, name: str, source: str) -> Any:
+        """The manifest entry of kernel ``name`` when the ahead-of-time build holds this very
+        source (and its fatbin was built), else None."""
+        entry = self._aot.get(name)
+        if entry is None or entry["hash"] != cg.source_hash(source, True):
+            return None
+        if entry["unit"] not in self._aot_units:
+            self._aot_units[entry["unit"]] = (self._aot_dir / f"{entry['unit']}.fatbin").is_file()
+        return entry if self._aot_units[entry["unit"]] else None
+
     def _op_kernel(self, key: tuple, render: Any, op: Any, *variant: Any) -> Any:
         """The kernel rendered by ``render(op, *variant)`` (forward or backward), loaded once per key."""
         kernel = self._kernels.get(key)
@@ -256,46 +267,42 @@ class CupyBackend:
             self._kernels[key] = kernel
         return kernel
 
-    def load_kernel(self, name: str, source: str, with_headers: bool = True) -> Any:
+    def load_kernel(self, name: str, source: str) -> Any:
         """The kernel ``name`` of ``source``: from the ahead-of-time fatbin when the manifest
         lists it with this source's hash, else compiled by NVRTC (cached by CuPy on disk)."""
-        entry = self._aot.get(name)
-        if entry is not None and entry["hash"] == cg.source_hash(source, with_headers):
-            kernel = self._module(entry["unit"]).get_function(name)
+        entry = self._aot_entry(name, source)
+        if entry is not None:
             self.aot_loaded += 1
-            return kernel
-        # CuPy's compile cache keys on the source text, not on included headers: name them.
-        code = f"// gpugrad headers {cg.source_hash('', True)}\n{source}"
+            return self._module(entry["unit"]).get_function(name)
+        key = ("module", source)
+        mod = self._modules.get(key)
+        if mod is None:
+            with self.device:
+                mod = self.cp.RawModule(code=cg.runtime_code(source), options=cg.runtime_options())
+            self._modules[key] = mod
+            self.runtime_compiled += 1
+            self.counters["compilations"] += 1
         with self.device:
-            mod = self.cp.RawModule(code=code, options=self._options)
-            kernel = mod.get_function(name)
-        self.runtime_compiled += 1
-        return kernel
+            return mod.get_function(name)
 
     def _handwritten(self, filename: str, name: str) -> Any:
         kernel = self._kernels.get(name)
         if kernel is None:
-            source = cg.handwritten_source(filename)
-            entry = self._aot.get(name)
-            if entry is not None and entry["hash"] == cg.source_hash(source, True):
-                kernel = self._module(entry["unit"]).get_function(name)
-                self.aot_loaded += 1
-            else:
-                self.runtime_compiled += 1
-                key = ("module", filename)
-                mod = self._modules.get(key)
-                if mod is None:
-                    code = f"// gpugrad headers {cg.source_hash('', True)}\n{source}"
-                    with self.device:
-                        mod = self.cp.RawModule(code=code, options=self._options)
-                    self._modules[key] = mod
-                kernel = mod.get_function(name)
+            kernel = self.load_kernel(name, cg.handwritten_source(filename))
             self._kernels[name] = kernel
         return kernel
 
+    @property
+    def launches(self) -> int:
+        """Kernels (and CuPy library calls) this backend has launched (see gg.cuda.counters)."""
+        return self.counters["launches"]
+
     def _launch(self, kernel: Any, grid: int, block: int, args: tuple) -> None:
         kernel((grid,), (block,), args)
-        self.launches += 1
+        c = self.counters
+        c["launches"] += 1
+        nd = self._nd
+        c["bytes"] += sum(a.nbytes for a in args if isinstance(a, nd))
 
     def _grid(self, n: int) -> int:
         return max(1, min((n + _BLOCK * _UNROLL - 1) // (_BLOCK * _UNROLL), self._max_grid))
@@ -309,7 +316,7 @@ class CupyBackend:
         fn = op.python_function(role, None, self._python_fns, "cupy-py")
         with self.device:
             out = fn(*args, *[params[p] for p in op.param_names])
-            self.launches += 1
+            self.counters["launches"] += 1
             if not isinstance(out, self._nd):
                 out = self.cp.asarray(out)
         return out
@@ -345,7 +352,7 @@ class CupyBackend:
                 want = np.dtype(bool) if cg._is_flag_input(op, k) else dt
                 if a.dtype != want:
                     a = a.astype(want)
-                    self.launches += 1
+                    self.counters["launches"] += 1
                 values.append(a)
                 pattern.append("a")
             else:
@@ -374,7 +381,7 @@ class CupyBackend:
         mode, info = self._geometry(shape, arrays)
         if mode == "m":
             values = [cp.ascontiguousarray(cp.broadcast_to(v, shape)) if p == "a" else v for v, p in zip(values, pat)]
-            self.launches += len(arrays)
+            self.counters["launches"] += len(arrays)
             mode, info = "c", (1,) * len(arrays)
         kernel = self._op_kernel((op, dt, pat, mode), cg.forward_kernel, op, _DTNAME[dt], pat, mode)
         sc = _SCALAR[dt]
@@ -434,7 +441,7 @@ class CupyBackend:
                 else:
                     with self.device:
                         results[k] = cp.zeros(g.shape, dtype=dt)
-                    self.launches += 1
+                    self.counters["launches"] += 1
                 fresh[k] = True
             elif e.constant == 1.0 and a is None:
                 results[k] = g
@@ -463,7 +470,7 @@ class CupyBackend:
         mode, info = self._geometry(shape, arrays)
         if mode == "m":
             arrays = [cp.ascontiguousarray(cp.broadcast_to(a, shape)) for a in arrays]
-            self.launches += len(arrays)
+            self.counters["launches"] += len(arrays)
             it = iter(arrays[1:])
             values = [next(it) if p == "a" else v for v, p in zip(values, pat)]
             g = arrays[0]
@@ -512,14 +519,14 @@ class CupyBackend:
     def add_into(self, dst: Any, src: Any) -> None:
         """dst += src, in place (dst is a gradient buffer the engine owns)."""
         self.cp.add(dst, src, out=dst)
-        self.launches += 1
+        self.counters["launches"] += 1
 
     def accumulate(self, a: Any, b: Any) -> Any:
         """a + b in a new C-contiguous array (the engine may accumulate into it later)."""
         with self.device:
             out = self.cp.empty(broadcast_shape([a.shape, b.shape]), dtype=np.result_type(a.dtype, b.dtype))
         self.cp.add(a, b, out=out)
-        self.launches += 1
+        self.counters["launches"] += 1
         return out
 
     # ---- reductions ---------------------------------------------------------------------------
@@ -575,7 +582,7 @@ class CupyBackend:
         out_shape = tuple(s for d, s in enumerate(x.shape) if d not in axes)
         if not x.flags.c_contiguous:
             x = cp.ascontiguousarray(x)
-            self.launches += 1
+            self.counters["launches"] += 1
         passes = reduction_plan(x.shape, axes)
         if not passes or x.size == 0:
             with self.device:
@@ -583,7 +590,7 @@ class CupyBackend:
                     r = cp.zeros(out_shape, dtype=dt)
                 else:
                     r = cp.multiply(x.reshape(out_shape), dt.type(scale)) if scale != 1.0 else x.reshape(out_shape)
-            self.launches += 1
+            self.counters["launches"] += 1
             return r
         y = x
         for i, (outer, R, inner) in enumerate(passes):
@@ -603,7 +610,7 @@ class CupyBackend:
         if not isinstance(x, self._nd) or x.dtype not in _FLOATS:
             with self.device:
                 r = cp.asarray(cp.sum(x, axis=axis, keepdims=keepdims))
-            self.launches += 1
+            self.counters["launches"] += 1
             return r
         axes = self._axes(x, axis)
         r = self._reduce(x, axes, 1.0)
@@ -614,7 +621,7 @@ class CupyBackend:
         if not isinstance(x, self._nd) or x.dtype not in _FLOATS or x.size == 0:
             with self.device:
                 r = cp.asarray(cp.mean(x, axis=axis, keepdims=keepdims))
-            self.launches += 1
+            self.counters["launches"] += 1
             return r
         axes = self._axes(x, axis)
         n = _prod(tuple(x.shape[a] for a in axes))
@@ -630,27 +637,27 @@ class CupyBackend:
         if x.dtype not in _FLOATS:
             with self.device:
                 r = self.cp.sum(x, axis=axes) if axes else x
-            self.launches += 1
+            self.counters["launches"] += 1
             return r.reshape(shape)
         return self._reduce(x, axes, 1.0).reshape(shape)
 
     def amax(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         with self.device:
             r = self.cp.asarray(self.cp.amax(x, axis=axis, keepdims=keepdims))
-        self.launches += 1
+        self.counters["launches"] += 1
         return r
 
     def amin(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         with self.device:
             r = self.cp.asarray(self.cp.amin(x, axis=axis, keepdims=keepdims))
-        self.launches += 1
+        self.counters["launches"] += 1
         return r
 
     # ---- softmax and cross-entropy ------------------------------------------------------------
     def _axis_geometry(self, x: Any, axis: int) -> tuple[Any, int, int, int]:
         if not x.flags.c_contiguous:
             x = self.cp.ascontiguousarray(x)
-            self.launches += 1
+            self.counters["launches"] += 1
         axis = axis % x.ndim
         return x, _prod(x.shape[:axis]), x.shape[axis], _prod(x.shape[axis + 1:])
 
@@ -687,7 +694,7 @@ class CupyBackend:
             return _np_style_softmax_backward(cp, g, y, axis, log)
         if g.dtype != y.dtype or g.shape != y.shape or not g.flags.c_contiguous:
             g = cp.ascontiguousarray(cp.broadcast_to(g, y.shape).astype(y.dtype, copy=False))
-            self.launches += 1
+            self.counters["launches"] += 1
         y, outer, R, inner = self._axis_geometry(y, axis)
         with self.device:
             gx = cp.empty(y.shape, dtype=y.dtype)
@@ -762,17 +769,17 @@ class CupyBackend:
             raise TypeError(f"cross_entropy: logits must be floating point, got {logits.dtype}")
         if not logits.flags.c_contiguous:
             logits = cp.ascontiguousarray(logits)
-            self.launches += 1
+            self.counters["launches"] += 1
         if labels.dtype != np.int64 or not labels.flags.c_contiguous:
             labels = cp.ascontiguousarray(labels.astype(np.int64))
-            self.launches += 1
+            self.counters["launches"] += 1
         return logits, labels
 
     # ---- indexing -----------------------------------------------------------------------------
     def getitem(self, x: Any, index: Any) -> Any:
         r = x[index]
         if not _is_basic(index if isinstance(index, tuple) else (index,)):
-            self.launches += 1  # a gather; basic indexing is a view
+            self.counters["launches"] += 1  # a gather; basic indexing is a view
         return r if isinstance(r, self._nd) else self.cp.asarray(r)
 
     def _index_add(self, src: Any, idx: Any, dst: Any, outer: int, nidx: int, inner: int, dim: int) -> None:
@@ -790,17 +797,17 @@ class CupyBackend:
         cp = self.cp
         with self.device:
             out = cp.zeros(shape, dtype=values.dtype)
-        self.launches += 1
+        self.counters["launches"] += 1
         items = index if isinstance(index, tuple) else (index,)
         if _is_basic(items):
             out[index] = values
-            self.launches += 1
+            self.counters["launches"] += 1
             return out
         if values.dtype not in _FLOATS:
             import cupyx
 
             cupyx.scatter_add(out, index, values)
-            self.launches += 1
+            self.counters["launches"] += 1
             return out
         if len(items) == 1 and isinstance(items[0], self._nd) and items[0].dtype.kind in "iu" and shape:
             idx = items[0]
@@ -811,7 +818,7 @@ class CupyBackend:
         # general advanced index: the flat positions it selects, then one scatter-add
         with self.device:
             pos = cp.arange(_prod(tuple(shape)), dtype=np.int64).reshape(shape)[index]
-        self.launches += 2
+        self.counters["launches"] += 2
         vals = cp.broadcast_to(values, pos.shape)
         self._index_add(vals, pos.ravel(), out.reshape(-1), 1, pos.size, 1, out.size)
         return out
@@ -820,11 +827,11 @@ class CupyBackend:
         """A copy of ``x`` with ``x[index] = values``."""
         out = x.copy()
         out[index] = values
-        self.launches += 2
+        self.counters["launches"] += 2
         return out
 
     def take(self, x: Any, indices: Any, axis: int) -> Any:
-        self.launches += 1
+        self.counters["launches"] += 1
         return self.cp.take(x, self.asarray(indices), axis=axis)
 
     def take_scatter(self, values: Any, shape: tuple, indices: Any, axis: int) -> Any:
@@ -833,14 +840,14 @@ class CupyBackend:
         idx = self.asarray(indices)
         with self.device:
             out = cp.zeros(shape, dtype=values.dtype)
-        self.launches += 1
+        self.counters["launches"] += 1
         if values.dtype not in _FLOATS:
             import cupyx
 
             moved = cp.moveaxis(out, axis, 0)
             vals = cp.moveaxis(values, list(range(axis, axis + idx.ndim)), list(range(idx.ndim)))
             cupyx.scatter_add(moved, idx.ravel(), vals.reshape((-1,) + moved.shape[1:]))
-            self.launches += 1
+            self.counters["launches"] += 1
             return out
         outer = _prod(tuple(shape[:axis]))
         inner = _prod(tuple(shape[axis + 1:]))
@@ -851,7 +858,7 @@ class CupyBackend:
     def _lib(self, fn: Any, *args: Any, **kw: Any) -> Any:
         with self.device:
             r = fn(*args, **kw)
-        self.launches += 1
+        self.counters["launches"] += 1
         return r
 
     def matmul(self, a: Any, b: Any) -> Any:
@@ -927,7 +934,7 @@ class CupyBackend:
             x = self.asarray(x)
         if x.dtype == dtype:
             return x
-        self.launches += 1
+        self.counters["launches"] += 1
         return x.astype(dtype)
 
     # ---- arrays, transfers, checks ------------------------------------------------------------
@@ -947,6 +954,7 @@ class CupyBackend:
             return self.cp.array(x, copy=True)
 
     def to_host(self, x: Any) -> np.ndarray:
+        self.counters["syncs"] += 1
         return self.cp.asnumpy(x)
 
     def to_device(self, x: Any, device: str) -> Any:
@@ -955,19 +963,59 @@ class CupyBackend:
         return backend_for(device).from_host(x if device.startswith("cuda") else self.cp.asnumpy(x))
 
     def all_finite(self, x: Any) -> bool:
+        self.counters["syncs"] += 1
         return bool(self.cp.isfinite(x).all())
 
     def synchronize(self) -> None:
         """Wait for the work queued on this GPU."""
+        self.counters["syncs"] += 1
         self.device.synchronize()
 
     def optimizer_step(self, rule: str, param: Any, grad: Any, state: dict, hyper: dict) -> None:
-        """One fused optimiser kernel (kernels/optim.cu via cupy_optim), counted as a launch."""
-        from gpugrad.backends import cupy_optim
+        """One fused in-place update of ``param`` (and its ``state`` arrays) by ``rule``: the
+        kernel ``<rule>_step_<dtype>`` of kernels/optim.cu, one launch. float16 parameters keep
+        float32 state; scalar coefficients are computed on the host in double and rounded to the
+        state type (what numpy_backend's reference does)."""
+        cp = self.cp
+        name = param.dtype.name
+        if name not in _DTNAME.values():
+            raise DTypeError(f"optimizer step ({rule}): unsupported parameter dtype {param.dtype}")
+        sdt = np.dtype(np.float64 if name == "float64" else np.float32)
+        S = sdt.type
+        n = int(param.size)
+        if n == 0:
+            return
+        work = param if self._contig(param) else cp.ascontiguousarray(param)
+        g = grad if grad.dtype == param.dtype and self._contig(grad) else cp.ascontiguousarray(grad, dtype=param.dtype)
 
-        with self.device:
-            cupy_optim.optimizer_step(rule, param, grad, state, hyper)
-        self.launches += 1
+        def arr(a: Any) -> Any:
+            if a is None:
+                return None  # a null pointer: the kernel does not read it
+            if a.dtype != sdt or not self._contig(a):
+                raise DTypeError(f"optimizer step ({rule}): state must be C-contiguous {sdt}, got {a.dtype}")
+            return a
+
+        h = hyper
+        if rule == "sgd":
+            args = (work, g, arr(state["buf"]), np.int64(n), S(h["lr"]), S(h["momentum"]), S(1 - h["dampening"]),
+                    S(h["weight_decay"]), np.int32(bool(h["nesterov"])), np.int32(bool(h["first"])))
+        elif rule == "rmsprop":
+            args = (work, g, arr(state["square_avg"]), arr(state["grad_avg"]), arr(state["buf"]), np.int64(n),
+                    S(h["lr"]), S(h["alpha"]), S(1 - h["alpha"]), S(h["eps"]), S(h["weight_decay"]),
+                    S(h["momentum"]), np.int32(state["grad_avg"] is not None), np.int32(h["momentum"] > 0))
+        elif rule == "adam":
+            step = int(h["step"])
+            b1, b2, lr, wd = h["beta1"], h["beta2"], h["lr"], h["weight_decay"]
+            args = (work, g, arr(state["exp_avg"]), arr(state["exp_avg_sq"]), arr(state["max_exp_avg_sq"]),
+                    np.int64(n), S(b1), S(1 - b1), S(b2), S(1 - b2), S(h["eps"]), S(wd), S(1 - lr * wd),
+                    S(lr / (1 - b1 ** step)), S((1 - b2 ** step) ** 0.5), np.int32(bool(h["decoupled"])),
+                    np.int32(state["max_exp_avg_sq"] is not None))
+        else:
+            raise ArgumentError(f"optimizer step: unknown rule {rule!r}")
+        kernel = self._handwritten("optim.cu", f"{rule}_step_{name}")
+        self._launch(kernel, self._grid(n), _BLOCK, args)
+        if work is not param:
+            param[...] = work
 
     # ---- random numbers -----------------------------------------------------------------------
     def seed(self, seed: int) -> None:
@@ -990,10 +1038,10 @@ class CupyBackend:
                 arr = self._rng.standard_normal(shape, dtype=draw)
             else:
                 arr = self._rng.randint(kw["low"], kw["high"], size=shape, dtype=dt)
-            self.launches += 1
+            self.counters["launches"] += 1
             if arr.dtype != dt:
                 arr = arr.astype(dt)
-                self.launches += 1
+                self.counters["launches"] += 1
         return arr
 
     def __repr__(self) -> str:

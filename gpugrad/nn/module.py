@@ -340,7 +340,7 @@ class Module:
             if src_dev != target.device:
                 arr = B.from_host(backend_for(src_dev).to_host(arr) if src_dev != "cpu" else np.asarray(arr))
             new = arr.astype(target.dtype, copy=True)
-            if getattr(target.data, "flags", None) is not None and not target.data.flags.writeable:
+            if isinstance(target.data, np.ndarray) and not target.data.flags.writeable:
                 target.data = new
             else:
                 target.data[...] = new

@@ -200,7 +200,13 @@ def take(x: Any, indices: Any, axis: int | None = None) -> Tensor:
         x = reshape(x, (-1,))
         axis = 0
     a = normalize_one_axis(axis, x.ndim, "take")
-    ind = indices.data if isinstance(indices, Tensor) else backend_for(x.device).asarray(np.asarray(indices))
+    B = backend_for(x.device)
+    if isinstance(indices, Tensor):
+        ind = indices.data
+    elif isinstance(indices, B.xp.ndarray):
+        ind = indices  # already on x's device (the rule of take's own jvp/vjp passes it on)
+    else:
+        ind = B.asarray(np.asarray(indices))
     if ind.dtype.kind not in "iu":
         raise DTypeError(f"take: indices must be integers, got dtype {ind.dtype}")
     n = x.shape[a]

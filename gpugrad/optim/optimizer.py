@@ -2,7 +2,7 @@
 
 Each rule is implemented once per backend: the NumPy reference math (``numpy_backend.sgd_step``,
 ``rmsprop_step``, ``adam_step``) and, on the GPU, one fused CUDA kernel per rule
-(``kernels/optim.cu``, launched by ``gpugrad/backends/cupy_optim.py``) that reads the gradient
+(``kernels/optim.cu``, launched by the CUDA backend's ``optimizer_step``) that reads the gradient
 and updates the parameter and all of its state in a single launch per parameter tensor. The
 update is applied in place to the parameter's storage, outside the tape, and bumps the
 parameter's version counter (a graph that saved the old value notices it at backward).
@@ -24,13 +24,7 @@ from gpugrad.tensor import Tensor, make_tensor
 
 def _step_function(device: str) -> Callable[..., None]:
     """The backend's ``optimizer_step(rule, param, grad, state, hyper)``."""
-    B = backend_for(device)
-    fn = getattr(B, "optimizer_step", None)
-    if fn is None:  # a CUDA backend without its own: the fused kernels of kernels/optim.cu
-        from gpugrad.backends import cupy_optim
-
-        fn = cupy_optim.optimizer_step
-    return fn
+    return backend_for(device).optimizer_step
 
 
 def _state_dtype(param: Tensor) -> np.dtype:
@@ -132,7 +126,7 @@ class Optimizer:
                 work.append((group, p, grad if grad.dtype == p.dtype else grad.astype(p.dtype)))
         for group, p, grad in work:
             arr = p.data
-            if getattr(arr, "flags", None) is not None and not arr.flags.writeable:
+            if isinstance(arr, np.ndarray) and not arr.flags.writeable:
                 p.data = arr = arr.copy()  # e.g. a parameter made from a read-only array
             state = self.state.get(id(p))
             if state is None:
