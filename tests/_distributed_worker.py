@@ -217,12 +217,12 @@ def distributed_sampler_shards_like_pytorch() -> str | None:
     assert list(shuffled) != mine or len(data) < 3
 
 
-# ---- CUDA tensors: MPI with host copies or CUDA-aware, and NCCL on a stand-in communicator ---------
+# ---- CUDA tensors (the emulated CUDA device): over MPI, and over NCCL on a stand-in communicator ----
 @check
 def mpi_backend_with_cuda_tensors() -> None:
     from tests import _nccl_standin
 
-    _nccl_standin.install()  # CUDA arrays are host memory here, so "CUDA-aware" MPI can read them
+    _nccl_standin.install()  # device memory is host memory here, so "CUDA-aware" MPI can read it too
     r = dist.rank()
     assert dist.get_backend() == "mpi"
     from gpugrad.distributed import group
@@ -255,11 +255,12 @@ def nccl_backend_through_the_standin() -> None:
     from tests import _nccl_standin
 
     cp = _nccl_standin.install()
-    r = dist.rank()
+    r, n = dist.rank(), dist.world_size()
     dist.destroy()
     dist.init(backend="nccl")
     try:
         assert dist.get_backend() == "nccl" and dist.device() == "cuda:0"
+        del _nccl_standin.CALLS[:], _nccl_standin.WAITS[:]
         t = gg.tensor([r + 1.0, 2.0 * r], device="cuda")
         assert type(t.data).__module__.startswith("cupy")
         dist.all_reduce(t, op="mean")
@@ -279,15 +280,35 @@ def nccl_backend_through_the_standin() -> None:
         kinds = [(name, dtype) for name, _, dtype, _ in _nccl_standin.CALLS]
         assert kinds == [("allReduce", _nccl_standin.NCCL_FLOAT32), ("allReduce", _nccl_standin.NCCL_INT32),
                          ("bcast", _nccl_standin.NCCL_UINT8), ("allGather", _nccl_standin.NCCL_UINT8)], kinds
-        assert all(stream != 0 for *_, stream in _nccl_standin.CALLS)  # the communication stream
-        assert cp.cuda.get_current_stream().waited  # the caller's stream was ordered after each one
-        # DDP's bucket all-reduce on a CUDA array, started non-blocking then finished
-        from gpugrad.distributed.collectives import start_all_reduce
+        streams = {stream for *_, stream in _nccl_standin.CALLS}
+        assert len(streams) == 1 and 0 not in streams  # NCCL's own stream...
+        assert _nccl_standin.WAITS.count(0) == 4 and _nccl_standin.WAITS.count(streams.pop()) == 4
+        # ... after the caller's work, and the caller's stream (0) after each collective
 
-        flat = cp.asarray(np.full(5, r + 1.0, dtype=np.float32))
-        work = start_all_reduce(flat, "cuda:0", "mean", "bucket")
-        work.wait()
-        close(np.asarray(flat), np.full(5, 1.5))
+        # DistributedDataParallel on the GPU over NCCL: 2 ranks on B == one process on 2B
+        reference = mlp(seed=0)
+        model = DistributedDataParallel(mlp(seed=r).to("cuda"), bucket_mb=0.001)
+        assert all(p.device == "cuda:0" for p in model.parameters())
+        opt_ref = gg.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+        opt = gg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        rng = np.random.default_rng(5)
+        B = 4
+        for _ in range(3):
+            x, y = rng.standard_normal((n * B, 6)), rng.integers(0, 3, n * B)
+            loss = F.cross_entropy(reference(gg.tensor(x)), gg.tensor(y))
+            opt_ref.zero_grad()
+            loss.backward()
+            opt_ref.step()
+            mine = slice(r * B, (r + 1) * B)
+            loss = F.cross_entropy(model(gg.tensor(x[mine], device="cuda")), gg.tensor(y[mine], device="cuda"))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        for a, b in zip(reference.parameters(), model.parameters()):
+            close(a.numpy(), b.numpy(), 1e-10)
+        reduces = sum(1 for call in _nccl_standin.CALLS if call[0] == "allReduce")
+        assert len(model._buckets) >= 2 and reduces == 2 + 3 * len(model._buckets)  # every bucket, every step
+        assert cp.cuda.nccl.NcclCommunicator is _nccl_standin.NcclCommunicator
     finally:
         dist.destroy()
         dist.init()
@@ -301,6 +322,7 @@ def run_checks(out_dir: Path) -> None:
             results[name] = fn() or "ok"
         except Exception:  # reported to the test, which shows the traceback
             results[name] = traceback.format_exc()
+        dist.init()  # (again, if a check failed between destroy and init)
         dist.barrier()
     (out_dir / f"rank{dist.rank()}.json").write_text(json.dumps(results))
     dist.destroy()

@@ -1,8 +1,9 @@
-"""A stand-in for ``cupy.cuda.nccl`` (and the few CUDA stream/event calls the nccl backend makes),
-for machines without a GPU: CUDA arrays are tests/_fake_cupy.py's host arrays, and each NCCL
-collective is carried out through MPI between the ranks of the mpirun job.
+"""A stand-in for ``cupy.cuda.nccl`` on the emulated CUDA device (gpugrad.testing.cuda_emulator),
+for machines without a GPU: each NCCL collective is carried out through MPI between the ranks of
+the mpirun job, on the emulated device's memory (which is host memory at real addresses).
 
-The communicator has CuPy's call signatures (cupy_backends/cuda/libs/nccl.pyx)::
+The communicator has CuPy's call signatures (cupy_backends/cuda/libs/nccl.pyx; the recorded
+CuPy API has none, as the wheel without NCCL exposes only ``available``)::
 
     NcclCommunicator(ndev: int, commId: tuple, rank: int)   # commId: 128 signed chars
     allReduce(sendbuf, recvbuf, count, datatype, op, stream)   # pointers and stream as ints
@@ -10,23 +11,23 @@ The communicator has CuPy's call signatures (cupy_backends/cuda/libs/nccl.pyx)::
     allGather(sendbuf, recvbuf, count, datatype, stream)
     destroy(), abort(), check_async_error(), rank_id(), size(), device_id()
 
-and checks every argument the way the Cython binding converts them (ints only, a known
-datatype and op, a stream that is a real non-default stream), that every rank joined with the
-same unique id, and that the memory a pointer and count describe lies inside one live array.
-Used by tests/_distributed_worker.py; never imported by the library.
+and checks every argument as the Cython binding converts it (ints only, a known datatype and op,
+a stream that is not the default one), that every rank joined with the same unique id, and that
+the memory each pointer and count describe lies inside one live device allocation.
+Used by tests/_distributed_worker.py under mpirun; never imported by the library.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 import types
 import weakref
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from tests._fake_cupy import FakeArray, make_fake_cupy
 
 # CuPy's constant values (NCCL's ncclDataType_t and ncclRedOp_t)
 NCCL_INT8, NCCL_UINT8, NCCL_INT32, NCCL_UINT32, NCCL_INT64, NCCL_UINT64 = 0, 1, 2, 3, 4, 5
@@ -37,8 +38,8 @@ _DTYPES = {NCCL_INT8: np.int8, NCCL_UINT8: np.uint8, NCCL_INT32: np.int32, NCCL_
            NCCL_FLOAT64: np.float64}
 
 CALLS: list[tuple] = []  # (method, count, datatype, stream) of every collective, for the tests
-_LIVE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # address -> live device array
-_STREAMS: set[int] = set()
+WAITS: list[int] = []  # ptr of every stream told to wait for an event
+_LIVE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # address -> live device allocation
 
 
 class NcclError(RuntimeError):
@@ -52,13 +53,13 @@ def _int(name: str, value: Any) -> int:
 
 
 def _memory(ptr: int, count: int, dtype: Any) -> np.ndarray:
-    """The device memory [ptr, ptr + count*itemsize) as an array, checked to be inside a live array."""
+    """The device memory [ptr, ptr + count*itemsize) as an array, checked to be inside an allocation."""
     nbytes = count * np.dtype(dtype).itemsize
-    for start, array in list(_LIVE.items()):
-        if array.flags.c_contiguous and start <= ptr and ptr + nbytes <= start + array.nbytes:
+    for start, mem in list(_LIVE.items()):
+        if start <= ptr and ptr + nbytes <= start + mem.size:
             buf = (ctypes.c_char * max(nbytes, 1)).from_address(ptr)
             return np.frombuffer(buf, dtype=dtype, count=count)
-    raise NcclError(f"NCCL_ERROR_INVALID_ARGUMENT: {nbytes} bytes at {ptr:#x} are not inside any device array")
+    raise NcclError(f"NCCL_ERROR_INVALID_ARGUMENT: {nbytes} bytes at {ptr:#x} are not inside any device allocation")
 
 
 class NcclCommunicator:
@@ -73,7 +74,7 @@ class NcclCommunicator:
         if (self._comm.Get_size(), self._comm.Get_rank()) != (ndev, rank):
             raise NcclError(f"NCCL_ERROR_INVALID_ARGUMENT: rank {rank} of {ndev}, but MPI says "
                             f"{self._comm.Get_rank()} of {self._comm.Get_size()}")
-        ids = self._comm.allgather(bytes(np.asarray(commId, dtype=np.int8).tobytes()))
+        ids = self._comm.allgather(np.asarray(commId, dtype=np.int8).tobytes())
         if len(set(ids)) != 1:
             raise NcclError("NCCL_ERROR_INVALID_USAGE: the ranks joined with different unique ids")
         self._rank, self._size = rank, ndev
@@ -85,8 +86,8 @@ class NcclCommunicator:
         datatype, stream = _int("datatype", datatype), _int("stream", stream)
         if datatype not in _DTYPES:
             raise NcclError(f"NCCL_ERROR_INVALID_ARGUMENT: datatype {datatype}")
-        if stream not in _STREAMS:
-            raise NcclError(f"the stream {stream:#x} is not a stream made by cupy.cuda.Stream (0 is the default)")
+        if stream == 0:
+            raise NcclError("expected the communication stream, got the default stream (0)")
         return _DTYPES[datatype]
 
     def allReduce(self, sendbuf: int, recvbuf: int, count: int, datatype: int, op: int,  # noqa: N802
@@ -143,66 +144,32 @@ def get_unique_id() -> tuple:
     return tuple(int(b) for b in np.random.default_rng().integers(-128, 128, 128))
 
 
-class Stream:
-    """A CUDA stream: work runs at once here, so it only needs an identity."""
-
-    _next = 0x1000
-
-    def __init__(self, non_blocking: bool = False) -> None:
-        Stream._next += 0x100
-        self.ptr = Stream._next
-        _STREAMS.add(self.ptr)
-        self.waited: list[Event] = []
-
-    def wait_event(self, event: Event) -> None:
-        if not isinstance(event, Event) or not event.recorded:
-            raise RuntimeError("wait_event needs an Event that was recorded")
-        self.waited.append(event)
-
-    def synchronize(self) -> None:
-        return None
-
-
-class Event:
-    def __init__(self, block: bool = False, disable_timing: bool = False, interprocess: bool = False) -> None:
-        self.recorded = False
-
-    def record(self, stream: Stream | None = None) -> None:
-        if stream is not None and not isinstance(stream, Stream):
-            raise TypeError("Event.record takes a cupy.cuda.Stream")
-        self.recorded = True
-
-    @property
-    def done(self) -> bool:
-        return self.recorded
-
-    def synchronize(self) -> None:
-        return None
-
-
-_NULL_STREAM = Stream()
-_STREAMS.discard(_NULL_STREAM.ptr)
-_NULL_STREAM.ptr = 0  # the legacy default stream, as CuPy reports it
-
-
-def _cuda_array_interface(a: FakeArray) -> dict:
-    start = a.__array_interface__["data"][0]
-    return {"shape": a.shape, "typestr": a.dtype.str, "data": (start, False), "version": 3,
-            "strides": None if a.flags.c_contiguous else a.strides}
-
-
-def _register(array: FakeArray, obj: Any) -> None:
-    if array.size:
-        _LIVE[array.__array_interface__["data"][0]] = array
-
-
-def install() -> types.ModuleType:
-    """Make ``import cupy`` and ``cupy.cuda.nccl`` give the stand-ins (for the rest of the process)."""
+def install() -> Any:
+    """Switch the emulated CUDA device on (with the CMake-built kernels when there are some) and
+    make ``cupy.cuda.nccl`` this stand-in, for the rest of the process; returns ``cupy``."""
     if "cupy.cuda.nccl" in sys.modules and sys.modules["cupy.cuda.nccl"].NcclCommunicator is NcclCommunicator:
         return sys.modules["cupy"]
-    cp, cpx = make_fake_cupy(None)
-    FakeArray.__cuda_array_interface__ = property(_cuda_array_interface)
-    FakeArray.__array_finalize__ = _register  # every device array (new, copy or view) is known
+    from gpugrad.testing import cuda_emulator
+    from gpugrad.testing.cuda_emulator import _cuda, _device
+
+    built = Path(os.environ.get("GPUGRAD_HOST_LIB_DIR") or Path(__file__).resolve().parents[1] / "build" / "kernels")
+    cuda_emulator.enable(built if (built / "emu_index.json").is_file() else None)
+    memory_init = _device.Memory.__init__
+
+    def tracked(self: Any, *args: Any, **kw: Any) -> None:
+        memory_init(self, *args, **kw)
+        _LIVE[self.ptr] = self
+
+    _device.Memory.__init__ = tracked  # every device allocation from now on is known
+    wait_event = _cuda.Stream.wait_event
+
+    def recorded(self: Any, event: Any) -> None:
+        WAITS.append(self.ptr)
+        wait_event(self, event)
+
+    _cuda.Stream.wait_event = recorded
+    import cupy
+
     nccl = types.ModuleType("cupy.cuda.nccl")
     for name, value in list(globals().items()):
         if name.startswith("NCCL_"):
@@ -212,11 +179,6 @@ def install() -> types.ModuleType:
     nccl.NcclCommunicator = NcclCommunicator
     nccl.get_unique_id = get_unique_id
     nccl.get_version = lambda: 22000
-    cp.cuda.nccl = nccl
-    cp.cuda.Stream = Stream
-    cp.cuda.Event = Event
-    cp.cuda.get_current_stream = lambda: _NULL_STREAM
-    sys.modules["cupy"] = cp
-    sys.modules["cupyx"] = cpx
     sys.modules["cupy.cuda.nccl"] = nccl
-    return cp
+    cupy.cuda.nccl = nccl
+    return cupy

@@ -100,8 +100,7 @@ def start_all_reduce(data: Any, device: str, op: str, what: str) -> Work:
 def _writable(tensor: Any, what: str) -> Tensor:
     if not isinstance(tensor, Tensor):
         raise DTypeError(f"{what}: expected a gpugrad Tensor, got {type(tensor).__name__}")
-    flags = getattr(tensor.data, "flags", None)
-    if flags is not None and not flags.writeable:
+    if not getattr(getattr(tensor.data, "flags", None), "writeable", True):  # CuPy arrays have no such flag
         tensor.data = tensor.data.copy()  # a read-only view (broadcast_to): the tensor gets its own copy
     return tensor
 

@@ -248,7 +248,7 @@ class DistributedDataParallel(Module):
                     continue
                 mean = b.slot(i).reshape(p.shape)
                 grad = p.grad
-                if grad is None or grad.requires_grad or not getattr(grad.data, "flags", None).writeable:
+                if grad is None or grad.requires_grad or not _writeable(grad.data):
                     p.grad = make_tensor(mean.copy(), p.device)
                 else:
                     grad.data[...] = mean
@@ -294,9 +294,12 @@ class DistributedDataParallel(Module):
             broadcast(buf, 0)
 
 
+def _writeable(array: Any) -> bool:
+    return getattr(getattr(array, "flags", None), "writeable", True)  # CuPy arrays have no such flag
+
+
 def _overwrite(t: Tensor, value: Any) -> None:
-    flags = getattr(t.data, "flags", None)
-    if flags is not None and not flags.writeable:
+    if not _writeable(t.data):
         t.data = value.copy()
     else:
         t.data[...] = value
