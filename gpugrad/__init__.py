@@ -16,7 +16,14 @@ if _os.environ.get("GPUGRAD_CUDA_EMULATOR"):  # the emulated CUDA device, for GP
     _cuda_emulator.from_environment()
 
 from gpugrad import cuda, nn, optim
-from gpugrad.autograd import detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from gpugrad.autograd import (
+    detect_anomaly,
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from gpugrad.autograd.custom import custom_jvp, custom_vjp
 from gpugrad.autograd.functional import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from gpugrad.autograd.gradcheck import gradcheck
@@ -42,6 +49,7 @@ from gpugrad.factories import (
     float16,
     float32,
     float64,
+    from_numpy,
     full,
     full_like,
     int8,
@@ -78,6 +86,7 @@ from gpugrad.ops import (
     array_split,
     astype,
     broadcast_to,
+    cat,
     cbrt,
     ceil,
     clamp,

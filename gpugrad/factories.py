@@ -136,6 +136,16 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: b
     return t
 
 
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A CPU tensor sharing memory with the NumPy ``array`` (PyTorch's ``from_numpy``): writing to
+    one is seen in the other; the dtype is kept. Example: ``t = gg.from_numpy(np.zeros(3))``."""
+    if not isinstance(array, np.ndarray):
+        raise DTypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__} (gg.tensor copies "
+                         "any array-like)")
+    _check_array_dtype(array)
+    return make_tensor(array, "cpu")
+
+
 def _shape(args: tuple, name: str) -> tuple[int, ...]:
     if len(args) == 1 and not isinstance(args[0], numbers.Integral):
         args = tuple(args[0])

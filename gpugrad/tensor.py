@@ -61,6 +61,10 @@ class Tensor:
     def size(self) -> int:
         return int(self.data.size)
 
+    def numel(self) -> int:
+        """The number of elements (PyTorch's name for ``size``, which is an int here, as in NumPy)."""
+        return int(self.data.size)
+
     @property
     def dtype(self) -> np.dtype:
         return self.data.dtype
@@ -633,6 +637,12 @@ class Tensor:
     def take(self, indices: Any, axis: int | None = None) -> Tensor:
         return _F.take(self, indices, axis)
 
+    def softmax(self, axis: int = -1) -> Tensor:
+        return _F.softmax(self, axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return _F.log_softmax(self, axis)
+
 
 def _unary_method(name: str) -> Callable[[Tensor], Tensor]:
     def method(self: Tensor) -> Tensor:
@@ -726,3 +736,12 @@ _MUL: Any = None
 _DIV: Any = None
 
 from gpugrad import ops as _F  # noqa: E402  (ops import this module; methods resolve names at call time)
+
+# PyTorch's dim=/keepdim= beside axis=/keepdims= on the methods (gpugrad.ops.spellings).
+from gpugrad.ops.spellings import accepts_dim as _accepts_dim  # noqa: E402
+
+for _name in ("sum", "mean", "var", "std", "max", "min", "prod", "logsumexp", "norm", "argmax", "argmin", "cumsum",
+              "cumprod", "any", "all", "squeeze", "expand_dims", "flip", "repeat", "split", "softmax", "log_softmax",
+              "take"):
+    setattr(Tensor, _name, _accepts_dim(getattr(Tensor, _name)))
+del _name

@@ -43,7 +43,11 @@
 
 #define __host__
 #define __device__
+#if defined(GG_EMU_SCAN)
+#define __global__ GG_EMU_KERNEL_MARK  // preprocessing only: marks kernels for the emulator to find
+#else
 #define __global__
+#endif
 #define __forceinline__ inline
 #define __restrict__ __restrict
 #define __launch_bounds__(...)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -112,13 +113,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _GPU_COUNTS[report.outcome] = _GPU_COUNTS.get(report.outcome, 0) + 1
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    where = {"emulated": "on the emulated CUDA device", "gpu": "on the GPU"}.get(GPU_DEVICE["kind"], "nowhere")
-    c = _GPU_COUNTS
-    terminalreporter.write_line(f"gpu-marked tests {where}: {c['passed']} passed, {c['failed']} failed, "
-                                f"{c['skipped']} skipped")
-
-
 @pytest.fixture
 def no_cuda():
     """A machine without CuPy or a GPU for the duration of a test (the emulated device off)."""
@@ -144,3 +138,28 @@ def no_cuda():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+TORCH_CPU_INSTALL = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
+def _skipped_for_torch(report: pytest.TestReport) -> bool:
+    """A test skipped by ``pytest.importorskip("torch")`` (a comparison with PyTorch)."""
+    longrepr = report.longrepr
+    return isinstance(longrepr, tuple) and len(longrepr) == 3 and "could not import 'torch'" in str(longrepr[2])
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> Any:
+    """Lines after pytest's own summary: where the ``gpu`` tests ran, and how many PyTorch
+    comparisons were skipped and how to run them."""
+    yield
+    where = {"emulated": "on the emulated CUDA device", "gpu": "on the GPU"}.get(GPU_DEVICE["kind"], "nowhere")
+    c = _GPU_COUNTS
+    terminalreporter.write_line(f"gpu-marked tests {where}: {c['passed']} passed, {c['failed']} failed, "
+                                f"{c['skipped']} skipped")
+    skipped = sum(1 for r in terminalreporter.stats.get("skipped", []) if _skipped_for_torch(r))
+    if skipped:
+        terminalreporter.write_line(f"{skipped} tests that compare with PyTorch were skipped because PyTorch is not "
+                                    f"installed; to run them: {TORCH_CPU_INSTALL}", yellow=True)

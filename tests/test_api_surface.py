@@ -50,3 +50,21 @@ def test_nn_optim_names() -> None:
     opt = gg.optim.AdamW([gg.nn.Parameter(gg.ones(2))])
     assert [n for n in OPTIMIZER_METHODS if not callable(getattr(opt, n, None))] == []
     assert opt.param_groups[0]["weight_decay"] == 0.01  # PyTorch's AdamW default
+
+
+def test_pytorch_user_names() -> None:
+    """API.md's "PyTorch spellings", the torch.nn staples, Adagrad, the schedulers, utils.data."""
+    import gpugrad.utils.data as data
+
+    assert [n for n in "cat from_numpy inference_mode".split() if not hasattr(gg, n)] == []
+    assert gg.ones(2, 3).numel() == 6
+    nn_names = """CrossEntropyLoss MSELoss L1Loss NLLLoss BCELoss BCEWithLogitsLoss Softmax LogSoftmax LeakyReLU SiLU
+    Softplus Identity ModuleList ModuleDict Conv1d MaxPool1d AvgPool1d AdaptiveAvgPool2d RNN LSTM GRU RNNCell LSTMCell
+    GRUCell""".split()
+    assert [n for n in nn_names if not hasattr(gg.nn, n)] == []
+    assert callable(gg.nn.utils.clip_grad_norm_) and hasattr(gg.optim, "Adagrad")
+    schedulers = "LambdaLR MultiStepLR ExponentialLR OneCycleLR ReduceLROnPlateau".split()
+    assert [n for n in schedulers if not hasattr(gg.optim.lr_scheduler, n)] == []
+    names = "Dataset TensorDataset DataLoader random_split DistributedSampler".split()
+    assert [n for n in names if not hasattr(data, n)] == []
+    assert callable(data.DistributedSampler(range(4)).set_epoch)

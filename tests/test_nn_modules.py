@@ -12,37 +12,9 @@ import pytest
 import gpugrad as gg
 import gpugrad.nn.functional as F
 from gpugrad import nn
+from tests.torch_parity import RNG, compare_module, copy_from_torch
 
-RNG = np.random.default_rng(99)
 needs_gpu = pytest.mark.skipif(not gg.cuda.is_available(), reason="needs CuPy and an NVIDIA GPU")
-
-
-def torch_state(module):
-    return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
-
-
-def copy_from_torch(mine, theirs):
-    """Load a PyTorch module's state into ours (also checks that the key names line up)."""
-    result = mine.load_state_dict(torch_state(theirs))
-    assert result.missing_keys == [] and result.unexpected_keys == []
-
-
-def compare_module(mine, theirs, x, rtol=1e-9, atol=1e-11, train=True):
-    """Same forward values and same gradients (input and every parameter) as the PyTorch module."""
-    torch = pytest.importorskip("torch")
-    X, tx = gg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    y, ty = mine(X), theirs(tx)
-    if isinstance(y, tuple):
-        y, ty = y[0], ty[0]
-    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=rtol, atol=atol)
-    r = RNG.standard_normal(tuple(ty.shape))
-    (y * gg.tensor(r)).sum().backward()
-    (ty * torch.tensor(r)).sum().backward()
-    np.testing.assert_allclose(X.grad.numpy(), tx.grad.numpy(), rtol=rtol, atol=atol)
-    theirs_params = dict(theirs.named_parameters())
-    for name, p in mine.named_parameters():
-        np.testing.assert_allclose(p.grad.numpy(), theirs_params[name].grad.numpy(), rtol=rtol, atol=atol,
-                                   err_msg=name)
 
 
 # ---- initialisation -------------------------------------------------------------------------------

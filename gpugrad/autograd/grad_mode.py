@@ -78,6 +78,25 @@ class set_grad_enabled(_GradMode):  # noqa: N801
         return wrapper
 
 
+class inference_mode(set_grad_enabled):  # noqa: N801
+    """PyTorch's ``inference_mode``: records nothing, as :class:`no_grad` (``inference_mode(False)``
+    changes nothing). A context manager and a decorator, with or without parentheses.
+
+    Example::
+
+        with gg.inference_mode():
+            logits = model(x)
+    """
+
+    def __new__(cls, mode: Any = True) -> Any:
+        if callable(mode):  # used as a bare decorator: @gg.inference_mode
+            return cls(True)(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode: bool = True) -> None:
+        super().__init__(not mode)
+
+
 def is_grad_enabled() -> bool:
     """True when ops are being recorded on the tape."""
     return STATE.grad_enabled

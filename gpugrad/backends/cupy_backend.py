@@ -1010,6 +1010,11 @@ class CupyBackend:
                     np.int64(n), S(b1), S(1 - b1), S(b2), S(1 - b2), S(h["eps"]), S(wd), S(1 - lr * wd),
                     S(lr / (1 - b1 ** step)), S((1 - b2 ** step) ** 0.5), np.int32(bool(h["decoupled"])),
                     np.int32(state["max_exp_avg_sq"] is not None))
+        elif rule == "adagrad":  # no kernel: the NumPy backend's array code runs on CuPy arrays
+            from gpugrad.backends import numpy_backend
+
+            numpy_backend.optimizer_step(rule, param, grad, state, hyper)
+            return
         else:
             raise ArgumentError(f"optimizer step: unknown rule {rule!r}")
         kernel = self._handwritten("optim.cu", f"{rule}_step_{name}")

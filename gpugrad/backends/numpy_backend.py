@@ -748,11 +748,28 @@ def adam_step(param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any, max_exp_avg_
     _store(param, p)
 
 
-_OPTIMIZER_RULES = {"sgd": sgd_step, "rmsprop": rmsprop_step, "adam": adam_step}
+def adagrad_step(param: Any, grad: Any, state_sum: Any, lr: float, lr_decay: float, weight_decay: float, eps: float,
+                 step: int) -> None:
+    """Adagrad (PyTorch's rule): g = grad + wd p; s += g^2; p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps),
+    t = ``step`` (from 1). Array code on the parameter's own module: the rule for CuPy arrays too
+    (no hand-written kernel)."""
+    xp = _xp(param)
+    p, g = _work(param, grad)
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    clr = lr / (1 + (step - 1) * lr_decay)
+    state_sum += g * g
+    std = xp.sqrt(state_sum)
+    std += eps
+    p -= clr * (g / std)
+    _store(param, p)
+
+
+_OPTIMIZER_RULES = {"sgd": sgd_step, "rmsprop": rmsprop_step, "adam": adam_step, "adagrad": adagrad_step}
 
 
 def optimizer_step(rule: str, param: Any, grad: Any, state: dict, hyper: dict) -> None:
     """One in-place update of ``param`` (and of the arrays in ``state``) by ``rule``
-    ("sgd", "rmsprop" or "adam"); ``state`` and ``hyper`` hold the keyword arguments of
-    :func:`sgd_step`, :func:`rmsprop_step` or :func:`adam_step`."""
+    ("sgd", "rmsprop", "adam" or "adagrad"); ``state`` and ``hyper`` hold the keyword arguments of
+    :func:`sgd_step`, :func:`rmsprop_step`, :func:`adam_step` or :func:`adagrad_step`."""
     _OPTIMIZER_RULES[rule](param, grad, **state, **hyper)

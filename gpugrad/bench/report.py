@@ -1,4 +1,4 @@
-"""Turning a run's result into a table, the goal summary, a JSON file and a plot.
+"""Turning a run's result into a table, the summary of gpugrad's performance goals, a JSON file and a plot.
 
 Example::
 
@@ -131,7 +131,7 @@ def format_table(result: dict[str, Any]) -> str:
     goal_lines = [g["line"] for g in goals(result)]
     if goal_lines:
         out.append("")
-        out.append("goals (issue 6):")
+        out.append("gpugrad's performance goals, measured in this run (ratios: gpugrad / peer):")
         out.extend(f"  {line}" for line in goal_lines)
     return "\n".join(out)
 
@@ -162,7 +162,7 @@ def _find(result: dict, workload: str, pred: Any = None) -> Iterable[dict]:
 
 
 def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's goals with this run's measured value, where the run measured it.
+    """gpugrad's performance goals with this run's measured value, where the run measured it.
 
     Each: ``{"goal", "value", "target", "met", "line"}``; ratios are gpugrad / peer.
     """
@@ -175,7 +175,7 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
             return
         met = value <= target if below else value >= target
         sign = "<=" if below else ">="
-        line = f"{goal}: {what} = {value:.2f} (goal {sign} {target}) {'met' if met else 'NOT met'}"
+        line = f"{goal}: {what} = {value:.2f} (goal {sign} {target}): {'met' if met else 'not met'}"
         if unreliable:
             line += " [unreliable: thread pools unpinned, see the note above]"
         out.append({"goal": goal, "value": value, "target": target, "met": met, "unreliable": unreliable,

@@ -1,40 +1,57 @@
-"""``gpugrad train``: train an MLP or CNN on the digits, or a small GPT on Python source, on the
-GPU when one is present, with checkpoints, metrics, a plot, resume and Ctrl-C handling.
+"""``gpugrad train``: train an MLP or CNN on the digits, or a small GPT or a character-level LSTM
+on Python source, on the GPU when one is present, with checkpoints, metrics, a plot, resume and
+Ctrl-C handling.
 
-Runs are deterministic for a given seed and device: the data order of epoch ``e`` comes from
-``rng([seed, e])`` and the random generators are re-seeded from ``(seed, epoch, step)`` before
-every step, so a run resumed from any checkpoint continues exactly as an uninterrupted one.
+Runs are deterministic for a given seed and device: the data order of epoch ``e`` comes from a
+DistributedSampler seeded with ``seed`` (``set_epoch(e)``) and the random generators are
+re-seeded from ``(seed, epoch, step)`` before every step, so a run resumed from any checkpoint
+continues exactly as an uninterrupted one.
+
+The work is split into one function per job (options -> config, the output folder, resuming,
+building the model and optimiser, one epoch of steps, evaluation, writing the outputs), so that
+each can be changed (e.g. for data-parallel training) without touching the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 import gpugrad as gg
 from gpugrad.cli import UsageError as _CliUsageError
+from gpugrad.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 
-CHECKPOINT = "checkpoint.safetensors"
+CHECKPOINT = "checkpoint.safetensors"  # everything needed to resume (gg.load gives a dict)
+WEIGHTS = "model.safetensors"  # the model's state_dict alone: loads into gpugrad.models.<name>()
 METRICS = "metrics.jsonl"
 PLOT = "plot.png"
+RUN_FILES = (CHECKPOINT, WEIGHTS, METRICS, PLOT)
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"dataset": "digits", "epochs": 30, "batch_size": 64, "lr": 1e-3},
     "cnn": {"dataset": "digits", "epochs": 20, "batch_size": 64, "lr": 2e-3},
     "gpt": {"dataset": "pysource", "epochs": 10, "batch_size": 32, "lr": 1e-3},
+    "lstm": {"dataset": "pysource", "epochs": 10, "batch_size": 32, "lr": 3e-3},
 }
-GPT_STEPS_PER_EPOCH = 250
-GPT_EVAL_BATCHES = 8
+TEXT_MODELS = ("gpt", "lstm")
+STEPS_PER_EPOCH = 250  # text models: an "epoch" is this many steps of random windows
+EVAL_BATCHES = 8  # text models: validation windows per evaluation, in batches
 LABEL_SMOOTHING = 0.1  # digits: +1 point of test accuracy for both models (measured over 5 seeds)
+# During a run, the checkpoint is saved after an epoch at most this often, and the plot redrawn;
+# both are always written at the end and on Ctrl-C.
+CHECKPOINT_EVERY_S = 30.0
+PLOT_EVERY_S = 60.0
+LSTM_CLIP_NORM = 1.0  # the LSTM's gradient norm is clipped, as is usual for recurrent networks
 
 
 class UsageError(_CliUsageError):
@@ -54,9 +71,11 @@ class TrainConfig:
     seed: int = 0
     out: str | None = None
     resume: bool = False
+    force: bool = False
     progress: bool = True
-    steps_per_epoch: int = GPT_STEPS_PER_EPOCH
-    gpt: dict = field(default_factory=dict)
+    steps_per_epoch: int = STEPS_PER_EPOCH
+    gpt: dict = field(default_factory=dict)  # GPTConfig overrides
+    lstm: dict = field(default_factory=dict)  # CharLSTMConfig overrides
     # The learning-rate schedule's horizon: the --epochs of the run's first start. Resuming up
     # to a larger --epochs trains on at the schedule's final rate.
     plan_epochs: int = 0
@@ -72,12 +91,18 @@ class TrainConfig:
         cfg.validate()
         return cfg
 
+    @classmethod
+    def from_checkpoint(cls, saved: dict) -> TrainConfig:
+        """The config stored in a checkpoint (keys added since it was written take their defaults)."""
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in saved.items() if k in known})
+
     def validate(self) -> None:
         if self.dataset not in ("digits", "pysource"):
             raise UsageError(f"--dataset must be digits or pysource, got {self.dataset!r}")
-        if self.model == "gpt" and self.dataset != "pysource":
-            raise UsageError("--model gpt is a language model: it trains on --dataset pysource")
-        if self.model != "gpt" and self.dataset != "digits":
+        if self.model in TEXT_MODELS and self.dataset != "pysource":
+            raise UsageError(f"--model {self.model} is a language model: it trains on --dataset pysource")
+        if self.model not in TEXT_MODELS and self.dataset != "digits":
             raise UsageError(f"--model {self.model} classifies images: it trains on --dataset digits")
         if self.epochs < 1:
             raise UsageError(f"--epochs must be at least 1, got {self.epochs}")
@@ -87,6 +112,8 @@ class TrainConfig:
             raise UsageError(f"--lr must be positive, got {self.lr}")
         if self.resume and not self.out:
             raise UsageError("--resume needs --out DIR (the folder holding the checkpoint)")
+        if self.resume and self.force:
+            raise UsageError("--resume continues the run in --out and --force starts it over: give one")
 
 
 def resolve_device(name: str) -> str:
@@ -113,7 +140,12 @@ def correct_count(logits: gg.Tensor, y: gg.Tensor) -> gg.Tensor:
 
 
 class DigitsTask:
+    """Classify scikit-learn's 8x8 digits (MLP or CNN)."""
+
     unit = "samples"
+    split = "test"
+    clip_norm: float | None = None
+    train_loss_label = f"train loss (label-smoothed {LABEL_SMOOTHING}, mean over the epoch)"
 
     def __init__(self, cfg: TrainConfig, device: str) -> None:
         from gpugrad.data import load_digits
@@ -127,19 +159,17 @@ class DigitsTask:
         mean, std = split.x_train.mean(0), split.x_train.std(0) + 0.01
         x_train = ((split.x_train - mean) / std).astype(np.float32)
         x_test = ((split.x_test - mean) / std).astype(np.float32)
-        self.x_train = gg.tensor(x_train.reshape(shape), device=device)
-        self.y_train = gg.tensor(split.y_train, device=device)
+        self.train_set = TensorDataset(gg.tensor(x_train.reshape(shape), device=device),
+                                       gg.tensor(split.y_train, device=device))
         self.x_test = gg.tensor(x_test.reshape(shape), device=device)
         self.y_test = gg.tensor(split.y_test, device=device)
-        self.n_train = len(split.y_train)
-        self._order: tuple[int, np.ndarray | None] = (-1, None)
+        self.sampler = DistributedSampler(self.train_set, shuffle=True, seed=cfg.seed)
+        self.loader = DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=self.sampler)
 
     def build_model(self) -> gg.nn.Module:
-        from gpugrad.models import MLP, DigitsCNN
+        from gpugrad import models
 
-        if self.cfg.model == "cnn":
-            return DigitsCNN()
-        return MLP(64, (256, 256), 10)
+        return models.cnn() if self.cfg.model == "cnn" else models.mlp()
 
     def build_optimizer(self, model: gg.nn.Module) -> tuple[Any, Any]:
         opt = gg.optim.Adam(model.parameters(), lr=self.cfg.lr)
@@ -149,13 +179,15 @@ class DigitsTask:
         return self.cfg.plan_epochs * self.steps(0)
 
     def steps(self, epoch: int) -> int:
-        return math.ceil(self.n_train / self.cfg.batch_size)
+        return len(self.loader)
 
-    def batch(self, epoch: int, step: int) -> tuple[gg.Tensor, gg.Tensor, int]:
-        if self._order[0] != epoch:  # the epoch's data order, drawn once
-            self._order = (epoch, np.random.default_rng([self.cfg.seed, epoch]).permutation(self.n_train))
-        idx = self._order[1][step * self.cfg.batch_size:(step + 1) * self.cfg.batch_size]
-        return self.x_train[idx], self.y_train[idx], len(idx)
+    def batches(self, epoch: int, first: int) -> Iterator[tuple[gg.Tensor, gg.Tensor]]:
+        """The epoch's batches from step ``first`` on (the order is drawn once per epoch)."""
+        self.sampler.set_epoch(epoch)
+        return islice(iter(self.loader), first, None)
+
+    def items(self, x: gg.Tensor) -> int:
+        return x.shape[0]
 
     def loss(self, model: gg.nn.Module, x: gg.Tensor, y: gg.Tensor) -> tuple[gg.Tensor, gg.Tensor]:
         logits = model(x)
@@ -163,7 +195,7 @@ class DigitsTask:
 
     def evaluate(self, model: gg.nn.Module) -> dict[str, float]:
         model.eval()
-        with gg.no_grad():
+        with gg.inference_mode():
             logits = model(self.x_test)
             loss = gg.nn.functional.cross_entropy(logits, self.y_test)
         model.train()
@@ -176,38 +208,59 @@ class DigitsTask:
 
 
 class TextTask:
+    """Next-character prediction on Python source (GPT or LSTM), on random windows."""
+
     unit = "tokens"
+    split = "val"
+    train_loss_label = "train loss (mean over the epoch)"
 
     def __init__(self, cfg: TrainConfig, device: str) -> None:
-        from gpugrad.data import load_pysource
+        from gpugrad.data import CharWindows, load_pysource
+        from gpugrad.models import CharLSTMConfig, GPTConfig
 
         self.cfg = cfg
         self.device = device
         self.corpus = load_pysource()
-        from gpugrad.models import GPTConfig
-
-        self.gpt_cfg = GPTConfig(vocab_size=self.corpus.vocab_size, **cfg.gpt)
+        if cfg.model == "gpt":
+            self.model_cfg: Any = GPTConfig(vocab_size=self.corpus.vocab_size, **cfg.gpt)
+        else:
+            self.model_cfg = CharLSTMConfig(vocab_size=self.corpus.vocab_size, **cfg.lstm)
+        self.clip_norm = LSTM_CLIP_NORM if cfg.model == "lstm" else None
+        block = self.model_cfg.block_size
+        windows = CharWindows(self.corpus.train, block, device)
+        self.sampler = DistributedSampler(windows, shuffle=True, seed=cfg.seed)
+        self.loader = DataLoader(windows, batch_size=cfg.batch_size, sampler=self.sampler)
+        val = CharWindows(self.corpus.val, block, device)
+        # The same validation windows every epoch, drawn once from the run's seed.
+        rng = np.random.default_rng([cfg.seed, 10**6])
+        starts = rng.integers(0, len(val) - 1, size=EVAL_BATCHES * cfg.batch_size).tolist()
+        self.val_loader = DataLoader(Subset(val, starts), batch_size=cfg.batch_size)
 
     def build_model(self) -> gg.nn.Module:
-        from gpugrad.models import GPT
+        from gpugrad.models import GPT, CharLSTM
 
-        return GPT(self.gpt_cfg)
+        return GPT(self.model_cfg) if self.cfg.model == "gpt" else CharLSTM(self.model_cfg)
 
     def build_optimizer(self, model: gg.nn.Module) -> tuple[Any, Any]:
-        opt = gg.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=0.01)
+        if self.cfg.model == "gpt":
+            opt: Any = gg.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=0.01)
+        else:
+            opt = gg.optim.Adam(model.parameters(), lr=self.cfg.lr)
         return opt, gg.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.schedule_steps(),
                                                              eta_min=self.cfg.lr * 0.1)
 
     def schedule_steps(self) -> int:
-        return self.cfg.plan_epochs * self.cfg.steps_per_epoch
+        return self.cfg.plan_epochs * self.steps(0)
 
     def steps(self, epoch: int) -> int:
-        return self.cfg.steps_per_epoch
+        return min(self.cfg.steps_per_epoch, len(self.loader))
 
-    def batch(self, epoch: int, step: int) -> tuple[gg.Tensor, gg.Tensor, int]:
-        rng = np.random.default_rng([self.cfg.seed, epoch, step])
-        x, y = self.corpus.batch("train", self.cfg.batch_size, self.gpt_cfg.block_size, rng)
-        return gg.tensor(x, device=self.device), gg.tensor(y, device=self.device), x.size
+    def batches(self, epoch: int, first: int) -> Iterator[tuple[gg.Tensor, gg.Tensor]]:
+        self.sampler.set_epoch(epoch)
+        return islice(iter(self.loader), first, self.steps(epoch))
+
+    def items(self, x: gg.Tensor) -> int:
+        return x.size
 
     def loss(self, model: gg.nn.Module, x: gg.Tensor, y: gg.Tensor) -> tuple[gg.Tensor, gg.Tensor]:
         logits = model(x)
@@ -216,15 +269,12 @@ class TextTask:
 
     def evaluate(self, model: gg.nn.Module) -> dict[str, float]:
         model.eval()
-        rng = np.random.default_rng([self.cfg.seed, 10**6])  # the same validation windows every epoch
         total, correct, count = 0.0, 0, 0
-        with gg.no_grad():
-            for _ in range(GPT_EVAL_BATCHES):
-                x, y = self.corpus.batch("val", self.cfg.batch_size, self.gpt_cfg.block_size, rng)
-                xt, yt = gg.tensor(x, device=self.device), gg.tensor(y, device=self.device)
-                loss, logits = self.loss(model, xt, yt)
+        with gg.inference_mode():
+            for x, y in self.val_loader:
+                loss, logits = self.loss(model, x, y)
                 total += float(loss.item()) * y.size
-                correct += int(correct_count(logits, yt).item())
+                correct += int(correct_count(logits, y).item())
                 count += y.size
         model.train()
         return {"val_loss": total / count, "val_acc": correct / count}
@@ -237,11 +287,45 @@ class TextTask:
 
 
 def make_task(cfg: TrainConfig, device: str) -> DigitsTask | TextTask:
-    return TextTask(cfg, device) if cfg.model == "gpt" else DigitsTask(cfg, device)
+    return TextTask(cfg, device) if cfg.model in TEXT_MODELS else DigitsTask(cfg, device)
 
 
 # ---------------------------------------------------------------------------------------------
-# checkpoints and outputs
+# the output folder, checkpoints and outputs
+
+
+def default_run_dir(model: str, now: datetime | None = None, root: Path = Path("runs")) -> Path:
+    """A new folder ``runs/<model>-<date>-<time>`` (with a suffix if that one exists already)."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    path = root / f"{model}-{stamp}"
+    k = 2
+    while path.exists():
+        path = root / f"{model}-{stamp}-{k}"
+        k += 1
+    return path
+
+
+def holds_run(out: Path) -> bool:
+    return any((out / name).exists() for name in RUN_FILES)
+
+
+def prepare_output(cfg: TrainConfig) -> Path | None:
+    """The run's output folder, created: ``--out``, which must not hold another run unless
+    ``--resume`` (continue it) or ``--force`` (start over: its run files are removed)."""
+    if cfg.out is None:
+        return None
+    out = Path(cfg.out)
+    if cfg.resume:  # load_resume_state found the checkpoint there
+        return out
+    if holds_run(out):
+        if not cfg.force:
+            present = ", ".join(name for name in RUN_FILES if (out / name).exists())
+            raise UsageError(f"--out {out} already holds a run ({present}); pass --resume to continue it or --force "
+                             "to start over")
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 class _Interrupt:
@@ -287,30 +371,33 @@ def _rewrite_metrics(out: Path, rows: list[dict]) -> None:
     tmp.replace(out / METRICS)
 
 
-def _plot(out: Path, rows: list[dict], log: Callable[[str], None]) -> None:
+def _plot(out: Path, rows: list[dict], title: str, train_loss_label: str, log: Callable[[str], None]) -> None:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         log("note: matplotlib is not installed, so no plot was drawn (pip install matplotlib)")
         return
     epochs = [r["epoch"] for r in rows]
+    split = "test" if "test_loss" in rows[0] else "val"
+    split_name = "test" if split == "test" else "validation"
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for key in ("train_loss", "test_loss", "val_loss"):
-        if key in rows[0]:
-            ax_loss.plot(epochs, [r[key] for r in rows], marker="o", label=key.replace("_", " "))
-    for key in ("train_acc", "test_acc", "val_acc"):
-        if key in rows[0]:
-            ax_acc.plot(epochs, [100 * r[key] for r in rows], marker="o", label=key.replace("_", " "))
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("loss")
-    ax_acc.set_xlabel("epoch")
+    ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", label=train_loss_label)
+    ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], marker="o", label=f"{split_name} loss (end of epoch)")
+    ax_acc.plot(epochs, [100 * r["train_acc"] for r in rows], marker="o", label="train accuracy (mean over the epoch)")
+    ax_acc.plot(epochs, [100 * r[f"{split}_acc"] for r in rows], marker="o",
+                label=f"{split_name} accuracy (end of epoch)")
+    ax_loss.set_ylabel("cross-entropy (nats)")
     ax_acc.set_ylabel("accuracy (%)")
     for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small")
+    fig.suptitle(title)
     fig.tight_layout()
     tmp = out / (PLOT + ".tmp.png")
     fig.savefig(tmp, dpi=100)
@@ -322,131 +409,207 @@ def _plot(out: Path, rows: list[dict], log: Callable[[str], None]) -> None:
 # the loop
 
 
+@dataclass
+class Run:
+    """What a training run works on: its config, device, task, model, optimiser and schedule."""
+
+    cfg: TrainConfig
+    device: str
+    task: DigitsTask | TextTask
+    model: gg.nn.Module
+    optimizer: Any
+    scheduler: Any
+    metrics: list = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.cfg.model} on {self.cfg.dataset} ({self.device})"
+
+    def snapshot(self, epoch: int, step: int, running: dict) -> dict:
+        return {"config": asdict(self.cfg), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "epoch": epoch, "step": step, "running": dict(running), "metrics": self.metrics}
+
+
+def _fresh_running() -> dict:
+    return {"loss": 0.0, "correct": 0, "count": 0, "items": 0, "seconds": 0.0}
+
+
+def load_resume_state(cfg: TrainConfig, device: str) -> tuple[TrainConfig, dict | None]:
+    """With ``--resume``: the checkpoint, and the run's config from it (this call's --epochs,
+    --out, --device and progress choice kept)."""
+    if not cfg.resume:
+        return cfg, None
+    path = Path(cfg.out) / CHECKPOINT  # type: ignore[arg-type]
+    if not path.exists():
+        raise UsageError(f"--resume: no checkpoint at {path}")
+    state = gg.load(path, device=device)
+    saved = state["config"]
+    for key in ("model", "dataset"):  # the run's other settings come from the checkpoint
+        if saved[key] != getattr(cfg, key):
+            raise UsageError(f"--resume: the checkpoint is a {key}={saved[key]!r} run, not {getattr(cfg, key)!r}")
+    resumed = TrainConfig.from_checkpoint({**saved, "epochs": cfg.epochs, "out": cfg.out, "resume": True,
+                                           "force": False, "device": cfg.device, "progress": cfg.progress})
+    return resumed, state
+
+
+def build_run(cfg: TrainConfig, device: str, state: dict | None) -> tuple[Run, int, int, dict]:
+    """The task, model, optimiser and schedule, restored from ``state`` when resuming; also the
+    epoch and step to start from and the running sums of a part-done epoch."""
+    gg.manual_seed(cfg.seed)
+    task = make_task(cfg, device)
+    model = task.build_model().to(device)
+    optimizer, scheduler = task.build_optimizer(model)
+    run = Run(cfg, device, task, model, optimizer, scheduler)
+    if state is None:
+        return run, 0, 0, _fresh_running()
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    run.metrics = list(state["metrics"])
+    return run, int(state["epoch"]), int(state["step"]), dict(state["running"])
+
+
+def train_epoch(run: Run, epoch: int, first: int, running: dict, interrupt: _Interrupt,
+                on_step: Callable[[int, int], None] | None, progress: Callable[..., Any]) -> tuple[int, bool]:
+    """Steps ``first``.. of one epoch, adding to ``running``; returns (next step, interrupted)."""
+    cfg, task, model, optimizer, scheduler = run.cfg, run.task, run.model, run.optimizer, run.scheduler
+    # The epoch's loss and accuracy sums stay on the device (no host sync per step); they start
+    # from the host totals, so a resumed epoch adds in the same order as an uninterrupted one.
+    loss_sum = gg.tensor(running["loss"], dtype=gg.float64, device=run.device)
+    correct_sum = gg.tensor(running["correct"], dtype=gg.int64, device=run.device)
+    bar = progress(total=task.steps(epoch), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+    tick = time.perf_counter()
+    step = first
+    interrupted = False
+    for x, y in task.batches(epoch, first):
+        gg.manual_seed(step_seed(cfg.seed, epoch, step))
+        loss, logits = task.loss(model, x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        if task.clip_norm is not None:
+            gg.nn.utils.clip_grad_norm_(model.parameters(), task.clip_norm)
+        optimizer.step()
+        if scheduler is not None and scheduler.last_epoch < task.schedule_steps():
+            scheduler.step()
+        n = y.size
+        with gg.no_grad():
+            loss_sum = loss_sum + loss.astype(gg.float64) * n
+            correct_sum = correct_sum + correct_count(logits, y)
+        running["count"] += n
+        running["items"] += task.items(x)
+        step += 1
+        bar.update(1)
+        if on_step is not None:
+            on_step(epoch, step - 1)
+        if interrupt.requested:
+            interrupted = True
+            break
+    bar.close()
+    running["loss"] = float(loss_sum.item())
+    running["correct"] = int(correct_sum.item())
+    running["seconds"] += time.perf_counter() - tick
+    return step, interrupted
+
+
+def epoch_metrics(run: Run, epoch: int, running: dict) -> dict:
+    """The epoch's row of metrics.jsonl: training sums, evaluation, rate, time, throughput."""
+    row = {"epoch": epoch + 1, "train_loss": running["loss"] / max(running["count"], 1),
+           "train_acc": running["correct"] / max(running["count"], 1)}
+    row.update(run.task.evaluate(run.model))
+    row["lr"] = float(run.optimizer.param_groups[0]["lr"])
+    row["seconds"] = running["seconds"]
+    row[f"{run.task.unit}_per_s"] = running["items"] / max(running["seconds"], 1e-9)
+    return row
+
+
+def save_state(out: Path, run: Run, epoch: int, step: int, running: dict) -> Path:
+    """The checkpoint (everything needed to resume at ``epoch``, ``step``) and the weights alone."""
+    path = _save_checkpoint(out, run.snapshot(epoch, step, running))
+    gg.save(run.model.state_dict(), out / WEIGHTS)
+    return path
+
+
+class _Every:
+    """True at most once every ``seconds`` (what is cheap to skip when epochs are short: saving
+    and plotting take tens of milliseconds to a second, an MLP epoch on the digits 50 ms)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.last = seconds, time.monotonic()
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
+
+
+def plot_run(out: Path, run: Run, log: Callable[[str], None]) -> None:
+    """Draw plot.png from the metrics so far (title: model, dataset, device)."""
+    if run.metrics:
+        _plot(out, run.metrics, run.title, run.task.train_loss_label, log)
+
+
 def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None,
           log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run training as configured; returns {"metrics": [...], "final": {...}, "interrupted": bool}.
 
+    Writes to ``cfg.out`` when it is set (the command line sets a default), nothing otherwise.
     ``on_step(epoch, step)`` is called after every optimiser step (tests use it to interrupt).
     Example::
 
         result = train(TrainConfig.from_options(model="mlp", epochs=2))
     """
     device = resolve_device(cfg.device)
-    out = Path(cfg.out) if cfg.out else None
-    state = None
-    if cfg.resume:
-        path = out / CHECKPOINT
-        if not path.exists():
-            raise UsageError(f"--resume: no checkpoint at {path}")
-        state = gg.load(path, device=device)
-        saved = state["config"]
-        for key in ("model", "dataset"):  # the run's other settings come from the checkpoint
-            if saved[key] != getattr(cfg, key):
-                raise UsageError(f"--resume: the checkpoint is a {key}={saved[key]!r} run, not {getattr(cfg, key)!r}")
-        epochs = cfg.epochs
-        cfg = TrainConfig(**{**saved, "epochs": epochs, "out": cfg.out, "resume": True, "device": cfg.device,
-                             "progress": cfg.progress})
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-
-    gg.manual_seed(cfg.seed)
-    task = make_task(cfg, device)
-    model = task.build_model().to(device)
-    optimizer, scheduler = task.build_optimizer(model)
-    metrics: list[dict] = []
-    start_epoch, start_step, running = 0, 0, {"loss": 0.0, "correct": 0, "count": 0, "items": 0, "seconds": 0.0}
+    cfg, state = load_resume_state(cfg, device)
+    out = prepare_output(cfg)
+    run, start_epoch, start_step, running = build_run(cfg, device, state)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        metrics = list(state["metrics"])
-        start_epoch, start_step = int(state["epoch"]), int(state["step"])
-        running = dict(state["running"])
         if out is not None:
-            _rewrite_metrics(out, metrics)
+            _rewrite_metrics(out, run.metrics)
         log(f"resuming {cfg.model} on {cfg.dataset} from epoch {start_epoch + 1}, step {start_step}")
     if start_epoch >= cfg.epochs:
         log(f"nothing to do: the checkpoint has already finished {start_epoch} of --epochs {cfg.epochs}")
-        return {"metrics": metrics, "final": metrics[-1] if metrics else {}, "interrupted": False}
+        return {"metrics": run.metrics, "final": run.metrics[-1] if run.metrics else {}, "interrupted": False}
 
-    n_params = sum(p.size for p in model.parameters())
+    n_params = sum(p.size for p in run.model.parameters())
     log(f"training {cfg.model} ({n_params:,} parameters) on {cfg.dataset}, device {device}, "
         f"{cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}")
-    progress = _progress_factory(cfg.progress)
-
-    # The epoch's loss and accuracy sums stay on the device (no host sync per step); they start
-    # from the host totals, so a resumed epoch adds in the same order as an uninterrupted one.
-    sums: dict[str, gg.Tensor] = {}
-
-    def start_sums() -> None:
-        sums["loss"] = gg.tensor(running["loss"], dtype=gg.float64, device=device)
-        sums["correct"] = gg.tensor(running["correct"], dtype=gg.int64, device=device)
-
-    def settle_sums() -> None:
-        running["loss"] = float(sums["loss"].item())
-        running["correct"] = int(sums["correct"].item())
-
-    def snapshot(epoch: int, step: int) -> dict:
-        return {"config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch, "step": step, "running": dict(running), "metrics": metrics}
-
-    model.train()
+    progress = _progress_factory(cfg.progress and _is_terminal(sys.stderr))
+    run.model.train()
+    checkpoint_due, plot_due = _Every(CHECKPOINT_EVERY_S), _Every(PLOT_EVERY_S)
     with _Interrupt() as interrupt:
         for epoch in range(start_epoch, cfg.epochs):
-            n_steps = task.steps(epoch)
             first = start_step if epoch == start_epoch else 0
             if first == 0:
-                running = {"loss": 0.0, "correct": 0, "count": 0, "items": 0, "seconds": 0.0}
-            start_sums()
-            bar = progress(total=n_steps, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}")
-            tick = time.perf_counter()
-            for step in range(first, n_steps):
-                gg.manual_seed(step_seed(cfg.seed, epoch, step))
-                x, y, items = task.batch(epoch, step)
-                loss, logits = task.loss(model, x, y)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None and scheduler.last_epoch < task.schedule_steps():
-                    scheduler.step()
-                n = int(np.prod(y.shape))
-                with gg.no_grad():
-                    sums["loss"] = sums["loss"] + loss.astype(gg.float64) * n
-                    sums["correct"] = sums["correct"] + correct_count(logits, y)
-                running["count"] += n
-                running["items"] += items
-                bar.update(1)
-                if on_step is not None:
-                    on_step(epoch, step)
-                if interrupt.requested:
-                    settle_sums()
-                    running["seconds"] += time.perf_counter() - tick
-                    bar.close()
-                    if out is not None:
-                        path = _save_checkpoint(out, snapshot(epoch, step + 1))
-                        log(f"interrupted: checkpoint saved to {path}; continue with --resume")
-                    else:
-                        log("interrupted (no --out given, so nothing was saved)")
-                    return {"metrics": metrics, "final": metrics[-1] if metrics else {}, "interrupted": True}
-            bar.close()
-            settle_sums()
-            running["seconds"] += time.perf_counter() - tick
-            row = {"epoch": epoch + 1, "train_loss": running["loss"] / max(running["count"], 1),
-                   "train_acc": running["correct"] / max(running["count"], 1)}
-            row.update(task.evaluate(model))
-            row["lr"] = float(optimizer.param_groups[0]["lr"])
-            row["seconds"] = running["seconds"]
-            row[f"{task.unit}_per_s"] = running["items"] / max(running["seconds"], 1e-9)
-            metrics.append(row)
-            log(_epoch_line(row, cfg.epochs, task.unit))
+                running = _fresh_running()
+            step, interrupted = train_epoch(run, epoch, first, running, interrupt, on_step, progress)
+            if interrupted:
+                if out is not None:
+                    path = save_state(out, run, epoch, step, running)
+                    plot_run(out, run, log)
+                    log(f"interrupted: checkpoint saved to {path}; continue with --resume --out {out}")
+                else:
+                    log("interrupted (no output folder, so nothing was saved)")
+                return {"metrics": run.metrics, "final": run.metrics[-1] if run.metrics else {}, "interrupted": True}
+            row = epoch_metrics(run, epoch, running)
+            run.metrics.append(row)
+            log(_epoch_line(row, cfg.epochs, run.task.unit))
             if out is not None:
                 _append_metrics(out, row)
-                _save_checkpoint(out, snapshot(epoch + 1, 0))
-                _plot(out, metrics, log)
-    task.finish(model, metrics[-1], log)
-    return {"metrics": metrics, "final": metrics[-1], "interrupted": False}
+                if epoch + 1 < cfg.epochs and checkpoint_due.due():
+                    save_state(out, run, epoch + 1, 0, _fresh_running())
+                if epoch + 1 < cfg.epochs and plot_due.due():
+                    plot_run(out, run, log)
+    if out is not None:
+        save_state(out, run, cfg.epochs, 0, _fresh_running())
+        plot_run(out, run, log)
+        log(f"saved in {out}/: {WEIGHTS} (the weights: gpugrad.models.{cfg.model}(...).load_state_dict("
+            f"gg.load(path))), {CHECKPOINT} (to continue: --resume --out {out}), {METRICS}, {PLOT}")
+    run.task.finish(run.model, run.metrics[-1], log)
+    return {"metrics": run.metrics, "final": run.metrics[-1], "interrupted": False}
 
 
 def _epoch_line(row: dict, epochs: int, unit: str) -> str:
@@ -459,6 +622,13 @@ def _epoch_line(row: dict, epochs: int, unit: str) -> str:
     return "  ".join(parts)
 
 
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 class _NoProgress:
     def update(self, n: int) -> None:
         pass
@@ -468,6 +638,7 @@ class _NoProgress:
 
 
 def _progress_factory(enabled: bool) -> Callable[..., Any]:
+    """A tqdm bar on stderr, or nothing (``enabled`` is False off a terminal: logs get the per-epoch lines)."""
     if not enabled:
         return lambda **kw: _NoProgress()
     from tqdm import tqdm
@@ -479,28 +650,41 @@ def _progress_factory(enabled: bool) -> Callable[..., Any]:
 # command line
 
 
+def _per_model(key: str) -> str:
+    return ", ".join(f"{m} {d[key]}" for m, d in DEFAULTS.items())
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("train", help="train a model on real data (digits or Python source)",
-                              description="Train an MLP or CNN on scikit-learn's digits, or a small GPT on the "
-                                          "Python standard library's source code.")
-    p.add_argument("--model", choices=sorted(DEFAULTS), default="mlp")
+    p = subparsers.add_parser(
+        "train", help="train a model on real data (digits or Python source)",
+        description="Train an MLP or CNN on scikit-learn's digits, or a small GPT or character-level LSTM on the "
+                    "Python standard library's source code. Without --out, the run is written to a new "
+                    "runs/<model>-<date>-<time>/ folder.")
+    p.add_argument("--model", choices=list(DEFAULTS), default="mlp", help="what to train (default: mlp)")
     p.add_argument("--dataset", choices=["digits", "pysource"], default=None,
-                   help="default: pysource for gpt, digits otherwise")
-    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda or cuda:N")
-    p.add_argument("--epochs", type=int, default=None, help="total epochs (--resume continues up to it)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="folder for checkpoints, metrics.jsonl and plot.png")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+                   help="default: pysource for gpt and lstm, digits for mlp and cnn")
+    p.add_argument("--device", default="auto", help="auto (the GPU if there is one), cpu, cuda or cuda:N "
+                                                    "(default: auto)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N",
+                   help=f"total epochs, also when resuming (default: {_per_model('epochs')})")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N", help=f"(default: {_per_model('batch_size')})")
+    p.add_argument("--lr", type=float, default=None, help=f"peak learning rate, cosine-annealed (default: "
+                                                          f"{_per_model('lr')})")
+    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for checkpoint.safetensors, model.safetensors, metrics.jsonl and plot.png "
+                        "(default: a new runs/<model>-<date>-<time>/)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (default: off)")
+    p.add_argument("--force", action="store_true", help="start over in an --out that holds a run (default: off)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (default: a bar when stderr is a terminal; one line per epoch always)")
     p.set_defaults(handler=main)
     return p
 
 
 def _check_optional_dependencies(cfg: TrainConfig) -> None:
     missing = []
-    if cfg.progress:
+    if cfg.progress and _is_terminal(sys.stderr):
         try:
             import tqdm  # noqa: F401
         except ImportError:
@@ -513,8 +697,7 @@ def _check_optional_dependencies(cfg: TrainConfig) -> None:
     try:
         import safetensors  # noqa: F401
     except ImportError:
-        if cfg.out:
-            missing.append("safetensors (checkpoints)")
+        missing.append("safetensors (checkpoints)")
     if missing:
         raise UsageError(f"missing optional dependencies: {', '.join(missing)}; pip install 'gpugrad[examples]'")
 
@@ -523,8 +706,12 @@ def main(args: argparse.Namespace) -> int:
     """Entry point of ``gpugrad train`` (returns the exit status)."""
     cfg = TrainConfig.from_options(
         model=args.model, dataset=args.dataset, device=args.device, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, out=args.out, resume=args.resume, progress=not args.no_progress,
+        lr=args.lr, seed=args.seed, out=args.out, resume=args.resume, force=args.force,
+        progress=not args.no_progress,
     )
     _check_optional_dependencies(cfg)
+    if cfg.out is None:
+        cfg.out = str(default_run_dir(cfg.model))
+        print(f"writing this run to {cfg.out}/ (pass --out DIR to choose the folder)", flush=True)
     result = train(cfg)
     return 130 if result["interrupted"] else 0

@@ -2,6 +2,6 @@
 from the Python standard library's own source files (no download)."""
 
 from gpugrad.data.digits import DigitsSplit, load_digits
-from gpugrad.data.pysource import CharCorpus, load_pysource
+from gpugrad.data.pysource import CharCorpus, CharWindows, load_pysource
 
-__all__ = ["DigitsSplit", "load_digits", "CharCorpus", "load_pysource"]
+__all__ = ["DigitsSplit", "load_digits", "CharCorpus", "CharWindows", "load_pysource"]

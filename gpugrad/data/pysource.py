@@ -4,12 +4,14 @@ machine: no download, a few megabytes of real code."""
 from __future__ import annotations
 
 import sysconfig
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from gpugrad.errors import GpugradError
+from gpugrad.errors import GpugradError, ShapeError
+from gpugrad.utils.data import Dataset
 
 
 @dataclass
@@ -31,13 +33,35 @@ class CharCorpus:
     def decode(self, ids: np.ndarray) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 
-    def batch(self, split: str, batch_size: int, block: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Random windows: inputs (B, block) and next-character targets (B, block)."""
-        data = self.train if split == "train" else self.val
-        starts = rng.integers(0, len(data) - block - 1, size=batch_size)
-        x = np.stack([data[s:s + block] for s in starts]).astype(np.int64)
-        y = np.stack([data[s + 1:s + block + 1] for s in starts]).astype(np.int64)
-        return x, y
+
+class CharWindows(Dataset):
+    """Every window of ``block`` characters of a token array: item i is (tokens[i:i+block],
+    tokens[i+1:i+block+1]) as int64 arrays, the inputs and their next-character targets.
+    Batches of many windows are gathered in one indexing operation (DataLoader's fast path).
+
+    Example: ``DataLoader(CharWindows(corpus.train, 128), batch_size=32, shuffle=True)``.
+    """
+
+    def __init__(self, tokens: np.ndarray, block: int, device: str = "cpu") -> None:
+        if block < 1 or len(tokens) <= block:
+            raise ShapeError(f"CharWindows: need more than block={block} tokens, got {len(tokens)}")
+        self.tokens, self.block, self.device = np.asarray(tokens), int(block), device
+        self._offsets = np.arange(self.block + 1)
+
+    def __len__(self) -> int:
+        return len(self.tokens) - self.block
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"CharWindows: index {i} out of range for {len(self)} windows")
+        w = self.tokens[i % len(self):i % len(self) + self.block + 1].astype(np.int64)
+        return w[:-1], w[1:]
+
+    def _default_batch(self, indices: Sequence[int]) -> list:
+        from gpugrad.factories import tensor
+
+        w = self.tokens[np.asarray(indices, dtype=np.int64)[:, None] + self._offsets].astype(np.int64)
+        return [tensor(w[:, :-1], device=self.device), tensor(w[:, 1:], device=self.device)]
 
 
 def stdlib_dir() -> Path:

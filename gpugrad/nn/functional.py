@@ -26,8 +26,9 @@ from gpugrad.ops._util import as_tensor_operand
 from gpugrad.tensor import Tensor
 
 __all__ = [
-    "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax", "linear", "conv2d", "max_pool2d",
-    "avg_pool2d", "dropout", "layer_norm", "batch_norm", "embedding", "cross_entropy", "binary_cross_entropy",
+    "relu", "sigmoid", "tanh", "gelu", "leaky_relu", "silu", "softplus", "softmax", "log_softmax", "linear",
+    "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool2d",
+    "dropout", "layer_norm", "batch_norm", "embedding", "cross_entropy", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "mse_loss", "l1_loss", "nll_loss", "scaled_dot_product_attention",
 ]
 
@@ -53,6 +54,21 @@ def tanh(input: Any) -> Tensor:
 def gelu(input: Any, approximate: str = "none") -> Tensor:
     """GELU, exact erf form or ``approximate="tanh"`` (PyTorch's definitions)."""
     return _ops.gelu(input, approximate)
+
+
+def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x where x > 0, else negative_slope * x."""
+    return _ops.leaky_relu(input, negative_slope)
+
+
+def silu(input: Any, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x)."""
+    return _ops.silu(input)
+
+
+def softplus(input: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, linear where beta x > threshold."""
+    return _ops.softplus(input, beta, threshold)
 
 
 def softmax(input: Any, dim: int = -1) -> Tensor:
@@ -98,6 +114,108 @@ def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: 
         return _ops.squeeze(_nn.conv2d(_ops.expand_dims(input, 0), weight, bias, stride, padding, dilation,
                                        groups), 0)
     return _nn.conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def _single(v: Any, op: str, what: str) -> int:
+    """A 1-d layer's int argument, also given as a 1-tuple (PyTorch accepts both)."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise ArgumentError(f"{op}: {what} must be an int or a 1-tuple, got {v!r}")
+        v = v[0]
+    return int(v)
+
+
+def _as_1d_image(input: Any, op: str) -> tuple[Tensor, bool]:
+    """(N, C, L) or unbatched (C, L) as the image (N, C, 1, L); also says whether it was unbatched."""
+    x = as_tensor_operand(input)
+    if x.ndim not in (2, 3):
+        raise ShapeError(f"{op}: expected a 2-D (C, L) or 3-D (N, C, L) input, got shape {x.shape}")
+    unbatched = x.ndim == 2
+    if unbatched:
+        x = _ops.expand_dims(x, 0)
+    return _ops.expand_dims(x, 2), unbatched
+
+
+def _from_1d_image(y: Tensor, unbatched: bool) -> Tensor:
+    y = _ops.squeeze(y, 2)
+    return _ops.squeeze(y, 0) if unbatched else y
+
+
+def conv1d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+           groups: int = 1) -> Tensor:
+    """1-D convolution (cross-correlation) as PyTorch's: input (N, C, L) or (C, L), weight
+    (F, C/groups, k); ``padding`` an int, "valid" or "same". Computed as conv2d on (N, C, 1, L).
+
+    Example: ``F.conv1d(x, w, b, padding=1)`` keeps L for k = 3.
+    """
+    x, unbatched = _as_1d_image(input, "conv1d")
+    weight = as_tensor_operand(weight, x)
+    if weight.ndim != 3:
+        raise ShapeError(f"conv1d: weight must be 3-D (out_channels, in_channels/groups, kernel), got {weight.shape}")
+    if not isinstance(padding, str):
+        padding = (0, _single(padding, "conv1d", "padding"))
+    y = _nn.conv2d(x, _ops.expand_dims(weight, 2), bias, (1, _single(stride, "conv1d", "stride")), padding,
+                   (1, _single(dilation, "conv1d", "dilation")), groups)
+    return _from_1d_image(y, unbatched)
+
+
+def max_pool1d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+               ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
+    """Max over each window of (N, C, L) or (C, L) (stride defaults to the kernel size)."""
+    if return_indices:
+        raise ArgumentError("max_pool1d: return_indices=True is not supported")
+    x, unbatched = _as_1d_image(input, "max_pool1d")
+    k = _single(kernel_size, "max_pool1d", "kernel_size")
+    s = k if stride is None or stride == () else _single(stride, "max_pool1d", "stride")
+    y = _nn.max_pool2d(x, (1, k), (1, s), (0, _single(padding, "max_pool1d", "padding")),
+                       (1, _single(dilation, "max_pool1d", "dilation")), ceil_mode)
+    return _from_1d_image(y, unbatched)
+
+
+def avg_pool1d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over each window of (N, C, L) or (C, L) (PyTorch's avg_pool1d, same defaults)."""
+    x, unbatched = _as_1d_image(input, "avg_pool1d")
+    k = _single(kernel_size, "avg_pool1d", "kernel_size")
+    s = k if stride is None or stride == () else _single(stride, "avg_pool1d", "stride")
+    y = _nn.avg_pool2d(x, (1, k), (1, s), (0, _single(padding, "avg_pool1d", "padding")), ceil_mode,
+                       count_include_pad)
+    return _from_1d_image(y, unbatched)
+
+
+def _adaptive_bins(size: int, out: int, dtype: Any) -> np.ndarray:
+    """(out, size) averaging matrix: row i averages [floor(i size / out), ceil((i + 1) size / out))."""
+    m = np.zeros((out, size), dtype=dtype)
+    for i in range(out):
+        lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+def adaptive_avg_pool2d(input: Any, output_size: Any) -> Tensor:
+    """Average over PyTorch's adaptive bins, giving (N, C, *output_size) whatever the input's H and
+    W (``None`` in output_size keeps that size): bin i of an axis of length n covers
+    [floor(i n / out), ceil((i + 1) n / out)). Computed as two matmuls with averaging matrices.
+
+    Example: ``F.adaptive_avg_pool2d(x, 1)`` is the global average pool (N, C, 1, 1).
+    """
+    from gpugrad.factories import tensor
+
+    x = as_tensor_operand(input)
+    if x.ndim not in (3, 4):
+        raise ShapeError(f"adaptive_avg_pool2d: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got {x.shape}")
+    if x.dtype.kind != "f":
+        raise DTypeError(f"adaptive_avg_pool2d: expected a floating-point input, got dtype {x.dtype}")
+    sizes = (output_size, output_size) if not isinstance(output_size, (tuple, list)) else tuple(output_size)
+    if len(sizes) != 2:
+        raise ArgumentError(f"adaptive_avg_pool2d: output_size must be an int or a pair, got {output_size!r}")
+    h, w = x.shape[-2:]
+    oh, ow = (h if sizes[0] is None else int(sizes[0])), (w if sizes[1] is None else int(sizes[1]))
+    if oh <= 0 or ow <= 0 or h == 0 or w == 0:
+        raise ShapeError(f"adaptive_avg_pool2d: cannot pool input {x.shape} to output size {(oh, ow)}")
+    rows = tensor(_adaptive_bins(h, oh, x.dtype), device=x.device)
+    cols = tensor(_adaptive_bins(w, ow, x.dtype).T, device=x.device)
+    return _ops.matmul(_ops.matmul(rows, x), cols)
 
 
 def max_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,

@@ -61,23 +61,22 @@ def _pair(v: Any) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(i) for i in v)  # type: ignore
 
 
-class Conv2d(Module):
-    """2-D convolution (PyTorch's Conv2d; padding_mode 'zeros'): weight (out, in/groups, kh, kw) and
-    bias initialised as Linear's with fan_in = in/groups * kh * kw.
-    Example: ``nn.Conv2d(1, 16, 3, padding=1)``."""
+class _ConvNd(Module):
+    """Shared by Conv1d and Conv2d: weight (out, in/groups, *kernel) and bias initialised as
+    Linear's with fan_in = in/groups * prod(kernel) (PyTorch's defaults); padding_mode 'zeros'."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
-                 dilation: Any = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device: Any = None, dtype: Any = None) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, ...], stride: Any, padding: Any,
+                 dilation: Any, groups: int, bias: bool, padding_mode: str, device: Any, dtype: Any) -> None:
         super().__init__()
-        _check_positive("Conv2d", in_channels=in_channels, out_channels=out_channels, groups=groups)
+        name = type(self).__name__
+        _check_positive(name, in_channels=in_channels, out_channels=out_channels, groups=groups)
         if in_channels % groups or out_channels % groups:
-            raise ArgumentError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
+            raise ArgumentError(f"{name}: groups={groups} must divide in_channels={in_channels} and "
                                 f"out_channels={out_channels}")
         if padding_mode != "zeros":
-            raise ArgumentError(f"Conv2d: only padding_mode='zeros' is supported, got {padding_mode!r}")
+            raise ArgumentError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair(kernel_size)
+        self.kernel_size = kernel_size
         self.stride, self.dilation, self.groups = stride, dilation, int(groups)
         self.padding = padding
         self.weight = _empty((self.out_channels, self.in_channels // self.groups) + self.kernel_size, device, dtype)
@@ -94,12 +93,42 @@ class Conv2d(Module):
             bound = 1 / math.sqrt(fan_in) if fan_in else 0.0
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: Any) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}")
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution (PyTorch's Conv2d): weight (out, in/groups, kh, kw).
+    Example: ``nn.Conv2d(1, 16, 3, padding=1)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
+                 dilation: Any = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, _pair(kernel_size), stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
+
+    def forward(self, x: Any) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def _single(v: Any) -> tuple[int]:
+    return (int(v[0]),) if isinstance(v, (tuple, list)) else (int(v),)
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution over (N, C, L) (PyTorch's Conv1d): weight (out, in/groups, k).
+    Example: ``nn.Conv1d(16, 32, 3, padding=1)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
+                 dilation: Any = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, _single(kernel_size), _single(stride),
+                         padding if isinstance(padding, str) else _single(padding), _single(dilation), groups, bias,
+                         padding_mode, device, dtype)
+
+    def forward(self, x: Any) -> Tensor:
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class MaxPool2d(Module):
@@ -135,6 +164,59 @@ class AvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool1d(Module):
+    """Max pooling over (N, C, L) (stride defaults to kernel_size). Example: ``nn.MaxPool1d(2)``."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                 return_indices: bool = False, ceil_mode: bool = False) -> None:
+        super().__init__()
+        if return_indices:
+            raise ArgumentError("MaxPool1d: return_indices=True is not supported")
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = stride if stride is not None else kernel_size
+        self.dilation, self.ceil_mode = dilation, ceil_mode
+
+    def forward(self, x: Any) -> Tensor:
+        return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool1d(Module):
+    """Average pooling over (N, C, L), PyTorch's defaults. Example: ``nn.AvgPool1d(3, stride=2)``."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+                 count_include_pad: bool = True) -> None:
+        super().__init__()
+        self.kernel_size = _single(kernel_size)
+        self.stride = _single(stride if stride is not None else kernel_size)
+        self.padding = _single(padding)
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def forward(self, x: Any) -> Tensor:
+        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size (an int, or a pair whose None entries keep the
+    input's size). Example: ``nn.AdaptiveAvgPool2d(1)`` (global average pooling)."""
+
+    def __init__(self, output_size: Any) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Any) -> Tensor:
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
 
 
 class _BatchNorm(Module):
@@ -272,48 +354,6 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
-
-
-class ReLU(Module):
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-
-    def forward(self, x: Any) -> Tensor:
-        return F.relu(x)
-
-
-class Tanh(Module):
-    def forward(self, x: Any) -> Tensor:
-        return F.tanh(x)
-
-
-class Sigmoid(Module):
-    def forward(self, x: Any) -> Tensor:
-        return F.sigmoid(x)
-
-
-class GELU(Module):
-    """GELU, exact (``approximate="none"``) or tanh approximation."""
-
-    def __init__(self, approximate: str = "none") -> None:
-        super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ArgumentError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
-        self.approximate = approximate
-
-    def forward(self, x: Any) -> Tensor:
-        return F.gelu(x, self.approximate)
-
-    def extra_repr(self) -> str:
-        return f"approximate={self.approximate!r}"
-
-
-class Identity(Module):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__()
-
-    def forward(self, x: Any) -> Any:
-        return x
 
 
 class Flatten(Module):

@@ -163,6 +163,7 @@ from gpugrad.ops.shape import (  # noqa: F401
 )
 
 power = pow
+cat = concatenate  # PyTorch's name
 floor_divide = floordiv
 remainder = mod
 true_divide = divide

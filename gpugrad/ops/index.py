@@ -17,6 +17,7 @@ from gpugrad.backends import backend_for
 from gpugrad.errors import DeviceError, DTypeError, GpugradError, InplaceError, ShapeError
 from gpugrad.ops._util import as_tensor_operand, normalize_one_axis
 from gpugrad.ops.base import Op, apply
+from gpugrad.ops.spellings import accepts_dim
 from gpugrad.tensor import Tensor, make_tensor
 
 
@@ -191,6 +192,7 @@ def index_put(x: Any, index: Any, values: Any) -> Tensor:
     return apply(INDEX_PUT, (x, values), {"index": idx})
 
 
+@accepts_dim
 def take(x: Any, indices: Any, axis: int | None = None) -> Tensor:
     """Elements at integer ``indices`` along ``axis`` (the flattened array when None), as ``numpy.take``."""
     from gpugrad.ops.shape import reshape

@@ -18,6 +18,7 @@ from gpugrad.backends import numpy_backend as _npb
 from gpugrad.errors import ArgumentError, DeviceError, DTypeError, ShapeError
 from gpugrad.ops._util import as_tensor_operand, normalize_one_axis
 from gpugrad.ops.base import Op, apply
+from gpugrad.ops.spellings import accepts_dim
 from gpugrad.tensor import Tensor, make_tensor
 
 
@@ -62,12 +63,14 @@ SOFTMAX = Softmax()
 LOG_SOFTMAX = LogSoftmax()
 
 
+@accepts_dim
 def softmax(x: Any, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, computed stably. Example: ``gg.softmax(logits, axis=-1)``."""
     x = as_tensor_operand(x)
     return apply(SOFTMAX, (x,), {"axis": normalize_one_axis(axis, x.ndim, "softmax")})
 
 
+@accepts_dim
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along ``axis``, computed stably."""
     x = as_tensor_operand(x)

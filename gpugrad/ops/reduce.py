@@ -15,6 +15,7 @@ import numpy as np
 from gpugrad.errors import GpugradError, ShapeError
 from gpugrad.ops._util import as_tensor_operand, count, keepdims_shape, normalize_axis, normalize_one_axis
 from gpugrad.ops.base import Op, apply
+from gpugrad.ops.spellings import accepts_dim
 from gpugrad.tensor import Tensor
 
 
@@ -273,6 +274,7 @@ def _reduce(op: Op, x: Any, axis: Any, keepdims: bool, **extra: Any) -> Tensor:
     return apply(op, (x,), {"axis": axes, "keepdims": bool(keepdims), "shape": x.shape, **extra})
 
 
+@accepts_dim
 def sum(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tensor:  # noqa: A001
     """Sum over ``axis`` (all axes by default), as ``numpy.sum``.
 
@@ -283,6 +285,7 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> 
     return _reduce(SUM, x, axis, keepdims)
 
 
+@accepts_dim
 def mean(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tensor:
     """Arithmetic mean over ``axis``, as ``numpy.mean``. Example: ``gg.mean(x, axis=-1)``."""
     x = as_tensor_operand(x)
@@ -293,11 +296,13 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) ->
     return _reduce(MEAN, x, axis, keepdims)
 
 
+@accepts_dim
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Maximum over ``axis`` (``numpy.amax``); ties share the gradient equally."""
     return _reduce(AMAX, x, axis, keepdims)
 
 
+@accepts_dim
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Minimum over ``axis`` (``numpy.amin``); ties share the gradient equally."""
     return _reduce(AMIN, x, axis, keepdims)
@@ -307,11 +312,13 @@ amax = max
 amin = min
 
 
+@accepts_dim
 def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Product over ``axis``; the gradient is exact also where elements are zero."""
     return _reduce(PROD, x, axis, keepdims)
 
 
+@accepts_dim
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) over ``axis``, computed stably. Example: ``gg.logsumexp(logits, axis=-1)``."""
     x = as_tensor_operand(x)
@@ -321,6 +328,7 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
                                    "out_shape": out_shape})
 
 
+@accepts_dim
 def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     """Variance over ``axis`` with NumPy's default ``ddof=0``. Example: ``x.var(axis=0, ddof=1)``."""
     x = as_tensor_operand(x)
@@ -332,6 +340,7 @@ def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tens
     return sum(centered * centered, axes, keepdims) / (n - ddof)
 
 
+@accepts_dim
 def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     """Standard deviation over ``axis`` (``ddof=0`` by default, as NumPy)."""
     from gpugrad.ops.elementwise import sqrt
@@ -339,6 +348,7 @@ def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tens
     return sqrt(var(x, axis, ddof, keepdims))
 
 
+@accepts_dim
 def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A002
     """Vector or matrix norm with ``numpy.linalg.norm``'s meaning of ``ord`` and ``axis``.
 
@@ -411,18 +421,21 @@ def _flat_axis(x: Tensor, axis: Any, name: str) -> tuple[Tensor, int]:
     return x, normalize_one_axis(axis, x.ndim, name)
 
 
+@accepts_dim
 def cumsum(x: Any, axis: int | None = None) -> Tensor:
     """Cumulative sum along ``axis`` (the flattened array when None), as ``numpy.cumsum``."""
     x, a = _flat_axis(as_tensor_operand(x), axis, "cumsum")
     return apply(CUMSUM, (x,), {"axis": a})
 
 
+@accepts_dim
 def cumprod(x: Any, axis: int | None = None) -> Tensor:
     """Cumulative product along ``axis`` (the flattened array when None), as ``numpy.cumprod``."""
     x, a = _flat_axis(as_tensor_operand(x), axis, "cumprod")
     return apply(CUMPROD, (x,), {"axis": a})
 
 
+@accepts_dim
 def argmax(x: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the maximum (no gradient), as ``numpy.argmax``."""
     x = as_tensor_operand(x)
@@ -430,6 +443,7 @@ def argmax(x: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
     return apply(ARGMAX, (x,), {"axis": a, "keepdims": bool(keepdims)})
 
 
+@accepts_dim
 def argmin(x: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the minimum (no gradient), as ``numpy.argmin``."""
     x = as_tensor_operand(x)
@@ -437,11 +451,13 @@ def argmin(x: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
     return apply(ARGMIN, (x,), {"axis": a, "keepdims": bool(keepdims)})
 
 
+@accepts_dim
 def any(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     x = as_tensor_operand(x)
     return apply(ANY, (x,), {"axis": normalize_axis(axis, x.ndim, "any"), "keepdims": bool(keepdims)})
 
 
+@accepts_dim
 def all(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     x = as_tensor_operand(x)
     return apply(ALL, (x,), {"axis": normalize_axis(axis, x.ndim, "all"), "keepdims": bool(keepdims)})

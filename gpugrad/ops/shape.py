@@ -15,6 +15,7 @@ import numpy as np
 from gpugrad.errors import ShapeError
 from gpugrad.ops._util import as_tensor_operand, normalize_axis, normalize_one_axis
 from gpugrad.ops.base import Op, apply
+from gpugrad.ops.spellings import accepts_dim
 from gpugrad.tensor import Tensor
 
 
@@ -253,6 +254,7 @@ def moveaxis(x: Any, source: Any, destination: Any) -> Tensor:
     return transpose(x, order)
 
 
+@accepts_dim
 def expand_dims(x: Any, axis: Any) -> Tensor:
     """Insert size-1 axes at ``axis`` (an int or a tuple), as ``numpy.expand_dims``."""
     x = as_tensor_operand(x)
@@ -268,6 +270,7 @@ def expand_dims(x: Any, axis: Any) -> Tensor:
 unsqueeze = expand_dims
 
 
+@accepts_dim
 def squeeze(x: Any, axis: Any = None) -> Tensor:
     """Remove size-1 axes (all of them, or those in ``axis``), as ``numpy.squeeze``."""
     x = as_tensor_operand(x)
@@ -324,6 +327,7 @@ def sum_to(x: Any, shape: Any) -> Tensor:
     return apply(SUM_TO, (x,), {"shape": shape, "in_shape": x.shape})
 
 
+@accepts_dim
 def concatenate(arrays: Sequence[Any], axis: int | None = 0) -> Tensor:
     """Join along an existing axis (the flattened arrays when ``axis`` is None), as NumPy."""
     ts = _operands(arrays, "concatenate")
@@ -353,6 +357,7 @@ def _operands(arrays: Any, name: str) -> list[Tensor]:
     return [as_tensor_operand(a, like) for a in seq]
 
 
+@accepts_dim
 def stack(arrays: Sequence[Any], axis: int = 0) -> Tensor:
     """Join along a new axis, as ``numpy.stack``."""
     ts = _operands(arrays, "stack")
@@ -390,6 +395,7 @@ def atleast_2d(x: Any) -> Tensor:
     return x
 
 
+@accepts_dim
 def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
     """Split into pieces along ``axis``, as ``numpy.split`` (an int must divide the axis evenly)."""
     x = as_tensor_operand(x)
@@ -405,6 +411,7 @@ def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
     return _pieces(x, a, bounds)
 
 
+@accepts_dim
 def array_split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Tensor]:
     """As ``numpy.array_split``: like split, but sections need not be equal."""
     x = as_tensor_operand(x)
@@ -437,6 +444,7 @@ builtin_min = min
 builtin_max = max
 
 
+@accepts_dim
 def flip(x: Any, axis: Any = None) -> Tensor:
     """Reverse the order of elements along ``axis`` (all axes by default), as ``numpy.flip``."""
     x = as_tensor_operand(x)
@@ -464,6 +472,7 @@ def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: float =
     return out
 
 
+@accepts_dim
 def repeat(x: Any, repeats: Any, axis: int | None = None) -> Tensor:
     """Repeat each element ``repeats`` times along ``axis`` (flattened when None), as ``numpy.repeat``."""
     from gpugrad.ops.index import take
@@ -499,6 +508,7 @@ def tile(x: Any, reps: Any) -> Tensor:
     return reshape(broadcast_to(expanded, tuple(target)), tuple(r * s for r, s in zip(reps, shape)))
 
 
+@accepts_dim
 def roll(x: Any, shift: Any, axis: Any = None) -> Tensor:
     """Roll elements along ``axis`` (the flattened array when None), as ``numpy.roll``."""
     from gpugrad.ops.index import take

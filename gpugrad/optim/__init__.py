@@ -7,6 +7,6 @@ clipping and learning-rate schedules.
 """
 
 from gpugrad.optim import lr_scheduler
-from gpugrad.optim.optimizer import SGD, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm_
+from gpugrad.optim.optimizer import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm_
 
-__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "clip_grad_norm_", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "clip_grad_norm_", "lr_scheduler"]

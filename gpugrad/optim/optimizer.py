@@ -1,9 +1,10 @@
 """Optimisers with PyTorch's names, hyper-parameters, defaults and update rules.
 
 Each rule is implemented once per backend: the NumPy reference math (``numpy_backend.sgd_step``,
-``rmsprop_step``, ``adam_step``) and, on the GPU, one fused CUDA kernel per rule
+``rmsprop_step``, ``adam_step``, ``adagrad_step``) and, on the GPU, one fused CUDA kernel per rule
 (``kernels/optim.cu``, launched by the CUDA backend's ``optimizer_step``) that reads the gradient
-and updates the parameter and all of its state in a single launch per parameter tensor. The
+and updates the parameter and all of its state in a single launch per parameter tensor (Adagrad
+has no kernel: its NumPy-backend array code runs on CuPy arrays as is). The
 update is applied in place to the parameter's storage, outside the tape, and bumps the
 parameter's version counter (a graph that saved the old value notices it at backward).
 """
@@ -372,6 +373,44 @@ class AdamW(Adam):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., PyTorch's formulation): s += g^2, p -= clr * g / (sqrt(s) + eps) with
+    clr = lr / (1 + (t - 1) lr_decay); L2 ``weight_decay`` (g = grad + wd p); ``s`` starts at
+    ``initial_accumulator_value``. State: ``step`` and ``sum`` (PyTorch's names).
+
+    Example: ``optim.Adagrad(model.parameters(), lr=0.01)``.
+    """
+
+    _rule = "adagrad"
+    _state_names = ("sum",)
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> None:
+        if not lr_decay >= 0:
+            raise ArgumentError(f"Adagrad: invalid lr_decay {lr_decay} (must be >= 0)")
+        if not initial_accumulator_value >= 0:
+            raise ArgumentError(f"Adagrad: invalid initial_accumulator_value {initial_accumulator_value} "
+                                "(must be >= 0)")
+        super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
+                                  "initial_accumulator_value": initial_accumulator_value, "eps": eps})
+
+    def _init_state(self, p: Tensor, group: dict) -> dict[str, Any]:
+        s = self._zeros(p)
+        s += float(group["initial_accumulator_value"])
+        return {"step": 0, "sum": s}
+
+    def _complete_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        state.setdefault("step", 0)
+        return state
+
+    def _arguments(self, p: Tensor, state: dict, group: dict) -> tuple[dict, dict]:
+        state["step"] += 1
+        return ({"state_sum": state["sum"]},
+                {"lr": float(group["lr"]), "lr_decay": float(group["lr_decay"]),
+                 "weight_decay": float(group["weight_decay"]), "eps": float(group["eps"]),
+                 "step": int(state["step"])})
 
 
 def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float = 2.0,

@@ -1,6 +1,6 @@
 """Training steps: forward, backward and an SGD update, for three models.
 
-* ``mlp``: 64-256-256-10, batch 256 (issue 2) and 784-1024-1024-10, batch 512 (issue 3): ReLU
+* ``mlp``: 64-256-256-10, batch 256 and 784-1024-1024-10, batch 512: ReLU
   layers, cross-entropy. The gpugrad side is written with ops (``x @ W + b``, ``gg.relu``,
   ``gg.nn.functional.cross_entropy``) and a plain SGD update under ``gg.no_grad()``; PyTorch
   uses ``F.cross_entropy`` and ``torch.optim.SGD``.

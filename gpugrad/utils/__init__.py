@@ -1,0 +1,1 @@
+"""``gpugrad.utils``: helpers around training, under PyTorch's names (``gpugrad.utils.data``)."""
