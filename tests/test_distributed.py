@@ -275,8 +275,11 @@ def test_the_train_helper_passes_through_without_a_launcher(monkeypatch: pytest.
         monkeypatch.delenv(key, raising=False)
     dp = DataParallel()
     assert (dp.enabled, dp.main, dp.world_size, dp.rank) == (False, True, 1, 0)
-    assert dp.device("cpu") == "cpu"
-    assert dp.device("auto") == ("cuda:0" if gg.cuda.is_available() else "cpu")
+    assert dp.device("cpu", "cpu") == "cpu" and dp.device("auto", "cuda:0") == "cuda:0"
+    dp.enabled, dp.local_rank = True, 3  # as rank 3 of a node: its own GPU (modulo the GPUs present)
+    assert dp.device("auto", "cuda:0") == f"cuda:{3 % max(gg.cuda.device_count(), 1)}"
+    assert dp.device("cuda:0", "cuda:0") == "cuda:0" and dp.device("auto", "cpu") == "cpu"
+    dp.enabled, dp.local_rank = False, 0
     dp.start("cpu")
     assert not dist.is_initialized()  # one process: no group, no communication
     model = _model()

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +44,13 @@ class DataParallel:
         """Rank 0: the one that prints and writes."""
         return self.rank == 0
 
-    def device(self, requested: str) -> str:
-        """``auto``/``cuda``: this rank's GPU (``cuda:<local rank modulo the GPU count>``) or the CPU
-        for auto without one; ``cpu`` and ``cuda:N`` as given."""
-        from gpugrad.backends import normalize_device
-
-        if requested == "auto" and not gg.cuda.is_available():
-            return "cpu"
-        if requested in ("auto", "cuda"):
-            return normalize_device(f"cuda:{self.local_rank % max(gg.cuda.device_count(), 1)}")
-        return normalize_device(requested)
+    def device(self, requested: str, resolved: str) -> str:
+        """This rank's device: ``resolved`` (what ``--device requested`` means for one process),
+        except that under mpirun ``auto`` or ``cuda`` on a GPU mean the rank's own GPU,
+        ``cuda:<local rank modulo the GPU count>``."""
+        if self.enabled and requested in ("auto", "cuda") and resolved.startswith("cuda"):
+            return f"cuda:{self.local_rank % max(gg.cuda.device_count(), 1)}"
+        return resolved
 
     def start(self, device: str) -> None:
         """Join the job: the nccl backend for a GPU when CuPy has NCCL, else mpi."""
@@ -81,26 +80,63 @@ class DataParallel:
         not see it); None on every rank when rank 0 finds no file there."""
         if not self.enabled:
             return gg.load(path, device=device) if path.is_file() else None
-        import gpugrad.distributed as dist
-
-        found = self.main and path.is_file()
-        data = path.read_bytes() if found else b""
-        size = gg.tensor([len(data) if found or not self.main else -1], dtype=gg.int64)
-        dist.broadcast(size, 0)
-        if int(size.item()) < 0:
+        data = self._from_main(path.read_bytes() if self.main and path.is_file() else None)
+        if data is None:
             return None
-        payload = np.frombuffer(data, dtype=np.uint8) if self.main else np.zeros(int(size.item()), np.uint8)
-        buffer = gg.tensor(payload)
-        dist.broadcast(buffer, 0)
         if self.main:
             return gg.load(path, device=device)
         fd, tmp = tempfile.mkstemp(suffix=".safetensors")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(buffer.numpy().tobytes())
+                f.write(data)
             return gg.load(tmp, device=device)
         finally:
             os.unlink(tmp)
+
+    def on_main(self, fn: Callable[[], Any], error: type[Exception]) -> Any:
+        """``fn()`` on rank 0 alone (its result there, None elsewhere); an ``error`` it raises is
+        raised on every rank, so that all of them stop instead of waiting for rank 0."""
+        if not self.enabled:
+            return fn()
+        result, message = None, None
+        if self.main:
+            try:
+                result = fn()
+            except error as exc:
+                message = str(exc)
+        shared = self._from_main(None if message is None else message.encode())
+        if shared is not None:
+            raise error(shared.decode())
+        return result
+
+    def abort(self, exc: BaseException) -> None:
+        """One rank failed on its own: say why, then end every rank (the others would wait for
+        it in their next collective until the timeout)."""
+        if not self.enabled:
+            return
+        import traceback
+
+        from gpugrad.distributed import group
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        print(f"gpugrad train: rank {self.rank} stopped on {type(exc).__name__}; ending every rank",
+              file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        g = group.current("abort")
+        g.mpi.abort(130 if isinstance(exc, KeyboardInterrupt) else 1)
+
+    def _from_main(self, data: bytes | None) -> bytes | None:
+        """Rank 0's ``data`` (bytes or None) on every rank."""
+        import gpugrad.distributed as dist
+
+        size = gg.tensor([-1 if data is None else len(data)], dtype=gg.int64)
+        dist.broadcast(size, 0)
+        n = int(size.item())
+        if n < 0:
+            return None
+        payload = gg.tensor(np.frombuffer(data, dtype=np.uint8) if self.main else np.zeros(n, np.uint8))
+        dist.broadcast(payload, 0)
+        return data if self.main else payload.numpy().tobytes()
 
     def totals(self, running: dict) -> dict:
         """The epoch's running sums over every rank (seconds: the slowest rank's)."""
