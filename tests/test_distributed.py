@@ -293,3 +293,15 @@ def test_the_train_helper_passes_through_without_a_launcher(monkeypatch: pytest.
     assert dp.load(tmp_path / "c.safetensors", "cpu")["x"].numpy().tolist() == [1.0]
     dp.barrier()
     dp.stop()
+
+
+def test_gpugrad_info_says_what_mpirun_can_use() -> None:
+    from gpugrad.cli.info import collect
+
+    line = collect()["backends"]["distributed"]
+    try:
+        import mpi4py
+    except ImportError:
+        assert "pip install 'gpugrad[mpi]'" in line
+    else:
+        assert line.startswith(f"mpi (mpi4py {mpi4py.__version__}, mpirun ")
