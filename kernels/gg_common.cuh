@@ -162,7 +162,7 @@ __device__ __forceinline__ void gg_atomic_add(gg_half* p, float v) {
     asm volatile("red.add.noftz.f16 [%0], %1;" : : "l"(p), "h"(add) : "memory");
 #else
     unsigned short* word = &p->bits;
-    unsigned short old = *word, assumed;
+    unsigned short old = __atomic_load_n(word, __ATOMIC_RELAXED), assumed;  // host: the emulated device
     do {
         assumed = old;
         gg_half h;

@@ -88,6 +88,16 @@ def _inputs(op, n: int, dt: np.dtype, rng: np.random.Generator) -> list[np.ndarr
         return [u(-2.0, 2.0), u(-0.5, 0.5)]
     if name == "where":
         return [(rng.random(n) > 0.5).astype(dt), u(-2, 2), u(-2, 2)]
+    if name in ("erfinv", "logit"):
+        return [u(-0.95, 0.95) if name == "erfinv" else u(0.05, 0.95)]
+    if name == "erfcinv":
+        return [u(0.05, 1.95)]
+    if name in ("y0", "y1"):
+        return [u(0.3, 12.0)]
+    if name in ("i0", "i1", "j0", "j1"):
+        return [u(-12.0, 12.0)]
+    if name in ("jn", "yn"):  # integer orders (given as floats), x > 0 for Y_n
+        return [rng.integers(-3, 5, n).astype(dt), u(0.5, 12.0)]
     if name in ("floor", "ceil", "rint", "trunc"):
         return [u(-4.0, 4.0)]
     if name in ("logical_and", "logical_or", "logical_xor", "logical_not"):
@@ -482,7 +492,8 @@ def test_cuda_backend_provides_the_numpy_backends_names(cuda):
     import inspect
 
     fallbacks = {"forward_function", "vjp_functions", "pool_output_size", "im2col", "col2im", "pool2d",
-                 "pool_argmax", "pool_scatter", "pool_gather", "sgd_step", "rmsprop_step", "adam_step"}
+                 "pool_argmax", "pool_scatter", "pool_gather", "sgd_step", "rmsprop_step", "adam_step",
+                 "adagrad_step"}
     names = [n for n, v in vars(npb).items()
              if not n.startswith("_") and callable(v) and not inspect.isclass(v) and not inspect.ismodule(v)]
     missing = [n for n in names if not hasattr(cuda, n) and n not in fallbacks]

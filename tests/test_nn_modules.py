@@ -14,9 +14,6 @@ import gpugrad.nn.functional as F
 from gpugrad import nn
 from tests.torch_parity import RNG, compare_module, copy_from_torch
 
-needs_gpu = pytest.mark.skipif(not gg.cuda.is_available(), reason="needs CuPy and an NVIDIA GPU")
-
-
 # ---- initialisation -------------------------------------------------------------------------------
 
 
@@ -338,7 +335,6 @@ def test_to_cuda_without_gpu_raises_device_error(no_cuda):
 
 
 @pytest.mark.gpu
-@needs_gpu
 def test_modules_on_gpu_match_cpu():
     gg.manual_seed(0)
     cpu = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),

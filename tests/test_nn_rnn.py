@@ -189,7 +189,6 @@ def test_carrying_the_state_over_two_chunks_equals_one_pass(kind, layers):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not gg.cuda.is_available(), reason="needs CuPy and an NVIDIA GPU")
 @pytest.mark.parametrize("kind", KINDS)
 def test_recurrent_layers_on_gpu_match_cpu(kind):
     gg.manual_seed(0)

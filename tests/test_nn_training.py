@@ -11,8 +11,6 @@ import gpugrad.nn.functional as F
 from gpugrad import nn, optim
 from gpugrad.optim import lr_scheduler
 
-needs_gpu = pytest.mark.skipif(not gg.cuda.is_available(), reason="needs CuPy and an NVIDIA GPU")
-
 
 def _digits(n=240):
     rng = np.random.default_rng(0)
@@ -67,7 +65,6 @@ def test_same_seed_same_device_gives_identical_metrics():
 
 
 @pytest.mark.gpu
-@needs_gpu
 def test_same_seed_same_gpu_gives_identical_metrics():
     a, _ = _run(7, "cuda")
     b, _ = _run(7, "cuda")

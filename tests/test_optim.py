@@ -17,7 +17,6 @@ from gpugrad.optim import lr_scheduler
 
 RNG = np.random.default_rng(5)
 STEPS = 6
-needs_gpu = pytest.mark.skipif(not gg.cuda.is_available(), reason="needs CuPy and an NVIDIA GPU")
 
 
 def grads_sequence(shape, n=STEPS, seed=0):
@@ -378,7 +377,6 @@ GPU_CASES = [
 
 
 @pytest.mark.gpu
-@needs_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
 @pytest.mark.parametrize("rule,hyper", GPU_CASES)
 def test_cuda_kernel_steps_match_numpy_reference(rule, hyper, dtype):
@@ -421,7 +419,6 @@ def test_cuda_kernel_steps_match_numpy_reference(rule, hyper, dtype):
 
 
 @pytest.mark.gpu
-@needs_gpu
 def test_gpu_optimizer_uses_one_fused_launch_per_parameter():
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).to("cuda")
     opt = optim.Adam(model.parameters(), lr=0.01)

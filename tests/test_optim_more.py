@@ -213,27 +213,7 @@ def test_lambda_lr_state_dict_skips_functions_and_keeps_objects(tmp_path):
         lr_scheduler.LambdaLR(opt, [lambda t: 1.0])
 
 
-def test_adagrad_on_the_cuda_path_runs_the_same_array_code():
-    """kernels/optim.cu has no Adagrad kernel: the CUDA launcher hands the rule to the NumPy
-    backend's array code, which runs on CuPy arrays unchanged (here on NumPy arrays, which take
-    the same path before any CuPy call)."""
-    from gpugrad.backends import cupy_optim
-    from gpugrad.backends import numpy_backend as npb
-
-    assert "adagrad" not in cupy_optim.KERNEL_RULES
-    rng = np.random.default_rng(2)
-    p, g = rng.standard_normal(6), rng.standard_normal(6)
-    hyper = dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, eps=1e-10, step=3)
-    a, sa = p.copy(), np.full(6, 0.5)
-    b, sb = p.copy(), np.full(6, 0.5)
-    cupy_optim.optimizer_step("adagrad", a, g, {"state_sum": sa}, hyper)
-    npb.adagrad_step(b, g, sb, **hyper)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(sa, sb)
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(not gg.cuda.is_available(), reason="needs CuPy and an NVIDIA GPU")
 def test_adagrad_on_gpu_matches_cpu():
     rng = np.random.default_rng(3)
     p0, grads = rng.standard_normal((4, 3)), [rng.standard_normal((4, 3)) for _ in range(4)]

@@ -103,6 +103,28 @@ EXPR_FUNCTIONS: dict[str, Any] = {
 }
 
 
+def _scipy_ufunc(name: str) -> Any:
+    """scipy.special's ``name``, imported at the first call (SciPy is a dependency of
+    gpugrad.scipy only, the one user of these functions)."""
+
+    def call(*args: Any) -> Any:
+        fn = _scipy_special(name)
+        if fn is None:
+            raise ImportError(f"{name} needs SciPy: pip install 'gpugrad[scipy]'")
+        out = fn(*args)
+        # the op's dtype is its argument's (SciPy's integer-order yn has double loops only)
+        dt = getattr(args[-1], "dtype", None)
+        return out.astype(dt) if dt is not None and dt.kind == "f" and out.dtype != dt else out
+
+    call.__name__ = name
+    return call
+
+
+# the op table's special functions (gpugrad.scipy.special)
+EXPR_FUNCTIONS.update({name: _scipy_ufunc(name) for name in (
+    "erfc", "erfinv", "erfcinv", "i0", "i1", "j0", "j1", "y0", "y1", "jn", "yn")})
+
+
 # ---------------------------------------------------------------------------------------------
 # elementwise ops
 

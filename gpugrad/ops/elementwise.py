@@ -377,6 +377,23 @@ isnan = elementwise("isnan", "x", "isnan(x)", kind="bool")
 isfinite = elementwise("isfinite", "x", "isfinite(x)", kind="bool")
 isinf = elementwise("isinf", "x", "isinf(x)", kind="bool")
 
+# special functions (gpugrad.scipy.special): scipy.special's ufuncs on the CPU, CUDA's math library
+# in the kernels. Functions whose derivative needs one CUDA lacks (gammaln needs digamma) are
+# ops of their own in gpugrad/ops/special.py.
+erfc = elementwise("erfc", "x", "erfc(x)", {"x": "-1.1283791670955126 * exp(-x * x)"})
+erfinv = elementwise("erfinv", "x", "erfinv(x)", {"x": "0.886226925452758 * exp(out * out)"})
+erfcinv = elementwise("erfcinv", "x", "erfcinv(x)", {"x": "-0.886226925452758 * exp(out * out)"})
+logit = elementwise("logit", "x", "log(x / (1 - x))", {"x": "1 / (x * (1 - x))"})
+i0 = elementwise("i0", "x", "i0(x)", {"x": "i1(x)"})
+i1 = elementwise("i1", "x", "i1(x)", {"x": "where(x == 0, 0.5, i0(x) - out / where(x == 0, 1, x))"})
+j0 = elementwise("j0", "x", "j0(x)", {"x": "-j1(x)"})
+j1 = elementwise("j1", "x", "j1(x)", {"x": "where(x == 0, 0.5, j0(x) - out / where(x == 0, 1, x))"})
+y0 = elementwise("y0", "x", "y0(x)", {"x": "-y1(x)"})
+y1 = elementwise("y1", "x", "y1(x)", {"x": "y0(x) - out / x"})
+# integer order n (no derivative in n); J_n' = (J_{n-1} - J_{n+1}) / 2, the same for Y_n
+jn = elementwise("jn", "n x", "jn(n, x)", {"x": "0.5 * (jn(n - 1, x) - jn(n + 1, x))"})
+yn = elementwise("yn", "n x", "yn(n, x)", {"x": "0.5 * (yn(n - 1, x) - yn(n + 1, x))"})
+
 
 
 def _bind_operators() -> None:

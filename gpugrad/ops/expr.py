@@ -32,6 +32,9 @@ FUNCTIONS: dict[str, int] = {
     "logical_and": 2, "logical_or": 2, "logical_xor": 2,
     "where": 3, "pow": 2, "maximum": 2, "minimum": 2, "arctan2": 2, "hypot": 2,
     "floordiv": 2, "mod": 2,
+    # special functions (gpugrad.scipy.special): scipy.special on the CPU, CUDA's math library on the GPU
+    "erfc": 1, "erfinv": 1, "erfcinv": 1, "i0": 1, "i1": 1, "j0": 1, "j1": 1, "y0": 1, "y1": 1,
+    "jn": 2, "yn": 2,
 }
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.BitAnd: "&", ast.BitOr: "|"}
