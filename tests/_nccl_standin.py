@@ -2,8 +2,9 @@
 for machines without a GPU: each NCCL collective is carried out through MPI between the ranks of
 the mpirun job, on the emulated device's memory (which is host memory at real addresses).
 
-The communicator has CuPy's call signatures (cupy_backends/cuda/libs/nccl.pyx; the recorded
-CuPy API has none, as the wheel without NCCL exposes only ``available``)::
+The module holds only names real CuPy's ``cupy.cuda.nccl`` has, and every call is bound to the
+signature recorded from real CuPy (gpugrad/testing/cuda_emulator/cupy_api.json, as the emulator
+does for the rest of CuPy); the communicator's methods are::
 
     NcclCommunicator(ndev: int, commId: tuple, rank: int)   # commId: 128 signed chars
     allReduce(sendbuf, recvbuf, count, datatype, op, stream)   # pointers and stream as ints
@@ -42,8 +43,37 @@ WAITS: list[int] = []  # ptr of every stream told to wait for an event
 _LIVE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # address -> live device allocation
 
 
+_STATUS = {4: "NCCL_ERROR_INVALID_ARGUMENT", 5: "NCCL_ERROR_INVALID_USAGE"}
+
+
 class NcclError(RuntimeError):
-    pass
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(_STATUS.get(status, f"NCCL error {status}"))
+
+
+def _fail(status: int, detail: str) -> NcclError:
+    err = NcclError(status)
+    err.args = (f"{err.args[0]}: {detail}",)
+    return err
+
+
+def _recorded(name: str) -> Any:
+    """Bind every call of the method to real CuPy's recorded signature (extra, missing or
+    misnamed arguments raise TypeError as they would there)."""
+    from gpugrad.testing.cuda_emulator import _api
+
+    sig = _api.signature(_api.class_members("cupy.cuda.nccl.NcclCommunicator")[name])
+
+    def wrap(method: Any) -> Any:
+        def call(self: Any, *args: Any, **kw: Any) -> Any:
+            bound = sig.bind(*args, **kw)
+            return method(self, **bound.arguments)
+
+        call.__name__ = name
+        return call
+
+    return wrap
 
 
 def _int(name: str, value: Any) -> int:
@@ -59,11 +89,11 @@ def _memory(ptr: int, count: int, dtype: Any) -> np.ndarray:
         if start <= ptr and ptr + nbytes <= start + mem.size:
             buf = (ctypes.c_char * max(nbytes, 1)).from_address(ptr)
             return np.frombuffer(buf, dtype=dtype, count=count)
-    raise NcclError(f"NCCL_ERROR_INVALID_ARGUMENT: {nbytes} bytes at {ptr:#x} are not inside any device allocation")
+    raise _fail(4, f"{nbytes} bytes at {ptr:#x} are not inside any device allocation")
 
 
 class NcclCommunicator:
-    def __init__(self, ndev: int, commId: tuple, rank: int) -> None:  # noqa: N803 (CuPy's names)
+    def __init__(self, ndev: int, commId: tuple, rank: int, config: Any = None) -> None:  # noqa: N803 (CuPy's)
         from mpi4py import MPI
 
         ndev, rank = _int("ndev", ndev), _int("rank", rank)
@@ -72,24 +102,24 @@ class NcclCommunicator:
         self._mpi = MPI
         self._comm = MPI.COMM_WORLD.Dup()
         if (self._comm.Get_size(), self._comm.Get_rank()) != (ndev, rank):
-            raise NcclError(f"NCCL_ERROR_INVALID_ARGUMENT: rank {rank} of {ndev}, but MPI says "
-                            f"{self._comm.Get_rank()} of {self._comm.Get_size()}")
+            raise _fail(4, f"rank {rank} of {ndev}, but MPI says {self._comm.Get_rank()} of {self._comm.Get_size()}")
         ids = self._comm.allgather(np.asarray(commId, dtype=np.int8).tobytes())
         if len(set(ids)) != 1:
-            raise NcclError("NCCL_ERROR_INVALID_USAGE: the ranks joined with different unique ids")
+            raise _fail(5, "the ranks joined with different unique ids")
         self._rank, self._size = rank, ndev
         self.aborted = False
 
     def _check(self, datatype: Any, stream: Any) -> Any:
         if self._comm is None:
-            raise NcclError("NCCL_ERROR_INVALID_USAGE: the communicator was destroyed")
+            raise _fail(5, "the communicator was destroyed")
         datatype, stream = _int("datatype", datatype), _int("stream", stream)
         if datatype not in _DTYPES:
-            raise NcclError(f"NCCL_ERROR_INVALID_ARGUMENT: datatype {datatype}")
+            raise _fail(4, f"datatype {datatype}")
         if stream == 0:
-            raise NcclError("expected the communication stream, got the default stream (0)")
+            raise _fail(5, "expected the communication stream, got the default stream (0)")
         return _DTYPES[datatype]
 
+    @_recorded("allReduce")
     def allReduce(self, sendbuf: int, recvbuf: int, count: int, datatype: int, op: int,  # noqa: N802
                   stream: int) -> None:
         dtype = self._check(datatype, stream)
@@ -97,19 +127,21 @@ class NcclCommunicator:
         mpi_op = {NCCL_SUM: self._mpi.SUM, NCCL_PROD: self._mpi.PROD, NCCL_MAX: self._mpi.MAX,
                   NCCL_MIN: self._mpi.MIN}.get(op)
         if mpi_op is None:
-            raise NcclError(f"NCCL_ERROR_INVALID_ARGUMENT: op {op}")
+            raise _fail(4, f"op {op}")
         count = _int("count", count)
         send = _memory(_int("sendbuf", sendbuf), count, dtype).copy()
         recv = _memory(_int("recvbuf", recvbuf), count, dtype)
         self._comm.Allreduce(send, recv, op=mpi_op)
         CALLS.append(("allReduce", count, datatype, stream))
 
+    @_recorded("bcast")
     def bcast(self, buff: int, count: int, datatype: int, root: int, stream: int) -> None:
         dtype = self._check(datatype, stream)
         count = _int("count", count)
         self._comm.Bcast(_memory(_int("buff", buff), count, dtype), root=_int("root", root))
         CALLS.append(("bcast", count, datatype, stream))
 
+    @_recorded("allGather")
     def allGather(self, sendbuf: int, recvbuf: int, count: int, datatype: int,  # noqa: N802
                   stream: int) -> None:
         dtype = self._check(datatype, stream)
@@ -118,23 +150,29 @@ class NcclCommunicator:
         self._comm.Allgather(send, _memory(_int("recvbuf", recvbuf), count * self._size, dtype))
         CALLS.append(("allGather", count, datatype, stream))
 
+    @_recorded("check_async_error")
     def check_async_error(self) -> None:
         return None
 
+    @_recorded("rank_id")
     def rank_id(self) -> int:
         return self._rank
 
+    @_recorded("size")
     def size(self) -> int:
         return self._size
 
+    @_recorded("device_id")
     def device_id(self) -> int:
         return 0
 
+    @_recorded("destroy")
     def destroy(self) -> None:
         if self._comm is not None:
             self._comm.Free()
         self._comm = None
 
+    @_recorded("abort")
     def abort(self) -> None:
         self.aborted = True
         self.destroy()
@@ -170,15 +208,15 @@ def install() -> Any:
     _cuda.Stream.wait_event = recorded
     import cupy
 
+    from gpugrad.testing.cuda_emulator import _api
+
     nccl = types.ModuleType("cupy.cuda.nccl")
-    for name, value in list(globals().items()):
-        if name.startswith("NCCL_"):
-            setattr(nccl, name, value)
-    nccl.available = True
-    nccl.NcclError = NcclError
-    nccl.NcclCommunicator = NcclCommunicator
-    nccl.get_unique_id = get_unique_id
-    nccl.get_version = lambda: 22000
+    names = {name: value for name, value in globals().items() if name.startswith("NCCL_")}
+    names.update(available=True, NcclError=NcclError, NcclCommunicator=NcclCommunicator,
+                 get_unique_id=get_unique_id, get_version=lambda: 22000)
+    for name, value in names.items():
+        assert _api.has("cupy.cuda.nccl", name), f"real CuPy's cupy.cuda.nccl has no {name}"
+        setattr(nccl, name, value)
     sys.modules["cupy.cuda.nccl"] = nccl
     cupy.cuda.nccl = nccl
     return cupy
