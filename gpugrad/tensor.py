@@ -190,6 +190,29 @@ class Tensor:
 
         return remove
 
+    def register_post_accumulate_grad_hook(self, fn: Callable[[Tensor], None]) -> Callable[[], None]:
+        """Call ``fn(self)`` once backward has added this leaf's gradient into ``.grad``.
+
+        The call comes as soon as the gradient is complete, while the rest of the backward pass
+        may still be running (DistributedDataParallel starts its all-reduce there). Returns a
+        function that removes the hook. Example::
+
+            w.register_post_accumulate_grad_hook(lambda p: print(p.grad.shape))
+        """
+        if not self.requires_grad or self._node is not None:
+            raise GraphError("register_post_accumulate_grad_hook: only leaf tensors that require grad "
+                             "accumulate a .grad")
+        if self._extra is None:
+            self._extra = {}
+        hooks = self._extra.setdefault("post_hooks", [])
+        hooks.append(fn)
+
+        def remove() -> None:
+            if fn in hooks:
+                hooks.remove(fn)
+
+        return remove
+
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward (leaves always do)."""
         import weakref

@@ -29,20 +29,52 @@ from gpugrad.ops.namespace import tensor_namespace
 from gpugrad.tensor import Tensor, make_tensor
 
 
-def _collect(root_nodes: Sequence[Node]) -> list[Node]:
-    """All nodes reachable from ``root_nodes``, in decreasing sequence order."""
+def _collect(root_nodes: Sequence[Node], hooked: list) -> list[Node]:
+    """All nodes reachable from ``root_nodes``, in decreasing sequence order.
+
+    ``hooked`` receives a (node, leaf) pair for every edge from a node to a leaf with extras
+    (hooks), so that such a leaf can be finished as soon as its last consumer has run.
+    """
     seen = set(root_nodes)
     order = list(seen)
     stack = list(seen)
-    pop, push, add, keep = stack.pop, stack.append, seen.add, order.append
+    pop, push, add, keep, note = stack.pop, stack.append, seen.add, order.append, hooked.append
     while stack:
-        for edge in pop().next:
-            if edge.__class__ is Node and edge not in seen:
-                add(edge)
-                keep(edge)
-                push(edge)
+        node = pop()
+        for edge in node.next:
+            if edge.__class__ is Node:
+                if edge not in seen:
+                    add(edge)
+                    keep(edge)
+                    push(edge)
+            elif edge is not None and edge._extra is not None:
+                note((node, edge))
     order.sort(key=_SEQ, reverse=True)
     return order
+
+
+def _release_plan(hooked: list) -> dict[Node, list] | None:
+    """{node: leaves whose gradient is complete once ``node`` has run} for leaves with hooks.
+
+    A leaf's gradient is complete after the last node (lowest sequence number) that feeds it, so
+    its hooks, accumulation and post-accumulate hooks run then, while the rest of the backward
+    pass is still to come (PyTorch's timing; DistributedDataParallel overlaps its all-reduce
+    with the remaining backward this way).
+    """
+    last: dict[Any, Node] = {}
+    for node, leaf in hooked:
+        extra = leaf._extra
+        if "hooks" not in extra and "post_hooks" not in extra:
+            continue
+        prev = last.get(leaf)
+        if prev is None or node.seq < prev.seq:
+            last[leaf] = node
+    if not last:
+        return None
+    plan: dict[Node, list] = {}
+    for leaf, node in last.items():
+        plan.setdefault(node, []).append(leaf)
+    return plan
 
 
 _SEQ = operator.attrgetter("seq")
@@ -84,7 +116,11 @@ def run_backward(
         key = root._node if root._node is not None else root
         prev = grads.get(key)
         grads[key] = g if prev is None else prev + g
-    order = _collect([k for k in grads if k.__class__ is Node])
+    hooked: list = []
+    order = _collect([k for k in grads if k.__class__ is Node], hooked)
+    # With ``inputs`` nothing is accumulated: hooks run on the captured gradients at the end.
+    release = _release_plan(hooked) if hooked and inputs is None else None
+    due: list | None = None  # leaves complete after the previous node
 
     live: set[int] | None = None
     targets: set[int] = set()
@@ -109,6 +145,10 @@ def run_backward(
         with np.errstate(all="ignore"):
             captured: dict[int, Any] = {}
             for node in order:
+                if release is not None:
+                    if due is not None:
+                        _finish_leaves(due, grads, owned, create_graph)
+                    due = release.get(node)
                 g = grads.pop(node, None)
                 if g is None:
                     continue
@@ -204,12 +244,33 @@ def run_backward(
                 if leaf.__class__ is Node:
                     continue
                 if leaf._extra is not None:
-                    g = _leaf_hooks(leaf, g, create_graph)
-                    owned.discard(leaf)  # a hook saw (and may keep) the array: .grad gets a copy
-                _accumulate(leaf, g, create_graph, bool(owned) and leaf in owned)
+                    _finish_leaf(leaf, g, owned, create_graph)
+                else:
+                    _accumulate(leaf, g, create_graph, bool(owned) and leaf in owned)
             return None
     finally:
         STATE.grad_enabled = prev_enabled
+
+
+def _finish_leaves(leaves: list, grads: dict, owned: set, create_graph: bool) -> None:
+    """Finish leaves whose gradient is complete before the end of the pass (see _release_plan)."""
+    for leaf in leaves:
+        g = grads.pop(leaf, None)
+        if g is not None:
+            _finish_leaf(leaf, g, owned, create_graph)
+
+
+def _finish_leaf(leaf: Any, g: Any, owned: set, create_graph: bool) -> None:
+    """A leaf with hooks: its gradient hooks, accumulation into .grad, then post-accumulate hooks."""
+    g = _leaf_hooks(leaf, g, create_graph)
+    if leaf._extra.get("hooks"):
+        owned.discard(leaf)  # a hook saw (and may keep) the array: .grad gets a copy
+    _accumulate(leaf, g, create_graph, leaf in owned)
+    owned.discard(leaf)
+    post = leaf._extra.get("post_hooks")
+    if post:
+        for hook in tuple(post):
+            hook(leaf)
 
 
 def _fused_step(ns: Any, node: Node, g: Any, args: Any, out: Any, needs: tuple, grads: dict, owned: set,

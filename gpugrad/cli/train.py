@@ -29,6 +29,7 @@ import numpy as np
 
 import gpugrad as gg
 from gpugrad.cli import UsageError as _CliUsageError
+from gpugrad.cli._distributed import DataParallel
 from gpugrad.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 
 CHECKPOINT = "checkpoint.safetensors"  # everything needed to resume (gg.load gives a dict)
@@ -79,6 +80,7 @@ class TrainConfig:
     # The learning-rate schedule's horizon: the --epochs of the run's first start. Resuming up
     # to a larger --epochs trains on at the schedule's final rate.
     plan_epochs: int = 0
+    ranks: int = 1  # data-parallel processes (mpirun -n); a run resumes with the same number
 
     @classmethod
     def from_options(cls, model: str = "mlp", dataset: str | None = None, **options: Any) -> TrainConfig:
@@ -332,18 +334,25 @@ def prepare_output(cfg: TrainConfig) -> Path | None:
 
 
 class _Interrupt:
-    """SIGINT sets a flag; the loop stops at the next step boundary and saves a checkpoint."""
+    """SIGINT (and, under mpirun, the signals of DataParallel.stop_signals) sets a flag; the loop
+    stops at the next step boundary that every rank agrees on, and saves a checkpoint."""
 
-    def __init__(self) -> None:
+    def __init__(self, dp: DataParallel | None = None) -> None:
         self.requested = False
-        self._previous: Any = None
+        self._dp = dp or DataParallel()
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupt:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not in the main thread: Ctrl-C is not ours to catch
-            self._previous = None
+        for sig in self._dp.stop_signals():
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread: Ctrl-C is not ours to catch
+                break
         return self
+
+    def agreed(self) -> bool:
+        """Whether to stop after this step (every rank gets the same answer)."""
+        return self._dp.agree_to_stop(self.requested)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:  # a second Ctrl-C: stop at once
@@ -351,8 +360,8 @@ class _Interrupt:
         self.requested = True
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 def _save_checkpoint(out: Path, state: dict) -> Path:
@@ -438,16 +447,21 @@ def _fresh_running() -> dict:
     return {"loss": 0.0, "correct": 0, "count": 0, "items": 0, "seconds": 0.0}
 
 
-def load_resume_state(cfg: TrainConfig, device: str) -> tuple[TrainConfig, dict | None]:
+def load_resume_state(cfg: TrainConfig, device: str,
+                      dp: DataParallel | None = None) -> tuple[TrainConfig, dict | None]:
     """With ``--resume``: the checkpoint, and the run's config from it (this call's --epochs,
     --out, --device and progress choice kept)."""
     if not cfg.resume:
         return cfg, None
+    dp = dp or DataParallel()
     path = Path(cfg.out) / CHECKPOINT  # type: ignore[arg-type]
-    if not path.exists():
+    state = dp.load(path, device)  # read by rank 0 alone under mpirun
+    if state is None:
         raise UsageError(f"--resume: no checkpoint at {path}")
-    state = gg.load(path, device=device)
     saved = state["config"]
+    if saved.get("ranks", 1) != dp.world_size:
+        raise UsageError(f"--resume: the checkpoint was written by a run on {saved.get('ranks', 1)} process(es); "
+                         f"resume it with the same number (mpirun -n), not {dp.world_size}")
     for key in ("model", "dataset"):  # the run's other settings come from the checkpoint
         if saved[key] != getattr(cfg, key):
             raise UsageError(f"--resume: the checkpoint is a {key}={saved[key]!r} run, not {getattr(cfg, key)!r}")
@@ -506,7 +520,7 @@ def train_epoch(run: Run, epoch: int, first: int, running: dict, interrupt: _Int
         bar.update(1)
         if on_step is not None:
             on_step(epoch, step - 1)
-        if interrupt.requested:
+        if interrupt.agreed():
             interrupted = True
             break
     bar.close()
@@ -565,11 +579,33 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None,
 
         result = train(TrainConfig.from_options(model="mlp", epochs=2))
     """
-    device = resolve_device(cfg.device)
-    cfg, state = load_resume_state(cfg, device)
-    out = prepare_output(cfg)
+    dp = DataParallel()  # one process, or one rank of mpirun -n N (see gpugrad/cli/_distributed.py)
+    device = dp.device(cfg.device, resolve_device(cfg.device))
+    dp.start(device)
+    try:
+        return _train(cfg, dp, device, on_step, log if dp.main else _quiet)
+    except UsageError:
+        raise  # found on every rank alike (checked by rank 0 and shared)
+    except BaseException as exc:
+        dp.abort(exc)  # under mpirun: one rank failed, so end them all (nothing without mpirun)
+        raise
+    finally:
+        dp.stop()
+
+
+def _quiet(message: str) -> None:
+    """Ranks other than 0 print nothing."""
+
+
+def _train(cfg: TrainConfig, dp: DataParallel, device: str, on_step: Callable[[int, int], None] | None,
+           log: Callable[[str], None]) -> dict[str, Any]:
+    cfg, state = load_resume_state(cfg, device, dp)
+    cfg.ranks = dp.world_size
+    out = dp.on_main(lambda: prepare_output(cfg), UsageError)  # rank 0 alone writes
     run, start_epoch, start_step, running = build_run(cfg, device, state)
+    run.model = dp.wrap(run.model)
     if state is not None:
+        running = dp.own_share(running, _fresh_running())
         if out is not None:
             _rewrite_metrics(out, run.metrics)
         log(f"resuming {cfg.model} on {cfg.dataset} from epoch {start_epoch + 1}, step {start_step}")
@@ -578,26 +614,29 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None,
         return {"metrics": run.metrics, "final": run.metrics[-1] if run.metrics else {}, "interrupted": False}
 
     n_params = sum(p.size for p in run.model.parameters())
+    batch = f"{cfg.batch_size} per rank x {dp.world_size} ranks" if dp.enabled else cfg.batch_size
     log(f"training {cfg.model} ({n_params:,} parameters) on {cfg.dataset}, device {device}, "
-        f"{cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}")
-    progress = _progress_factory(cfg.progress and _is_terminal(sys.stderr))
+        f"{cfg.epochs} epochs, batch {batch}, lr {cfg.lr}, seed {cfg.seed}")
+    progress = _progress_factory(cfg.progress and _is_terminal(sys.stderr) and dp.main)
     run.model.train()
     checkpoint_due, plot_due = _Every(CHECKPOINT_EVERY_S), _Every(PLOT_EVERY_S)
-    with _Interrupt() as interrupt:
+    with _Interrupt(dp) as interrupt:
         for epoch in range(start_epoch, cfg.epochs):
             first = start_step if epoch == start_epoch else 0
             if first == 0:
                 running = _fresh_running()
             step, interrupted = train_epoch(run, epoch, first, running, interrupt, on_step, progress)
             if interrupted:
+                running = dp.totals(running)
                 if out is not None:
                     path = save_state(out, run, epoch, step, running)
                     plot_run(out, run, log)
                     log(f"interrupted: checkpoint saved to {path}; continue with --resume --out {out}")
                 else:
                     log("interrupted (no output folder, so nothing was saved)")
+                dp.barrier()  # the other ranks exit only once rank 0 has saved
                 return {"metrics": run.metrics, "final": run.metrics[-1] if run.metrics else {}, "interrupted": True}
-            row = epoch_metrics(run, epoch, running)
+            row = epoch_metrics(run, epoch, dp.totals(running))
             run.metrics.append(row)
             log(_epoch_line(row, cfg.epochs, run.task.unit))
             if out is not None:
@@ -611,7 +650,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, int], None] | None = None,
         plot_run(out, run, log)
         log(f"saved in {out}/: {WEIGHTS} (the weights: gpugrad.models.{cfg.model}(...).load_state_dict("
             f"gg.load(path))), {CHECKPOINT} (to continue: --resume --out {out}), {METRICS}, {PLOT}")
-    run.task.finish(run.model, run.metrics[-1], log)
+    if dp.main:
+        run.task.finish(getattr(run.model, "module", run.model), run.metrics[-1], log)
     return {"metrics": run.metrics, "final": run.metrics[-1], "interrupted": False}
 
 
@@ -715,6 +755,7 @@ def main(args: argparse.Namespace) -> int:
     _check_optional_dependencies(cfg)
     if cfg.out is None:
         cfg.out = str(default_run_dir(cfg.model))
-        print(f"writing this run to {cfg.out}/ (pass --out DIR to choose the folder)", flush=True)
+        if DataParallel().main:
+            print(f"writing this run to {cfg.out}/ (pass --out DIR to choose the folder)", flush=True)
     result = train(cfg)
     return 130 if result["interrupted"] else 0
