@@ -180,7 +180,7 @@ class CupyBackend:
     def __init__(self, index: int) -> None:
         cp = import_cupy()
         from gpugrad.backends.cuda_runtime import require_device
-        from gpugrad.ops.elementwise import OPS
+        from gpugrad.table.elementwise import TABLE as OPS
 
         require_device(index)
         self.cp = cp
@@ -215,10 +215,7 @@ class CupyBackend:
         # as the op table's forward kernels
         for name in [*E.FUNCTIONS, "negative", "square", "reciprocal", "equal", "not_equal", "less", "greater"]:
             setattr(self, name, partial(self._ew_call, OPS[name]))
-        from gpugrad.ops.elementwise import ElementwiseOp
-
         self._python_fns = _cupy_expr_functions(cp)
-        self._ew_cls = ElementwiseOp
         if cp.cuda.runtime.getDeviceCount() > 1:
             self._bind_device()
 
@@ -385,7 +382,7 @@ class CupyBackend:
             values = [cp.ascontiguousarray(cp.broadcast_to(v, shape)) if p == "a" else v for v, p in zip(values, pat)]
             self.counters["launches"] += len(arrays)
             mode, info = "c", (1,) * len(arrays)
-        kernel = self._op_kernel((op, dt, pat, mode), cg.forward_kernel, op, _DTNAME[dt], pat, mode)
+        kernel = self._op_kernel((op.name, dt, pat, mode), cg.forward_kernel, op, _DTNAME[dt], pat, mode)
         sc = _SCALAR[dt]
         kargs: list[Any] = [np.int64(n)]
         if mode == "s":
@@ -485,7 +482,7 @@ class CupyBackend:
             if uses_out:
                 out = arrays[-1]
             mode, info = "c", (1,) * len(arrays)
-        kernel = self._op_kernel((op, dt, mask, pat, mode), cg.backward_kernel, op, _DTNAME[dt], mask, pat, mode)
+        kernel = self._op_kernel((op.name, dt, mask, pat, mode), cg.backward_kernel, op, _DTNAME[dt], mask, pat, mode)
         sc = _SCALAR[dt]
         kargs: list[Any] = [np.int64(n)]
         if mode == "s":
