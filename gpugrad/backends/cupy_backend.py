@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from gpugrad.backends import cuda_codegen as cg
+from gpugrad.backends import numpy_backend as _portable
 from gpugrad.backends.cuda_runtime import import_cupy
 from gpugrad.errors import DTypeError, ShapeError
 from gpugrad.table import expr as E
@@ -175,8 +176,6 @@ def reduction_plan(shape: tuple, axes: tuple[int, ...]) -> list[tuple[int, int, 
 class CupyBackend:
     """The namespace of array functions for one GPU (see the module docstring)."""
 
-    fuses_accumulation = True
-
     def __init__(self, index: int) -> None:
         cp = import_cupy()
         from gpugrad.backends.cuda_runtime import require_device
@@ -216,8 +215,18 @@ class CupyBackend:
         for name in [*E.FUNCTIONS, "negative", "square", "reciprocal", "equal", "not_equal", "less", "greater"]:
             setattr(self, name, partial(self._ew_call, OPS[name]))
         self._python_fns = _cupy_expr_functions(cp)
+        # hand-written kernels implementing op rules, keyed by (op name, "forward" | "vjp")
+        self.lowerings: dict[tuple[str, str], Any] = {}
         if cp.cuda.runtime.getDeviceCount() > 1:
             self._bind_device()
+
+    # The nn primitives' array code, written against the array module of its input (CuPy here).
+    im2col = staticmethod(_portable.im2col)
+    col2im = staticmethod(_portable.col2im)
+    pool2d = staticmethod(_portable.pool2d)
+    pool_argmax = staticmethod(_portable.pool_argmax)
+    pool_scatter = staticmethod(_portable.pool_scatter)
+    pool_gather = staticmethod(_portable.pool_gather)
 
     # ---- device placement ---------------------------------------------------------------------
     def _bind_device(self) -> None:
