@@ -79,6 +79,7 @@ from gpugrad.factories import (
     zeros,
     zeros_like,
 )
+from gpugrad.fusion import no_fusion
 from gpugrad.io import load, save
 from gpugrad.ops import (
     abs,

@@ -31,8 +31,10 @@ class Tensor:
         x.grad.shape        # (2, 2)
     """
 
+    # ``_lazy``: the pending elementwise op of a fused chain (gpugrad.fusion.lazy); while it is
+    # set, ``data`` and ``_node`` are unset and reading either computes the chain (__getattr__).
     __slots__ = ("data", "grad", "requires_grad", "_node", "_version", "device", "_tangents", "_extra",
-                 "__weakref__")
+                 "_lazy", "__weakref__")
 
     # NumPy's protocols (gpugrad/numpy/_protocol.py). No __array_ufunc__: with the high priority,
     # ``ndarray * tensor`` (and ``cupy_array * tensor``) defers to Tensor.__rmul__ and stays on the
@@ -49,18 +51,30 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for an unset slot: ``data``/``_node`` of a pending tensor (fusion).
+        if name in ("data", "_node") and self._lazy is not None:
+            from gpugrad.fusion.lazy import materialize
+
+            materialize(self)
+            return object.__getattribute__(self, name)
+        raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+
     # ---- attributes --------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        lz = self._lazy
+        return self.data.shape if lz is None else lz.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        lz = self._lazy
+        return self.data.ndim if lz is None else len(lz.shape)
 
     @property
     def size(self) -> int:
-        return int(self.data.size)
+        lz = self._lazy
+        return int(self.data.size) if lz is None else int(np.prod(lz.shape, dtype=np.int64))
 
     def numel(self) -> int:
         """The number of elements (PyTorch's name for ``size``, which is an int here, as in NumPy)."""
@@ -68,7 +82,8 @@ class Tensor:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        lz = self._lazy
+        return self.data.dtype if lz is None else lz.dtype
 
     @property
     def itemsize(self) -> int:
@@ -706,6 +721,7 @@ def _init(t: Tensor, data: Any, device: str, requires_grad: bool, node: Any, ver
     t.device = device
     t._tangents = None
     t._extra = None
+    t._lazy = None
 
 
 def make_tensor(data: Any, device: str, requires_grad: bool = False, node: Any = None,
@@ -720,6 +736,7 @@ def make_tensor(data: Any, device: str, requires_grad: bool = False, node: Any =
     t.device = device
     t._tangents = None
     t._extra = None
+    t._lazy = None
     return t
 
 

@@ -294,6 +294,13 @@ def _expr_functions() -> dict[str, Any]:
 EXPR_FUNCTIONS: dict[str, Any] = _expr_functions()
 
 
+def ew_forward(op: Any, dt: Any, args: Any, params: dict) -> Any:
+    """The elementwise op's value on tensors, recorded (the backends' ew_forward, differentiable)."""
+    from gpugrad.ops.base import apply
+
+    return apply(op, tuple(args), params)
+
+
 def ew_vjp(op: Any, g: Any, args: tuple, out: Any, params: dict, needs: tuple) -> tuple:
     dt = g.dtype
     extra = [params[p] for p in op.param_names]

@@ -11,7 +11,8 @@ An op declares, once:
 * ``saves(needs)``: which inputs and whether the output the vjp needs, so nothing else is kept.
 
 Each rule is written once. A backend may register a faster implementation of an op's rule
-(a hand-written CUDA kernel) in its ``lowerings``, keyed by ``(op name, "forward" | "vjp")``,
+(a hand-written CUDA kernel) in its ``lowerings``, keyed by ``(op name, "forward" | "vjp")``
+(``op.kernel_key`` instead of the name where an op has one),
 with the rule's signature; :func:`forward` and :func:`vjp` pick it, and fall back to the rule
 when there is none or when it declines a case by returning ``NotImplemented``.
 """
@@ -44,6 +45,7 @@ class Op:
     accumulates = False  # the backend's ew_vjp_acc runs its backward (elementwise ops)
     save_inputs: Any = True  # True, False, or a per-input tuple of bools
     save_out = False
+    kernel_key: str | None = None  # the name backends register kernels for it under (default: name)
 
     def __call__(self, *args: Any, **params: Any) -> Tensor:
         return apply(self, args, params)
@@ -67,7 +69,7 @@ class Op:
 def forward(op: Op, B: Any, args: list, params: dict) -> Any:
     """``op``'s value on backend ``B``: the backend's registered kernel if it has one for the
     case, else the op's rule."""
-    impl = B.lowerings.get((op.name, "forward"))
+    impl = B.lowerings.get((op.kernel_key or op.name, "forward"))
     if impl is not None:
         out = impl(B, args, params)
         if out is not NotImplemented:
@@ -78,7 +80,7 @@ def forward(op: Op, B: Any, args: list, params: dict) -> Any:
 def vjp(op: Op, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
     """``op``'s input gradients in namespace ``ns`` (a backend or the tensor namespace): a
     registered kernel if ``ns`` has one for the case, else the op's rule."""
-    impl = ns.lowerings.get((op.name, "vjp"))
+    impl = ns.lowerings.get((op.kernel_key or op.name, "vjp"))
     if impl is not None:
         g_in = impl(ns, g, args, out, params, needs)
         if g_in is not NotImplemented:

@@ -17,6 +17,7 @@ import numpy as np
 from gpugrad.autograd.state import STATE
 from gpugrad.backends import numpy_backend as _npb
 from gpugrad.errors import GpugradError, ShapeError, describe
+from gpugrad.fusion.lazy import record
 from gpugrad.ops.base import _SCALARS, Op, _check_forward, _forward_mode, _mixed_devices, _record, apply
 from gpugrad.table.elementwise import TABLE, Elementwise
 from gpugrad.tensor import Tensor, make_tensor
@@ -53,6 +54,10 @@ class ElementwiseOp(Elementwise, Op):
 
     def run(self, args: tuple, params: dict) -> Any:
         """Apply the op to validated operands (Tensor operators call this directly)."""
+        if STATE.fuse:  # a pending tensor of a fused chain (gpugrad.fusion.lazy)
+            pending = record(self, args, params)
+            if pending is not None:
+                return pending
         # The common case, inlined: CPU tensors of one dtype, and Python scalars.
         device = None
         rg = False

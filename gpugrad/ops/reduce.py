@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from gpugrad.autograd.state import STATE
 from gpugrad.errors import GpugradError, ShapeError
+from gpugrad.fusion.lazy import reduce_all
 from gpugrad.ops._util import as_tensor_operand, count, keepdims_shape, normalize_axis, normalize_one_axis
 from gpugrad.ops.base import Op, apply
 from gpugrad.ops.spellings import accepts_dim
@@ -282,6 +284,8 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> 
     """
     if dtype is not None:
         x = as_tensor_operand(x).astype(dtype)
+    elif axis is None and not keepdims and isinstance(x, Tensor) and x._lazy is not None and STATE.fuse:
+        return reduce_all(x, "sum")  # the reduction joins the pending chain's pass
     return _reduce(SUM, x, axis, keepdims)
 
 
@@ -293,6 +297,8 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) ->
         x = x.astype(dtype)
     elif x.dtype.kind in "biu":
         x = x.astype(np.float64)
+    elif axis is None and not keepdims and x._lazy is not None and STATE.fuse:
+        return reduce_all(x, "mean")
     return _reduce(MEAN, x, axis, keepdims)
 
 

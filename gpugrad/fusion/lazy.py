@@ -1,0 +1,470 @@
+"""Eager fusion: elementwise ops wait, and a chain of them runs as one op when its value is needed.
+
+With fusion on (the default; ``gg.no_fusion()`` or ``GPUGRAD_FUSION=0`` turn it off), an
+elementwise op on floating-point tensors does not compute: it checks its operands (devices,
+dtypes, broadcast shapes: errors are raised here, at the op the user called, as without fusion)
+and returns a *pending* tensor that remembers the op and its operands. Its ``data`` and
+``_node`` slots stay unset, so the first read of either (any other op, ``.numpy()``, printing,
+backward, a hook) lands in ``Tensor.__getattr__``, which calls :func:`materialize`: the pending
+DAG behind the tensor (its shared subexpressions once) becomes one :class:`FusedElementwise`
+op application on the tape, whose inputs are the chain's concrete tensors and numbers. A
+reduction of a pending tensor over all its elements (``sum``/``mean``, as in a loss) joins the
+chain (:func:`reduce_all`).
+
+The fused op is an ordinary op with one rule, written against the array namespace
+(:func:`chain_forward`, :func:`chain_vjp`): it recomputes the intermediates from the chain's
+inputs rather than saving them, and sweeps the ops' own derivative expressions backwards. A
+backend may register a kernel for it, as for any op (``lowerings["fused_elementwise", ...]``).
+
+What never fuses (the op runs as without fusion): anomaly detection and forward mode (their
+per-op checks and tangents need each op's value), integer or boolean results, NumPy scalars as
+operands. A chain longer than :data:`MAX_OPS` ops is cut: its head is materialised first.
+
+Example::
+
+    y = gg.tanh(x) * gg.sigmoid(x)     # pending: nothing computed yet
+    loss = y.sum()                      # one pass over x (and one backward pass)
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from typing import Any
+
+import numpy as np
+
+from gpugrad.autograd.state import STATE
+from gpugrad.ops.base import Op, _record, forward
+from gpugrad.tensor import Tensor, make_tensor
+
+MAX_OPS = 128  # ops in one chain; a longer one is cut (its head materialised as an input)
+
+_new = object.__new__
+_PY_SCALARS = (int, float)
+
+
+class Pending:
+    """The op behind a pending tensor: what it will compute, and what it already knows."""
+
+    __slots__ = ("op", "args", "params", "shape", "dtype", "count")
+
+    def __init__(self, op: Any, args: tuple, params: dict, shape: tuple, dtype: np.dtype, count: int) -> None:
+        self.op = op
+        self.args = args  # tensors (pending or concrete) and Python numbers
+        self.params = params
+        self.shape = shape
+        self.dtype = dtype
+        self.count = count  # ops in its DAG (shared ones counted once per use: an upper bound)
+
+
+# Weak references to the pending tensors, so that an in-place change can first materialise
+# every chain that might read the old values (flush()).
+_LIVE: list = []
+
+
+def enabled() -> bool:
+    """Whether elementwise ops are fused now (``gg.no_fusion()``, ``GPUGRAD_FUSION=0``)."""
+    return STATE.fusion
+
+
+class no_fusion:  # noqa: N801 (a context manager named like no_grad)
+    """Run every elementwise op on its own inside this block or decorated function (for
+    debugging; results agree with fusion's to floating-point reassociation). Pending chains
+    made before are computed on entry.
+
+    Example::
+
+        with gg.no_fusion():
+            y = gg.tanh(x) * 2        # computed right here, one op at a time
+    """
+
+    def __init__(self) -> None:
+        self._prev: list[bool] = []
+
+    def __enter__(self) -> None:
+        flush()
+        self._prev.append(STATE.fusion)
+        STATE.fusion = False
+
+    def __exit__(self, *exc: object) -> None:
+        STATE.fusion = self._prev.pop()
+
+    def __call__(self, fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with no_fusion():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def record(op: Any, args: tuple, params: dict) -> Tensor | None:
+    """The pending result of elementwise ``op`` on ``args``, or None when it must run now.
+
+    A concrete operand is kept with the array it holds now, so that rebinding its ``data``
+    later does not change what the chain computes (an in-place write calls flush() first).
+    """
+    device = None
+    rg = False
+    shape = None
+    same = True
+    count = 1
+    kept = []
+    for a in args:
+        if isinstance(a, Tensor):
+            lz = a._lazy
+            if lz is None:
+                arr = a.data
+                dt = arr.dtype
+                s = arr.shape
+                kept.append((a, arr))
+            else:
+                dt = lz.dtype
+                s = lz.shape
+                count += lz.count
+                kept.append(a)
+            if dt.kind != "f":
+                return None
+            d = a.device
+            if device is None:
+                device = d
+                shape = s
+            else:
+                if d != device:
+                    return None  # the eager path raises the device error
+                if s != shape:
+                    same = False
+            if a.requires_grad:
+                rg = True
+        elif a.__class__ in _PY_SCALARS:
+            kept.append(a)
+        else:
+            return None
+    if device is None or op.kind == "bool":
+        return None
+    dt = op.result_dtype(args)
+    if dt.kind != "f":
+        return None
+    if not same:
+        try:
+            shape = np.broadcast_shapes(*[a.shape for a in args if isinstance(a, Tensor)])
+        except ValueError:
+            return None  # the op runs now and raises its own error, as without fusion
+    if count > MAX_OPS:  # cut the chain: its long operands become inputs
+        for i, a in enumerate(kept):
+            if a.__class__ is not tuple and isinstance(a, Tensor):
+                kept[i] = (a, a.data)
+        count = 1
+    t = _new(Tensor)
+    t.grad = None
+    t.requires_grad = rg and STATE.grad_enabled and op.differentiable
+    t._version = [0]
+    t.device = device
+    t._tangents = None
+    t._extra = None
+    t._lazy = Pending(op, tuple(kept), params, shape, dt, count)
+    _LIVE.append(weakref.ref(t))
+    if len(_LIVE) > 4096:
+        _LIVE[:] = [r for r in _LIVE if (x := r()) is not None and x._lazy is not None]
+    return t
+
+
+def flush() -> None:
+    """Materialise every pending tensor still alive (before an in-place change: a chain must
+    read the values its operands had when its ops were called)."""
+    if not _LIVE:
+        return
+    refs = _LIVE[:]
+    _LIVE.clear()
+    for r in refs:
+        t = r()
+        if t is not None and t._lazy is not None:
+            materialize(t)
+
+
+# ---- materialisation ---------------------------------------------------------------------------
+
+
+class Program:
+    """A chain in a fixed order: ``steps[j] = (op, refs, dtype, shape)`` where ref ``i >= 0`` is
+    input ``i`` of the chain and ``i < 0`` is step ``-1 - i``; ``reduce`` is None, "sum" or
+    "mean" (over all elements of the last step); ``in_shapes`` the inputs' shapes (None for a
+    number). ``key`` identifies it (kernels are built per chain); ``op`` is its fused op."""
+
+    __slots__ = ("steps", "in_shapes", "reduce", "key", "names", "op", "_plans", "__weakref__")
+
+    def __init__(self, key: tuple, steps: list, in_shapes: list, reduce: str | None) -> None:
+        self.key = key
+        self.steps = steps
+        self.in_shapes = in_shapes
+        self.reduce = reduce
+        self.names = ",".join(step[0].name for step in steps)
+        self.op = FusedElementwise(self)
+        self._plans: dict[tuple, tuple] = {}
+
+    def plan(self, needs: tuple) -> tuple[list, list, tuple, bool]:
+        """What the backward of the inputs in ``needs`` does: (wanted, recompute, read, out).
+
+        ``wanted[j]``: step j's gradient leads to a needed input; ``recompute[j]``: its value is
+        read by a derivative (or by a step that is); ``read[i]``: input i is read (saved);
+        ``out``: the chain's value is read (saved, as the unfused op saves its output, so an
+        in-place change to it is detected the same way).
+        """
+        got = self._plans.get(needs)
+        if got is not None:
+            return got
+        steps = self.steps
+        n = len(steps)
+        wanted = [False] * n
+        for j, (op, refs, _, _) in enumerate(steps):
+            wanted[j] = op.differentiable and any(needs[r] if r >= 0 else wanted[-1 - r] for r in refs)
+        recompute = [False] * n
+        read = [False] * len(self.in_shapes)
+        save_out = False
+        for j in range(n - 1, -1, -1):
+            op, refs, _, _ = steps[j]
+            uses: set[str] = set()
+            if wanted[j]:
+                for name, r in zip(op.inputs, refs):
+                    if (needs[r] if r >= 0 else wanted[-1 - r]) and name in op.d:
+                        uses |= op.d[name].names
+            if "out" in uses:
+                if j == n - 1 and self.reduce is None:
+                    save_out = True
+                else:
+                    recompute[j] = True
+            if recompute[j]:
+                uses |= set(op.inputs)  # recomputing this step reads every operand
+            for name, r in zip(op.inputs, refs):
+                if name in uses:
+                    if r >= 0:
+                        read[r] = True
+                    else:
+                        recompute[-1 - r] = True
+        got = (wanted, recompute, tuple(read), save_out)
+        self._plans[needs] = got
+        return got
+
+    def __repr__(self) -> str:
+        return f"<fused chain {self.names}{' -> ' + self.reduce if self.reduce else ''}>"
+
+
+_PROGRAMS: dict[tuple, Program] = {}
+
+
+def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list]:
+    """The DAG behind pending ``root`` in topological order: (key, steps, inputs, values, params).
+
+    ``inputs`` are the chain's concrete tensors and numbers (the fused op's operands), ``values``
+    what the chain reads of them. A pending operand that does not require grad under a root that
+    does (it was computed under no_grad) is materialised and becomes an input: the gradient
+    stops there; so does one materialised since (a hook or another op needed its value).
+    """
+    index: dict[int, int] = {}  # id(pending tensor) -> step
+    inputs: list[Any] = []
+    values: list[Any] = []
+    input_index: dict[tuple, int] = {}
+    steps: list[tuple] = []
+    params: list[dict] = []
+    key: list[tuple] = []
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if id(t) in index:
+            continue
+        lz = t._lazy
+        if not expanded:
+            stack.append((t, True))
+            for a in lz.args:
+                if a.__class__ is not tuple and isinstance(a, Tensor) and a._lazy is not None and id(a) not in index:
+                    if grad and not a.requires_grad:
+                        materialize(a)
+                    else:
+                        stack.append((a, False))
+            continue
+        refs = []
+        for a in lz.args:
+            if a.__class__ is tuple or isinstance(a, Tensor):
+                if a.__class__ is tuple:
+                    tensor, arr = a
+                elif a._lazy is not None:
+                    refs.append(-1 - index[id(a)])
+                    continue
+                else:
+                    tensor, arr = a, a.data
+                k = (id(tensor), id(arr))
+                i = input_index.get(k)
+                if i is None:
+                    i = input_index[k] = len(inputs)
+                    inputs.append(tensor)
+                    values.append(arr)
+                refs.append(i)
+            else:
+                refs.append(len(inputs))  # a number: an input of its own (no new chain per value)
+                inputs.append(a)
+                values.append(a)
+        index[id(t)] = len(steps)
+        steps.append((lz.op, tuple(refs), lz.dtype, lz.shape))
+        params.append(lz.params)
+        key.append((lz.op.name, tuple(refs), lz.dtype.char))
+    in_key = tuple((v.dtype.char, v.shape) if isinstance(a, Tensor) else a.__class__ for a, v in zip(inputs, values))
+    return (tuple(key), in_key), steps, inputs, values, params
+
+
+def materialize(t: Tensor, reduce: str | None = None) -> Any:
+    """Compute pending ``t`` (one fused op on the tape when it requires grad) and make it an
+    ordinary tensor; with ``reduce`` ("sum"/"mean") return instead a new tensor holding that
+    reduction of it, computed in the same pass (``t`` stays pending)."""
+    from gpugrad.backends import backend_for
+
+    rg = t.requires_grad
+    key, steps, inputs, values, op_params = _linearise(t, rg)
+    key = (key, reduce)
+    program = _PROGRAMS.get(key)
+    if program is None:
+        in_shapes = [v.shape if isinstance(a, Tensor) else None for a, v in zip(inputs, values)]
+        if len(_PROGRAMS) >= 4096:  # chains of ever new shapes: keep the cache bounded
+            _PROGRAMS.clear()
+        program = _PROGRAMS[key] = Program(key, steps, in_shapes, reduce)
+    params = {"program": program, "params": op_params}
+    device = t.device
+    B = backend_for(device)
+    with np.errstate(all="ignore"):
+        out = forward(program.op, B, values, params)
+    version = [0] if reduce else t._version
+    node = _record(program.op, inputs, params, out, device, version) if rg else None
+    if reduce is not None:
+        return make_tensor(out, device, rg, node, version)
+    t.data = out
+    t._node = node
+    t._lazy = None
+    return out
+
+
+def reduce_all(t: Tensor, how: str) -> Tensor:
+    """``sum``/``mean`` of every element of pending ``t``, fused into its chain's pass."""
+    return materialize(t, how)
+
+
+# ---- the fused op and its one rule ---------------------------------------------------------------
+
+
+def _arg(ref: int, inputs: Any, values: list) -> Any:
+    return inputs[ref] if ref >= 0 else values[-1 - ref]
+
+
+def chain_forward(ns: Any, program: Program, inputs: Any, op_params: list, only: list | None = None) -> list:
+    """The steps' values (those in ``only``, else all), evaluated op by op with
+    ``ns.ew_forward``: the rule (a backend's kernel for the whole chain does it in one pass)."""
+    values: list = []
+    for j, ((op, refs, dt, _), p) in enumerate(zip(program.steps, op_params)):
+        if only is not None and not only[j]:
+            values.append(None)
+            continue
+        values.append(ns.ew_forward(op, dt, [_arg(r, inputs, values) for r in refs], p))
+    return values
+
+
+def chain_value(ns: Any, program: Program, values: list) -> Any:
+    out = values[-1]
+    if program.reduce == "sum":
+        return ns.sum(out, None, False)
+    if program.reduce == "mean":
+        return ns.mean(out, None, False)
+    return out
+
+
+def chain_vjp(ns: Any, program: Program, g: Any, inputs: Any, out: Any, op_params: list, needs: tuple) -> tuple:
+    """The gradients of the chain's inputs in ``needs``: the intermediates the derivatives read
+    recomputed from the inputs, then each op's vjp in reverse order, gradients added at forks
+    and summed back over broadcasts."""
+    wanted, recompute, _, _ = program.plan(needs)
+    if inputs is None:  # nothing had to be saved
+        inputs = (None,) * len(program.in_shapes)
+    values = chain_forward(ns, program, inputs, op_params, recompute)
+    if out is not None and program.reduce is None:
+        values[-1] = out
+    steps = program.steps
+    shape = steps[-1][3]
+    if program.reduce is not None:
+        if program.reduce == "mean":
+            g = g / max(1, int(np.prod(shape, dtype=np.int64)))
+        g = ns.broadcast_to(g, shape)
+    step_grads: list[Any] = [None] * len(steps)
+    step_grads[-1] = g
+    in_grads: list[Any] = [None] * len(needs)
+    for j in range(len(steps) - 1, -1, -1):
+        gj = step_grads[j]
+        if gj is None or not wanted[j]:
+            continue
+        step_grads[j] = None
+        op, refs, _, _ = steps[j]
+        args = [_arg(r, inputs, values) for r in refs]
+        sub = tuple(needs[r] if r >= 0 else wanted[-1 - r] for r in refs)
+        for r, gi in zip(refs, ns.ew_vjp(op, gj, args, values[j], op_params[j], sub)):
+            if gi is None:
+                continue
+            if r >= 0:
+                target = program.in_shapes[r]
+                if gi.shape != target:
+                    gi = ns.sum_to(gi, target)
+                prev = in_grads[r]
+                in_grads[r] = gi if prev is None else prev + gi
+            else:
+                k = -1 - r
+                target = steps[k][3]
+                if gi.shape != target:
+                    gi = ns.sum_to(gi, target)
+                prev = step_grads[k]
+                step_grads[k] = gi if prev is None else prev + gi
+    return tuple(in_grads)
+
+
+class FusedElementwise(Op):
+    """The op of one fused chain (params: ``program``, and ``params``: each step's own params).
+
+    Its rules are written once against the namespace; a backend may register a kernel for the
+    whole chain under ``("fused_elementwise", "forward" | "vjp")``.
+    """
+
+    fresh_grads = True  # new arrays (or g itself, which the engine recognises)
+    save_out = False
+
+    kernel_key = "fused_elementwise"  # what a backend registers a whole-chain kernel under
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        # errors name the ops the user called
+        self.name = program.names if len(program.steps) == 1 else f"fused chain of {program.names}"
+
+    def saves(self, needs: tuple) -> tuple:
+        _, _, read, out = self.program.plan(needs)
+        return (read if any(read) else False), out
+
+    def forward(self, ns: Any, args: list, params: dict) -> Any:
+        program = params["program"]
+        return chain_value(ns, program, chain_forward(ns, program, args, params["params"]))
+
+    def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
+        return chain_vjp(ns, params["program"], g, args, out, params["params"], needs)
+
+    def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
+        program = params["program"]
+        values: list = []
+        tans: list = []
+        for (op, refs, dt, _), p in zip(program.steps, params["params"]):
+            a = [_arg(r, args, values) for r in refs]
+            ts = tuple(tangents[r] if r >= 0 else tans[-1 - r] for r in refs)
+            values.append(ns.ew_forward(op, dt, a, p))
+            tans.append(ns.ew_jvp(op, ts, a, values[-1], p) if any(t is not None for t in ts) else None)
+        t = tans[-1]
+        if t is not None and program.reduce == "sum":
+            t = ns.sum(t, None, False)
+        elif t is not None and program.reduce == "mean":
+            t = ns.mean(t, None, False)
+        return t
+
+    def __repr__(self) -> str:
+        return f"<op fused_elementwise {self.program.names}>"
+

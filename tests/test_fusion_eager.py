@@ -1,0 +1,245 @@
+"""Eager fusion (gpugrad.fusion.lazy, API.md "Fusion"): chains of elementwise ops wait and run as one
+op; nothing a program means changes. Each semantic rule of the contract has its test here; the rest of
+the suite runs with fusion on (the default), and tests/test_fusion_*.py check the compiled passes."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gpugrad as gg
+from gpugrad.autograd.node import Node
+from gpugrad.fusion import lazy
+
+RNG = np.random.default_rng(7)
+
+
+def _pending(t: gg.Tensor) -> bool:
+    return t._lazy is not None
+
+
+def test_elementwise_results_wait_and_a_reduction_joins_the_chain() -> None:
+    x = gg.tensor(RNG.normal(size=(4, 5)), requires_grad=True)
+    y = gg.tanh(x) * gg.sigmoid(x)
+    assert _pending(y) and y.shape == (4, 5) and y.dtype == np.float64 and y.requires_grad
+    loss = y.sum()
+    assert not _pending(loss) and _pending(y)  # the sum ran in the chain's pass; y is still pending
+    name = loss.grad_fn.op.name
+    assert name.startswith("fused chain of") and all(op in name for op in ("tanh", "sigmoid", "multiply"))
+    loss.backward()
+    xv = x.numpy()
+    s = 1 / (1 + np.exp(-xv))
+    t = np.tanh(xv)
+    np.testing.assert_allclose(loss.item(), np.sum(t * s), rtol=1e-13)
+    np.testing.assert_allclose(x.grad.numpy(), (1 - t * t) * s + t * s * (1 - s), rtol=1e-12)
+    np.testing.assert_allclose(y.numpy(), t * s, rtol=1e-13)  # materialised on demand
+
+
+def test_no_fusion_context_decorator_and_environment() -> None:
+    x = gg.tensor([1.0, 2.0])
+    with gg.no_fusion():
+        assert not _pending(x * 2) and not lazy.enabled()
+    assert lazy.enabled() and _pending(x * 2)
+
+    @gg.no_fusion()
+    def f() -> gg.Tensor:
+        return gg.exp(x)
+
+    assert not _pending(f())
+    code = "import gpugrad as gg; print(gg.tensor([1.0]).__mul__(2)._lazy is None)"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "GPUGRAD_FUSION": "0"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+def test_errors_are_raised_at_the_op_the_user_called() -> None:
+    a = gg.tensor(np.ones((3, 4)), requires_grad=True)
+    b = gg.tanh(a) * 2.0
+    with pytest.raises(gg.ShapeError) as fused:
+        b + gg.ones(5)
+    with gg.no_fusion(), pytest.raises(gg.ShapeError) as plain:
+        gg.tanh(a) * 2.0 + gg.ones(5)
+    assert str(fused.value) == str(plain.value) and str(fused.value).startswith("add: ")
+    b.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), 2 * (1 - np.tanh(1.0) ** 2))
+
+
+def test_anomaly_mode_names_the_op_that_made_the_nan() -> None:
+    x = gg.tensor([1.0, -1.0], requires_grad=True)
+    with gg.detect_anomaly():
+        y = x * 2.0
+        assert not _pending(y)  # anomaly checks need each op's value: nothing fuses
+        with pytest.raises(gg.AnomalyError, match="log produced NaN"):
+            gg.log(y)
+
+
+def test_a_hook_and_retain_grad_on_an_intermediate_behave_as_without_fusion() -> None:
+    def run() -> tuple:
+        x = gg.tensor([0.5, -1.5, 2.0], requires_grad=True)
+        h = gg.tanh(x) * 3.0
+        h.register_hook(lambda g: g * 2)
+        m = gg.sigmoid(h)
+        m.retain_grad()
+        (m * m + h).sum().backward()
+        return x.grad.numpy(), m.grad.numpy()
+
+    fused = run()
+    with gg.no_fusion():
+        plain = run()
+    for a, b in zip(fused, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+def test_in_place_changes_to_chain_inputs() -> None:
+    # a pending chain reads the values its operands had when the ops were called
+    w = gg.tensor([1.0, 2.0])
+    y = w * 10.0
+    w += 1.0
+    np.testing.assert_array_equal(y.numpy(), [10.0, 20.0])
+    # rebinding .data after the call does not change what the chain computes either
+    z = w * 2.0
+    w.data = np.array([100.0, 100.0])
+    np.testing.assert_array_equal(z.numpy(), [4.0, 6.0])
+    # a saved input changed in place before backward is detected, naming the op
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    a = x * 2.0
+    b = a * a
+    b.sum()  # b's chain has run
+    a += 1
+    with pytest.raises(gg.InplaceError, match="multiply.*modified in place"):
+        (b * 1.0).sum().backward()
+
+
+def test_a_chain_longer_than_the_bound_is_cut() -> None:
+    x = gg.tensor(RNG.normal(size=8), requires_grad=True)
+    h = x
+    for i in range(3 * lazy.MAX_OPS):
+        h = gg.sin(h) if i % 2 else h * 1.001
+    loss = h.sum()
+    nodes = 0
+    node = loss.grad_fn
+    while node is not None:
+        nodes += 1
+        node = next((e for e in node.next if isinstance(e, Node)), None)
+    assert nodes >= 3  # several fused ops, each at most MAX_OPS long
+    loss.backward()
+    g = x.grad.numpy()
+    x.grad = None
+    with gg.no_fusion():
+        h = x
+        for i in range(3 * lazy.MAX_OPS):
+            h = gg.sin(h) if i % 2 else h * 1.001
+        h.sum().backward()
+    np.testing.assert_allclose(g, x.grad.numpy(), rtol=1e-10)
+
+
+def test_a_pending_chain_keeps_only_its_inputs_alive() -> None:
+    x = gg.randn(50_000, dtype=gg.float64, requires_grad=True)  # 400 kB
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        h = x
+        for _ in range(50):
+            h = gg.tanh(h) * 1.5
+        during = tracemalloc.get_traced_memory()[0]
+        loss = h.sum()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert during - before < x.nbytes  # 100 pending ops: no array of x's size yet
+    assert after - before < 3 * x.nbytes  # the fused pass keeps no intermediate either
+    loss.backward()
+    assert x.grad.shape == x.shape
+
+
+def test_no_grad_inside_a_chain_stops_the_gradient() -> None:
+    x = gg.tensor([0.3, 0.7], requires_grad=True)
+    with gg.no_grad():
+        c = x * 3.0
+    y = (c * x).sum()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0.9, 2.1])  # c is a constant
+
+
+def test_fusion_and_second_order_and_forward_mode() -> None:
+    def f(x: gg.Tensor) -> gg.Tensor:
+        return (gg.tanh(x) * gg.exp(-x * x)).sum()
+
+    x0 = np.array([0.2, -0.4, 1.1])
+    h = gg.hessian(f)(x0)
+    with gg.no_fusion():
+        h0 = gg.hessian(f)(x0)
+    np.testing.assert_allclose(h, h0, rtol=1e-12)
+    v = np.array([1.0, 0.5, -2.0])
+    _, t = gg.jvp(f, (x0,), (v,))
+    np.testing.assert_allclose(float(t), np.asarray(gg.grad(f)(x0)) @ v, rtol=1e-12)
+
+
+_UNARY = ["tanh", "sigmoid", "exp", "sin", "softplus_", "relu", "square"]
+
+
+@st.composite
+def _programs(draw: st.DrawFn) -> list:
+    n = draw(st.integers(1, 12))
+    return [(draw(st.sampled_from(["unary", "binary", "scalar", "fork"])), draw(st.sampled_from(_UNARY)),
+             draw(st.sampled_from(["add", "multiply", "subtract", "maximum", "divide"])),
+             draw(st.floats(0.5, 2.0)), draw(st.integers(0, 10))) for _ in range(n)]
+
+
+def _run(program: list, x: gg.Tensor, y: gg.Tensor) -> gg.Tensor:
+    vals = [x, y, x * y]
+    for kind, un, bi, c, k in program:
+        a = vals[-1]
+        b = vals[k % len(vals)]
+        if kind == "unary":
+            v = gg.nn.functional.softplus(a) if un == "softplus_" else getattr(gg, un)(a)
+        elif kind == "binary":
+            v = getattr(gg, bi)(a, gg.tanh(b) + 2.0 if bi == "divide" else b)
+        elif kind == "scalar":
+            v = a * c + c
+        else:
+            v = a * b + a  # a fork: a used twice
+        vals.append(v)
+    return vals[-1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(program=_programs(), broadcast=st.booleans())
+def test_random_chains_fused_equal_unfused(program: list, broadcast: bool) -> None:
+    xv = RNG.normal(size=(3, 4))
+    yv = RNG.normal(size=(1, 4) if broadcast else (3, 4))
+    results = []
+    for fuse in (True, False):
+        x = gg.tensor(xv, requires_grad=True)
+        y = gg.tensor(yv, requires_grad=True)
+        if fuse:
+            out = _run(program, x, y)
+            (out * out).mean().backward()
+        else:
+            with gg.no_fusion():
+                out = _run(program, x, y)
+                (out * out).mean().backward()
+        results.append((out.numpy(), x.grad.numpy(), None if y.grad is None else y.grad.numpy()))
+    for a, b in zip(*results):
+        if a is None or b is None:
+            assert a is None or not np.any(a)
+            continue
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_gradients_against_finite_differences() -> None:
+    def f(x: gg.Tensor, y: gg.Tensor) -> gg.Tensor:
+        return (gg.sigmoid(x * y + 0.5) * gg.tanh(y) - x / (1.5 + gg.sin(x))).sum()
+
+    x = gg.tensor(RNG.normal(size=(2, 3)), requires_grad=True)
+    y = gg.tensor(RNG.normal(size=(3,)), requires_grad=True)
+    assert gg.gradcheck(f, (x, y))
