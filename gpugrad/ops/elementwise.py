@@ -133,7 +133,9 @@ globals().update(OPS)
 
 def _bind_operators() -> None:
     """Give Tensor's + - * / direct references to their ops (one lookup less per operator)."""
-    import gpugrad.tensor as tensor_module
+    import importlib
+
+    tensor_module = importlib.import_module("gpugrad.tensor")  # gpugrad.tensor, the attribute, is gg.tensor()
 
     tensor_module._ADD, tensor_module._SUB = OPS["add"], OPS["subtract"]
     tensor_module._MUL, tensor_module._DIV = OPS["multiply"], OPS["divide"]
