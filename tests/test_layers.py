@@ -45,7 +45,7 @@ def test_the_table_is_a_leaf() -> None:
 
 
 @pytest.mark.parametrize("module", ["gpugrad.backends.cuda_codegen", "gpugrad.backends.numpy_backend",
-                                    "gpugrad.backends.cuda", "gpugrad.backends.cupy_backend"])
+                                    "gpugrad.backends.cuda", "gpugrad.backends.portable"])
 def test_backends_load_nothing_above_them(module: str) -> None:
     mods = loaded_after(f"import {module}")
     assert _under(mods, ABOVE_BACKENDS) == []

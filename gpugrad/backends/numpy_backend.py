@@ -10,26 +10,26 @@ float32 and rounded once, as the CUDA kernels do.
 from __future__ import annotations
 
 import ast
-import sys
 from typing import Any
 
 import numpy as np
 
 from gpugrad.backends._erf import erf as _erf
 from gpugrad.backends._erf import scipy_special as _scipy_special
+
+# softmax / log_softmax (rules call them in the namespace) and the window helpers of convolution
+# and pooling: portable array code, the CUDA backend's too where it has no kernel
 from gpugrad.backends.portable import (  # noqa: F401  (the NumPy backend's names for these)
     _xp,
     col2im,
     im2col,
     log_softmax,
-    log_softmax_backward,
     pool2d,
     pool_argmax,
     pool_gather,
     pool_output_size,
     pool_scatter,
     softmax,
-    softmax_backward,
 )
 from gpugrad.backends.portable import where as _where
 from gpugrad.backends.shapes import is_basic_index as _is_basic_index
@@ -39,8 +39,8 @@ from gpugrad.table import expr as E
 name = "cpu"
 xp = np
 TAG = "numpy"
-# Faster implementations of ops, keyed by (op name, "forward" | "vjp") (see gpugrad.backends.cuda.nn):
-# none here, since every op's own rule is written against this namespace.
+# faster implementations of op rules, keyed by (op name, "forward" | "vjp") (gpugrad.ops.base):
+# none, NumPy runs the rules themselves
 lowerings: dict[tuple[str, str], Any] = {}
 
 _F16 = np.dtype(np.float16)
@@ -179,7 +179,50 @@ def ew_forward(op: Any, dt: np.dtype, args: list, params: dict) -> Any:
 
 
 def ew_vjp(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
-    return op.vjp(sys.modules[__name__], g, args, out, params, needs)
+    """The gradients of an elementwise op's inputs in ``needs`` (None for the others)."""
+    fns = op.np_vjp.get(g.dtype)
+    if fns is None:
+        fns = vjp_functions(op, g.dtype)
+    if args is None:
+        args = op._nones
+    if params:
+        extra = [params[p] for p in op.param_names]
+        return tuple(fn(g, *args, out, *extra) if need else None for fn, need in zip(fns, needs))
+    if op.n_inputs == 1:
+        return (fns[0](g, args[0], out),)
+    if op.n_inputs == 2:
+        a, b = args
+        return (fns[0](g, a, b, out) if needs[0] else None, fns[1](g, a, b, out) if needs[1] else None)
+    return tuple(fn(g, *args, out) if need else None for fn, need in zip(fns, needs))
+
+
+def ew_vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, acc: Any,
+               g_owned: bool) -> tuple[tuple, tuple]:
+    """:func:`ew_vjp` for the backward pass: ``(grads, fresh)``, gradient i added into the
+    engine's buffer ``acc[i]`` when there is one (then ``grads[i] is acc[i]``); ``fresh[i]``
+    says nothing else refers to grads[i]. (The CUDA backend does the same in one kernel.)"""
+    grads = ew_vjp(op, g, args, out, params, needs)
+    fresh = []
+    if any(a is not None for a in acc):
+        grads = list(grads)
+        for i, (gi, a) in enumerate(zip(grads, acc)):
+            if gi is not None and a is not None:
+                np.add(a, gi, out=a)
+                grads[i] = a
+    for gi in grads:
+        fresh.append(gi.__class__ is _ndarray and gi is not g and gi.base is None)
+    return tuple(grads), tuple(fresh)
+
+
+def add_into(dst: Any, src: Any) -> None:
+    """dst += src, in place (dst is a gradient buffer the engine owns)."""
+    np.add(dst, src, out=dst)
+
+
+def accumulate(a: Any, b: Any) -> Any:
+    """a + b in a new array (the engine may accumulate into it later)."""
+    out = np.add(a, b)
+    return out if out.__class__ is _ndarray else np.asarray(out)  # a 0-d sum comes back a scalar
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,7 +388,7 @@ def synchronize() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# fused neural-network primitives
+# the rest of the namespace
 
 
 # comparisons used by rules
@@ -409,87 +452,6 @@ def pinv(a: Any, rcond: float) -> Any:
 def fftn(x: Any, kind: str, s: tuple, axes: tuple, norm: Any) -> Any:
     """``numpy.fft.<kind>n``, kind in fft, ifft, rfft, irfft."""
     return getattr(np.fft, kind + "n")(x, s=s, axes=axes, norm=norm)
-
-
-def _ce_check(logits: Any, labels: Any) -> np.dtype:
-    from gpugrad.errors import DTypeError, ShapeError
-
-    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
-        raise ShapeError(
-            f"cross_entropy: expected logits (N, C) and labels (N,), got {logits.shape} and {labels.shape}"
-        )
-    if logits.dtype.kind != "f":
-        raise DTypeError(f"cross_entropy: logits must be floating point, got {logits.dtype}")
-    if labels.dtype.kind not in "iu":
-        raise DTypeError(f"cross_entropy: labels must be integers, got {labels.dtype}")
-    return _F32 if logits.dtype == _F16 else logits.dtype
-
-
-def cross_entropy_logits(logits: Any, labels: Any, ignore_index: int = -100,
-                         label_smoothing: float = 0.0) -> tuple[Any, Any]:
-    """Mean softmax cross-entropy of ``logits`` (N, C) against integer ``labels`` (N,).
-
-    Rows whose label is ``ignore_index`` count for nothing; the mean is over the others (NaN
-    when there are none, as PyTorch). With label smoothing eps the row loss is
-    ``(1 - eps) * (lse - x[label]) + eps * (lse - mean(x))`` (PyTorch's definition). A label
-    outside [0, C) raises here (the CUDA kernel, which cannot raise, gives NaN).
-    Returns ``(loss, stats)``: the 0-d loss in logits' dtype and what the backward needs
-    (row log-sum-exp, then the number of counted rows; float32 for float16 logits).
-    """
-    acc = _ce_check(logits, labels)
-    n, c = logits.shape
-    x = logits.astype(acc, copy=False)
-    valid = labels != ignore_index
-    all_valid = bool(valid.all())
-    safe = labels if all_valid else np.where(valid, labels, 0)
-    if n and c and (int(safe.min()) < 0 or int(safe.max()) >= c):
-        from gpugrad.errors import ShapeError
-
-        bad = int(safe[(safe < 0) | (safe >= c)][0])
-        raise ShapeError(f"cross_entropy: label {bad} is out of range for {c} classes")
-    with np.errstate(all="ignore"):
-        if n and c:
-            m = np.max(x, axis=1)
-            if not np.isfinite(m).all():
-                m = np.where(np.isfinite(m), m, 0)
-            lse = np.log(np.sum(np.exp(x - m[:, None]), axis=1)) + m
-            picked = x[np.arange(n), safe]
-        else:
-            lse = np.full(n, -np.inf, dtype=acc)
-            picked = lse
-        row = lse - picked
-        if label_smoothing:
-            row = (1 - label_smoothing) * row + label_smoothing * (lse - np.mean(x, axis=1))
-        if all_valid:
-            count = acc.type(n)
-            total = np.sum(row, dtype=acc)
-        else:
-            count = acc.type(np.count_nonzero(valid))
-            total = np.sum(np.where(valid, row, 0), dtype=acc)
-        loss = np.asarray(total / count).astype(logits.dtype)
-    stats = np.empty(n + 1, dtype=acc)
-    stats[:n] = lse
-    stats[n] = count
-    return loss, stats
-
-
-def cross_entropy_logits_backward(g: Any, logits: Any, labels: Any, stats: Any, ignore_index: int = -100,
-                                  label_smoothing: float = 0.0) -> Any:
-    """d loss / d logits of :func:`cross_entropy_logits`, times the 0-d upstream gradient ``g``:
-    ``g / count * (softmax - (1 - eps) * onehot(label) - eps / C)`` on counted rows, 0 elsewhere."""
-    acc = _ce_check(logits, labels)
-    n, c = logits.shape
-    x = logits.astype(acc, copy=False)
-    valid = labels != ignore_index
-    with np.errstate(all="ignore"):
-        p = np.exp(x - stats[:n, None])
-        rows = np.nonzero(valid)[0]
-        p[rows, labels[rows]] -= acc.type(1 - label_smoothing)
-        if label_smoothing:
-            p -= acc.type(label_smoothing / c)
-        p *= acc.type(np.asarray(g, dtype=acc) / stats[n])
-    p[~valid] = 0
-    return p.astype(logits.dtype, copy=False)
 
 
 def amin(x: Any, axis: Any = None, keepdims: bool = False) -> Any:

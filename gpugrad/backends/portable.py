@@ -105,27 +105,6 @@ def log_softmax(x: Any, axis: int) -> Any:
     return shifted
 
 
-# Transitional: gpugrad.ops.nn still calls these two by name (``hasattr(ns, "softmax_backward")``)
-# beside its own rules; they go when the ops' vjps are the only definition.
-def softmax_backward(g: Any, y: Any, axis: int) -> Any:
-    """Gradient of softmax from its output ``y``: y * (g - sum(g * y, axis))."""
-    xp = _xp(y)
-    t = g * y
-    s = xp.sum(t, axis=axis, keepdims=True)
-    xp.subtract(g, s, out=t)
-    t *= y
-    return t
-
-
-def log_softmax_backward(g: Any, y: Any, axis: int) -> Any:
-    """Gradient of log_softmax from its output ``y``: g - exp(y) * sum(g, axis)."""
-    xp = _xp(y)
-    t = xp.exp(y)
-    t *= xp.sum(g, axis=axis, keepdims=True)
-    xp.subtract(g, t, out=t)
-    return t
-
-
 # ---- window helpers of convolution and pooling ------------------------------------------------
 
 

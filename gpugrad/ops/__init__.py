@@ -265,6 +265,8 @@ def new_zeros(like: Any, shape: tuple) -> Any:
 # elementwise rules evaluated with differentiable ops (create_graph, forward mode)
 
 TAG = "tensor"
+# the tensor namespace runs every op's rule itself (no registered kernels; gpugrad.ops.base)
+lowerings: dict[tuple[str, str], Any] = {}
 def _scalar_safe(fn: Any, scalar_fn: Any) -> Any:
     """``fn`` on tensors; on Python numbers only, a Python number (computed with NumPy), not a CPU
     tensor: an expression such as ``pow(a, where(b == 0, 1, b - 1))`` with a scalar b must not

@@ -30,6 +30,7 @@ class ElementwiseOp(Elementwise, Op):
     fields and caches); see the module docstring."""
 
     fresh_grads = True  # each gradient is a new array from its expression, or g itself
+    accumulates = True  # its backend vjp adds into the engine's gradient buffers (ew_vjp_acc)
 
     @classmethod
     def of(cls, decl: Elementwise) -> ElementwiseOp:
@@ -105,22 +106,7 @@ class ElementwiseOp(Elementwise, Op):
         return B.ew_forward(self, self.result_dtype(args), args, params)
 
     def vjp(self, ns: Any, g: Any, args: tuple | None, out: Any, params: dict, needs: tuple) -> tuple:
-        if args is None:
-            args = self._nones
-        if ns is _npb:
-            fns = self.np_vjp.get(g.dtype)
-            if fns is None:
-                fns = _npb.vjp_functions(self, g.dtype)
-            if params:
-                extra = [params[p] for p in self.param_names]
-                return tuple(fn(g, *args, out, *extra) if need else None for fn, need in zip(fns, needs))
-            if self.n_inputs == 1:
-                return (fns[0](g, args[0], out),)
-            if self.n_inputs == 2:
-                a, b = args
-                return (fns[0](g, a, b, out) if needs[0] else None, fns[1](g, a, b, out) if needs[1] else None)
-            return tuple(fn(g, *args, out) if need else None for fn, need in zip(fns, needs))
-        return ns.ew_vjp(self, g, args, out, params, needs)
+        return ns.ew_vjp(self, g, self._nones if args is None else args, out, params, needs)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         return ns.ew_jvp(self, tangents, args, out, params)

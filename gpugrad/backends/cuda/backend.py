@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from gpugrad.backends import portable
 from gpugrad.backends.cuda.elementwise import Elementwise, _cupy_expr_functions
 from gpugrad.backends.cuda.geometry import MAXOPS
 from gpugrad.backends.cuda.indexing import Indexing
@@ -48,6 +49,8 @@ ON_DEVICE = (
     "astype", "real", "imag", "conj",
     # arrays, transfers, checks
     "asarray", "array", "from_host", "to_host", "check_range", "to_device", "all_finite", "synchronize",
+    # nn array helpers (portable array code)
+    "im2col", "col2im", "pool2d", "pool_argmax", "pool_scatter", "pool_gather",
     # optimiser, random numbers, kernels
     "optimizer_update", "seed", "random", "load_kernel",
 )
@@ -60,8 +63,15 @@ class CupyBackend(Kernels, Elementwise, Reductions, NNKernels, Indexing, Library
     arrays (the namespace op rules are written against; docs/DEVELOPING.md), plus the fused entry
     points the engine uses and the CUDA lowerings of ops (``lowerings``)."""
 
-    fuses_accumulation = True
-    lowerings = LOWERINGS
+    lowerings = LOWERINGS  # hand-written kernels implementing op rules (gpugrad.ops.base)
+
+    # the nn primitives' array code, written against the array module of its input (CuPy here)
+    im2col = staticmethod(portable.im2col)
+    col2im = staticmethod(portable.col2im)
+    pool2d = staticmethod(portable.pool2d)
+    pool_argmax = staticmethod(portable.pool_argmax)
+    pool_scatter = staticmethod(portable.pool_scatter)
+    pool_gather = staticmethod(portable.pool_gather)
 
     def __init__(self, index: int) -> None:
         cp = import_cupy()

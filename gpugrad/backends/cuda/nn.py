@@ -17,7 +17,7 @@ import numpy as np
 
 from gpugrad.backends import portable
 from gpugrad.backends.cuda.geometry import ACC, BLOCK, FLOATS, SFX, pow2_at_least, prod
-from gpugrad.errors import ShapeError
+from gpugrad.errors import DTypeError, ShapeError
 
 
 class NNKernels:
@@ -58,11 +58,10 @@ class NNKernels:
         return self._softmax(x, axis, True)
 
     def _softmax_bwd(self, g: Any, y: Any, axis: int, log: bool) -> Any:
-        """The softmax (``log``: log_softmax) gradient from the output ``y``, one kernel; NotImplemented
-        for dtypes without a kernel (the op's rule applies)."""
+        """The softmax (``log``: log_softmax) gradient from the output ``y``, one kernel."""
         cp = self.cp
         if y.dtype not in FLOATS:
-            return NotImplemented
+            raise DTypeError(f"{'log_' if log else ''}softmax backward kernel: float16/32/64 only, got {y.dtype}")
         if y.size == 0:
             with self.device:
                 return cp.empty(y.shape, dtype=y.dtype)
@@ -84,17 +83,13 @@ class NNKernels:
                          (g, y, gx, np.int64(outer), np.int64(R), np.int64(inner), np.int32(log)))
         return gx
 
-    # Transitional: gpugrad.ops.nn still calls these by name (``hasattr(ns, "softmax_backward")``);
-    # they go when the op's vjp is dispatched through LOWERINGS.
     def softmax_backward(self, g: Any, y: Any, axis: int) -> Any:
-        """y * (g - sum(g * y, axis)) from the softmax output ``y``, one kernel."""
-        r = self._softmax_bwd(g, y, axis, False)
-        return portable.softmax_backward(g, y, axis) if r is NotImplemented else r
+        """y * (g - sum(g * y, axis)) from the softmax output ``y``, one kernel (float dtypes)."""
+        return self._softmax_bwd(g, y, axis, False)
 
     def log_softmax_backward(self, g: Any, y: Any, axis: int) -> Any:
-        """g - exp(y) * sum(g, axis) from the log_softmax output ``y``, one kernel."""
-        r = self._softmax_bwd(g, y, axis, True)
-        return portable.log_softmax_backward(g, y, axis) if r is NotImplemented else r
+        """g - exp(y) * sum(g, axis) from the log_softmax output ``y``, one kernel (float dtypes)."""
+        return self._softmax_bwd(g, y, axis, True)
 
     def cross_entropy_logits(self, logits: Any, labels: Any, ignore_index: int = -100,
                              label_smoothing: float = 0.0) -> tuple[Any, Any]:
@@ -161,11 +156,12 @@ class NNKernels:
 # (tests/test_lowerings.py).
 
 
+# They call the backend's public methods only: those run with the backend's GPU current.
 def _softmax_forward(B: Any, args: list, params: dict, log: bool = False) -> Any:
     x = args[0]
     if x.dtype not in FLOATS or x.size == 0:
         return NotImplemented
-    return B._softmax(x, params["axis"], log)
+    return (B.log_softmax if log else B.softmax)(x, params["axis"])
 
 
 def _log_softmax_forward(B: Any, args: list, params: dict) -> Any:
@@ -173,12 +169,16 @@ def _log_softmax_forward(B: Any, args: list, params: dict) -> Any:
 
 
 def _softmax_vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, log: bool = False) -> Any:
-    gx = B._softmax_bwd(g, out, params["axis"], log)
-    return NotImplemented if gx is NotImplemented else (gx,)
+    if out.dtype not in FLOATS:
+        return NotImplemented
+    return ((B.log_softmax_backward if log else B.softmax_backward)(g, out, params["axis"]),)
 
 
 def _log_softmax_vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
     return _softmax_vjp(B, g, args, out, params, needs, True)
+
+
+_CE_STATS = "cuda_ce_stats"
 
 
 def _ce_fused(args: Any, params: dict) -> bool:
@@ -192,17 +192,19 @@ def _ce_fused(args: Any, params: dict) -> bool:
 def _cross_entropy_forward(B: Any, args: list, params: dict) -> Any:
     if not _ce_fused(args, params):
         return NotImplemented
-    # the row log-sum-exp and count the backward kernel reads, kept with the op's params as the
-    # op's own fused path keeps them
-    loss, params["stats"] = B.cross_entropy_logits(args[0], params["raw_labels"], params["ignore_index"],
-                                                   params["smoothing"])
+    # The backward kernel reads the row log-sum-exp and the row count this pass computes: they are
+    # kept with this call's params (made per call by gpugrad.ops.nn.cross_entropy) rather than
+    # recomputed (two more launches per step). Without them the vjp declines (the rule runs).
+    loss, params[_CE_STATS] = B.cross_entropy_logits(args[0], params["raw_labels"], params["ignore_index"],
+                                                     params["smoothing"])
     return loss
 
 
 def _cross_entropy_vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
-    if not _ce_fused(args, params) or params.get("stats") is None:
+    stats = params.get(_CE_STATS)
+    if stats is None or not _ce_fused(args, params):
         return NotImplemented
-    gx = B.cross_entropy_logits_backward(g, args[0], params["raw_labels"], params["stats"],
+    gx = B.cross_entropy_logits_backward(g, args[0], params["raw_labels"], stats,
                                          params["ignore_index"], params["smoothing"])
     return gx, None
 
