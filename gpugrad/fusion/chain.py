@@ -118,7 +118,6 @@ class Chain:
                 raise NotFusable(f"not an array or a Python scalar: {describe(value)}")
             ref = Ref(self, "L", len(self.leaves), np.dtype(value.dtype), tuple(value.shape))
             self._leaf_ids[id(value)] = ref
-            self.shape = broadcast_shapes([self.shape, ref.shape], "fused chain")
         self.leaves.append(value)
         self.leaf_refs.append(ref)
         self._sig = None
@@ -152,6 +151,10 @@ class Chain:
             if flag and r.dtype != _BOOL:
                 raise NotFusable(f"{op.name}: condition operand of dtype {r.dtype}")
         shape = broadcast_shapes([r.shape for r in refs], op.name) if refs else ()
+        try:
+            chain_shape = broadcast_shapes([self.shape, shape], op.name)
+        except ShapeError:
+            raise NotFusable(f"{op.name}: shape {shape} does not broadcast with the chain's {self.shape}") from None
         ps = []
         for p in op.param_names:
             if params is None or p not in params:
@@ -164,7 +167,7 @@ class Chain:
         self.params.append(tuple(ps))
         ref = Ref(self, "N", len(self.nodes) - 1, dt, shape)
         self.node_refs.append(ref)
-        self.shape = broadcast_shapes([self.shape, shape], op.name)
+        self.shape = chain_shape
         self._sig = None
         return ref
 

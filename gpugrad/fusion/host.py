@@ -123,8 +123,6 @@ def source(p: Program, classes: str, name: str = "gg_fz_host") -> str:
 
 
 _LIBS: dict[str, Any] = {}
-_SEEN: dict[Any, int] = {}
-_FUNCS: dict[Any, Callable | None] = {}
 
 
 def build(src: str) -> Callable:
@@ -160,16 +158,15 @@ def build(src: str) -> Callable:
 def function(p: Program, classes: str, force: bool = False) -> Callable | None:
     """The compiled function of ``p`` for ``classes``; None while it is not worth compiling yet
     (seen fewer than ``Settings.compile_after`` times, unless ``force``)."""
-    key = (id(p), classes)
-    fn = _FUNCS.get(key)
+    funcs = p.__dict__.setdefault("_host_functions", {})
+    fn = funcs.get(classes)
     if fn is not None:
         return fn
-    seen = _SEEN.get(key, 0) + 1
-    _SEEN[key] = seen
+    seen = funcs.get(("seen", classes), 0) + 1
+    funcs[("seen", classes)] = seen
     if not force and seen < Settings.compile_after:
         return None
-    fn = build(source(p, classes))
-    _FUNCS[key] = fn
+    fn = funcs[classes] = build(source(p, classes))
     return fn
 
 

@@ -249,7 +249,7 @@ def backward_program(sig: tuple, grads_in: tuple[bool, ...], needs: tuple[bool, 
     p.n_grads_in = j
     # which nodes lead to a needed leaf
     reaches = [False] * len(nodes)
-    for n, (op, args, *_) in enumerate(nodes):
+    for n, (_op, args, *_) in enumerate(nodes):
         reaches[n] = any((kind == "L" and needs[i]) or (kind == "N" and reaches[i]) for kind, i in args)
     leaf_g: list[int | None] = [None] * len(leaves)
     for n in range(len(nodes) - 1, -1, -1):
