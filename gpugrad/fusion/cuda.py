@@ -159,6 +159,7 @@ def kernels_for(chains: list[tuple[Chain, tuple | None, tuple | None]]) -> dict[
         for prog, role in progs:
             for layout in ("c", "s"):
                 name, src = source_for(prog, layout, role)
+                record(name, src)
                 out[name] = src
     return out
 
