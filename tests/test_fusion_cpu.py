@@ -280,3 +280,14 @@ def test_blocked_evaluation_with_broadcasting(threads, monkeypatch, numpy_only):
     np.testing.assert_allclose(float(red), float((ht * wt).mean().item()), rtol=1e-13)
     for g, t in ((gx, xt), (gb, bt), (gw, wt)):
         np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not host.available(), reason="no C++ compiler")
+def test_a_toolchain_without_vector_math_still_compiles(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPUGRAD_FUSION_CACHE", str(tmp_path))
+    monkeypatch.setattr(host, "_LIBS", {})
+    monkeypatch.setattr(host, "SIMD_FLAGS", ("-fno-such-flag-gpugrad",))
+    monkeypatch.setattr(host.Settings, "vectorized", True)
+    chain, gin, needs = _host_case("tanh_sigmoid_f32")
+    fn = host.build(host.source(forward_program(chain.signature), "11"))
+    assert fn is not None and host.Settings.vectorized is False

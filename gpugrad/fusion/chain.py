@@ -86,6 +86,24 @@ def _proto(dt: np.dtype) -> np.ndarray:
     return p
 
 
+_DTYPES: dict[tuple, tuple[np.dtype, np.dtype]] = {}  # (op, operand dtypes or scalar types) -> dtypes
+
+
+def _dtypes(op: Any, refs: list[Ref], kinds: tuple) -> tuple[np.dtype, np.dtype]:
+    """(the dtype ``op`` computes in, its result dtype) for operands of ``kinds``, checked."""
+    protos = [_proto(k) if isinstance(k, np.dtype) else k(0) for k in kinds]
+    promoted = np.dtype(op.result_dtype(protos))
+    if promoted not in FLOATS:
+        raise NotFusable(f"{op.name}: computes in {promoted} (only float arithmetic is fused)")
+    for k, r in enumerate(refs):
+        flag = getattr(op, "dtype_from", None) is not None and k not in op.dtype_from
+        if r.dtype.kind not in "biuf":
+            raise DTypeError(f"{op.name}: operand {op.inputs[k]} has unsupported dtype {r.dtype}")
+        if flag and r.dtype != _BOOL:
+            raise NotFusable(f"{op.name}: condition operand of dtype {r.dtype}")
+    return promoted, (_BOOL if op.kind == "bool" else promoted)
+
+
 class Chain:
     """A DAG of elementwise op applications (see the module docstring)."""
 
@@ -100,6 +118,7 @@ class Chain:
         self.reduction: tuple[int, str] | None = None  # (node index, "sum" | "mean")
         self.shape: tuple = ()
         self._leaf_ids: dict[int, Ref] = {}
+        self._scalar: list[bool] = []
         self._sig: tuple | None = None
 
     # ---- building --------------------------------------------------------------------------
@@ -120,51 +139,54 @@ class Chain:
             self._leaf_ids[id(value)] = ref
         self.leaves.append(value)
         self.leaf_refs.append(ref)
+        self._scalar.append(not ref.shape and isinstance(value, _PY_SCALARS))
         self._sig = None
         return ref
 
     def is_scalar(self, k: int) -> bool:
-        return isinstance(self.leaves[k], _PY_SCALARS)
+        return self._scalar[k]
 
     def apply(self, op: Any, args: list | tuple, params: dict | None = None) -> Ref:
         """Append ``op(*args, **params)``; args are Refs of this chain, arrays or Python scalars.
 
         Raises ShapeError (naming the op) when the operands do not broadcast, NotFusable when
-        the result is not a float or bool (integer arithmetic stays unfused).
+        the op does not compute in floating point (integer arithmetic stays unfused) or its
+        shape does not broadcast with the rest of the chain.
         """
         if len(args) != len(op.inputs):
             raise TypeError(f"{op.name}() takes {len(op.inputs)} operand(s), got {len(args)}")
-        refs = [a if isinstance(a, Ref) else self.leaf(a) for a in args]
+        refs = [a if a.__class__ is Ref else self.leaf(a) for a in args]
+        kinds = tuple(r.dtype if r.shape or r.kind == "N" or not self._scalar[r.index]
+                      else self.leaves[r.index].__class__ for r in refs)
+        got = _DTYPES.get((op, kinds))
+        if got is None:
+            got = _DTYPES[(op, kinds)] = _dtypes(op, refs, kinds)
+        promoted, dt = got
+        shape = ()
         for r in refs:
             if r.chain is not self:
                 raise ValueError(f"{op.name}: an operand belongs to another chain")
-        protos = [self.leaves[r.index] if r.kind == "L" and self.is_scalar(r.index) else _proto(r.dtype)
-                  for r in refs]
-        promoted = np.dtype(op.result_dtype(protos))
-        if promoted not in FLOATS:
-            raise NotFusable(f"{op.name}: computes in {promoted} (only float arithmetic is fused)")
-        dt = _BOOL if op.kind == "bool" else promoted
-        for k, r in enumerate(refs):
-            flag = getattr(op, "dtype_from", None) is not None and k not in op.dtype_from
-            if r.dtype.kind not in "biuf":
-                raise DTypeError(f"{op.name}: operand {op.inputs[k]} has unsupported dtype {r.dtype}")
-            if flag and r.dtype != _BOOL:
-                raise NotFusable(f"{op.name}: condition operand of dtype {r.dtype}")
-        shape = broadcast_shapes([r.shape for r in refs], op.name) if refs else ()
-        try:
-            chain_shape = broadcast_shapes([self.shape, shape], op.name)
-        except ShapeError:
-            raise NotFusable(f"{op.name}: shape {shape} does not broadcast with the chain's {self.shape}") from None
-        ps = []
-        for p in op.param_names:
-            if params is None or p not in params:
-                raise TypeError(f"{op.name}(): missing parameter {p!r}")
-            v = params[p]
-            if not isinstance(v, (*_PY_SCALARS, np.generic)):
-                raise NotFusable(f"{op.name}: parameter {p} is not a number")
-            ps.append(self.leaf(v).index)
-        self.nodes.append((op, tuple(r.key for r in refs), dt, promoted))
-        self.params.append(tuple(ps))
+            if r.shape != shape and r.shape:
+                shape = r.shape if not shape else broadcast_shapes([r.shape for r in refs], op.name)
+        chain_shape = self.shape
+        if shape != chain_shape:
+            try:
+                chain_shape = broadcast_shapes([chain_shape, shape], op.name)
+            except ShapeError:
+                raise NotFusable(f"{op.name}: shape {shape} does not broadcast with the chain's {self.shape}") from None
+        ps: tuple = ()
+        if op.param_names:
+            vals = []
+            for p in op.param_names:
+                if params is None or p not in params:
+                    raise TypeError(f"{op.name}(): missing parameter {p!r}")
+                v = params[p]
+                if not isinstance(v, (*_PY_SCALARS, np.generic)):
+                    raise NotFusable(f"{op.name}: parameter {p} is not a number")
+                vals.append(self.leaf(v).index)
+            ps = tuple(vals)
+        self.nodes.append((op, tuple((r.kind, r.index) for r in refs), dt, promoted))
+        self.params.append(ps)
         ref = Ref(self, "N", len(self.nodes) - 1, dt, shape)
         self.node_refs.append(ref)
         self.shape = chain_shape
@@ -205,11 +227,11 @@ class Chain:
 
     def arrays(self) -> list[Any]:
         """The array leaves' values (None at scalar leaves)."""
-        return [None if self.is_scalar(k) else v for k, v in enumerate(self.leaves)]
+        return [None if s else v for s, v in zip(self._scalar, self.leaves)]
 
     def scalars(self) -> list[float]:
         """The scalar leaves' values as floats (0.0 at array leaves)."""
-        return [float(v) if self.is_scalar(k) else 0.0 for k, v in enumerate(self.leaves)]
+        return [float(v) if s else 0.0 for s, v in zip(self._scalar, self.leaves)]
 
     def size(self) -> int:
         n = 1

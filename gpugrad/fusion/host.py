@@ -22,11 +22,13 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,13 @@ from gpugrad.fusion.lower import Program
 
 FLAGS = ("-std=c++20", "-O3", "-fPIC", "-shared", "-pthread", "-fvisibility=hidden", "-fno-math-errno",
          "-ffp-contract=off", "-Wno-unknown-pragmas")
+# The inner loop is a ``#pragma omp simd`` loop; with glibc's vector math library (libmvec: tanhf,
+# expf, logf... 4 or 8 lanes at a time, within 4 ulp) it runs 8-15x faster than scalar libm and
+# 3x faster than NumPy's ufuncs on sum(tanh(x) * sigmoid(x)) (benchmarks/test_fusion.py).
+# glibc declares the vector variants only under __FAST_MATH__; defining the macro changes those
+# declarations and nothing about code generation (no -ffast-math: IEEE semantics are kept).
+# -march=native: the library is built on, and cached for, this machine's CPU.
+SIMD_FLAGS = ("-fopenmp-simd", "-D__FAST_MATH__", "-march=native", "-lmvec")
 _lock = threading.Lock()
 
 
@@ -48,11 +57,26 @@ class Settings:
 
     enabled: bool = os.environ.get("GPUGRAD_FUSION_CC", "1") != "0"
     compile_after: int = int(os.environ.get("GPUGRAD_FUSION_CC_AFTER", "2"))
+    vectorized: bool = True  # False once a build had to go without libmvec
 
 
+@cache
 def compiler() -> str | None:
     cxx = os.environ.get("CXX") or "g++"
     return shutil.which(cxx)
+
+
+@cache
+def _cpu() -> str:
+    """What -march=native depends on (so that a cache shared by machines keeps them apart)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        return hashlib.sha256("\n".join(ln for ln in text.splitlines()[:30]
+                                         if ln.startswith(("model name", "flags"))).encode()).hexdigest()[:16]
+    except OSError:
+        return platform.machine()
+
+
 
 
 def available() -> bool:
@@ -95,6 +119,7 @@ def source(p: Program, classes: str, name: str = "gg_fz_host") -> str:
     for k, st, const in ptrs:
         q = "const " if const else ""
         lines.append(f"        {q}{st}* __restrict b{k} = ({q}{st}*)P[{k}] + r * RS[{k}];")
+    lines.append("#pragma omp simd reduction(+:acc)")
     lines.append("        for (long long j = 0; j < cols; ++j) {")
     cls = {k: classes[k] for k, _, _ in ptrs}
 
@@ -130,28 +155,36 @@ def build(src: str) -> Callable:
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set CXX)")
-    key = hashlib.sha256("\0".join([src, cxx, *FLAGS, headers_text()]).encode()).hexdigest()[:32]
-    fn = _LIBS.get(key)
+    fn = _LIBS.get(src)
     if fn is not None:
         return fn
     with _lock:
-        lib_path = cache_dir() / f"fz{key}.so"
-        if not lib_path.is_file():
+        lib_path = None
+        for flags in ((*FLAGS, *SIMD_FLAGS), FLAGS):  # without libmvec where the toolchain lacks it
+            key = hashlib.sha256("\0".join([src, cxx, *flags, _cpu(), headers_text()]).encode()).hexdigest()[:32]
+            path = cache_dir() / f"fz{key}.so"
+            if path.is_file():
+                lib_path = path
+                break
             with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
                 cpp = Path(tmp) / "chain.cpp"
                 cpp.write_text(src)
                 out = Path(tmp) / "lib.so"
-                res = subprocess.run([cxx, *FLAGS, f"-I{kernels_dir()}", str(cpp), "-o", str(out)],
+                res = subprocess.run([cxx, *flags, f"-I{kernels_dir()}", str(cpp), "-o", str(out)],
                                      capture_output=True, text=True)
-                if res.returncode:
-                    raise RuntimeError(f"fused chain failed to compile:\n{res.stderr[-3000:]}\n{src}")
-                os.replace(out, lib_path)
+                if res.returncode == 0:
+                    os.replace(out, path)
+                    lib_path = path
+                    break
+            Settings.vectorized = False
+        if lib_path is None:
+            raise RuntimeError(f"fused chain failed to compile:\n{res.stderr[-3000:]}\n{src}")
         lib = ctypes.CDLL(str(lib_path))
         fn = lib.gg_fz_host
         fn.restype = ctypes.c_double
         fn.argtypes = [ctypes.c_longlong, ctypes.c_longlong, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                        ctypes.c_void_p]
-        _LIBS[key] = fn
+        _LIBS[src] = fn
         return fn
 
 
@@ -189,13 +222,37 @@ def plan(shape: tuple, arrays: list) -> tuple[int, int, list[int], list[int]] | 
     return m[0][0], m[1][0], m[0][1], m[1][1]
 
 
-def run(fn: Callable, geometry: tuple, pointers: list, scalars: list[float]) -> float:
+PARALLEL_MIN = 1 << 18  # elements below which one thread is faster than a hand-off
+
+
+def run(fn: Callable, geometry: tuple, pointers: list, scalars: list[float], threads: int = 1) -> float:
+    """Call the compiled ``fn``; with ``threads`` > 1 and a large chain, on slices of the
+    outer dim in parallel (ctypes releases the GIL); returns the reduction's sum."""
     rows, cols, rs, cs = geometry
-    P = np.array([0 if a is None else _addr(a) for a in pointers], dtype=np.int64)
+    n = rows * cols
+    addrs = [0 if a is None else _addr(a) for a in pointers]
+    items = [0 if a is None else a.itemsize for a in pointers]
     RS = np.array(rs, dtype=np.int64)
     CS = np.array(cs, dtype=np.int64)
-    S = np.array([*scalars, rows * cols], dtype=np.float64)
-    return fn(rows, cols, _addr(P), _addr(RS), _addr(CS), _addr(S))
+    S = np.array([*scalars, n], dtype=np.float64)
+    if threads <= 1 or n < PARALLEL_MIN:
+        P = np.array(addrs, dtype=np.int64)
+        return fn(rows, cols, _addr(P), _addr(RS), _addr(CS), _addr(S))
+    outer, step = (rows, rs) if rows > 1 else (cols, cs)
+    bounds = np.linspace(0, outer, min(threads, outer) + 1).astype(int)
+    tables = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        P = np.array([a + lo * st * it for a, st, it in zip(addrs, step, items)], dtype=np.int64)
+        tables.append((hi - lo, P))
+
+    def one(t: tuple) -> float:
+        m, P = t
+        return fn(m, cols, _addr(P), _addr(RS), _addr(CS), _addr(S)) if rows > 1 else \
+            fn(1, m, _addr(P), _addr(RS), _addr(CS), _addr(S))
+
+    from gpugrad.fusion.numpy_eval import _pool
+
+    return float(sum(_pool(threads).map(one, tables)))
 
 
 __all__ = ["CTYPE", "Settings", "available", "build", "function", "plan", "run", "source"]

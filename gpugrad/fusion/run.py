@@ -23,9 +23,10 @@ from gpugrad.fusion import host, numpy_eval
 from gpugrad.fusion.chain import Chain, NotFusable
 from gpugrad.fusion.lower import Program, backward_program, forward_program
 
-# Measured (benchmarks/test_fusion.py, 1 thread): compiled C beats NumPy on chains through
-# tanh/exp/... below ~16k elements (NumPy's per-call overhead dominates) and loses above (its
-# SIMD tanh/exp are 4-8x faster than libm's scalar ones); on plain arithmetic C wins at every size.
+# Measured (benchmarks/test_fusion.py, 1 thread): compiled C with glibc's vector math (libmvec)
+# beats NumPy at every size. Without libmvec it still wins below ~16k elements (NumPy's per-call
+# overhead dominates) and on plain arithmetic, but loses on large arrays through tanh/exp/...
+# (NumPy's SIMD loops are 4-8x faster than scalar libm there).
 HOST_MAX_TRANSCENDENTAL = 1 << 14
 _CHEAP = {"where", "maximum", "minimum", "abs", "sign", "floor", "ceil", "rint", "trunc", "isnan", "isfinite",
           "isinf", "logical_not", "logical_and", "logical_or", "logical_xor"}
@@ -41,7 +42,8 @@ def _transcendental(p: Program) -> bool:
 
 def use_host(p: Program, n: int) -> bool:
     """Whether compiled host code should run ``p`` on ``n`` elements (when it is available)."""
-    return host.available() and (n <= HOST_MAX_TRANSCENDENTAL or not _transcendental(p))
+    return host.available() and (host.Settings.vectorized or n <= HOST_MAX_TRANSCENDENTAL
+                                 or not _transcendental(p))
 
 
 def _check_outputs(chain: Chain) -> None:
@@ -64,7 +66,8 @@ def _evaluate(p: Program, chain: Chain, grads: list, outs: list, threads: int | 
             classes = "".join("0" if a is None else host.stride_class(c) for a, c in zip(ptrs, geo[3]))
             fn = host.function(p, classes)
             if fn is not None:
-                return host.run(fn, geo, ptrs, scalars)
+                t = numpy_eval.Settings.threads if threads is None else threads
+                return host.run(fn, geo, ptrs, scalars, t)
     return numpy_eval.run(p, shape, leaves, scalars, grads, outs, [], threads) if not p.grads else \
         numpy_eval.run(p, shape, leaves, scalars, grads, [], outs, threads)
 
