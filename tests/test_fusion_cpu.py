@@ -291,3 +291,13 @@ def test_a_toolchain_without_vector_math_still_compiles(tmp_path, monkeypatch):
     chain, gin, needs = _host_case("tanh_sigmoid_f32")
     fn = host.build(host.source(forward_program(chain.signature), "11"))
     assert fn is not None and host.Settings.vectorized is False
+
+
+def test_leaves_with_the_same_gradient_share_one_pass_output_but_not_arrays(numpy_only):
+    x, y = np.ones((2, 3)), np.full((2, 3), 2.0)
+    c = fusion.Chain()
+    c.output(c.apply(OPS["add"], [x, y]))
+    p = backward_program(c.signature, (True,), (True, True))
+    assert len(p.written) == 1 and p.grad_slot == [0, 0]
+    gx, gy = fusion.backward(c, [np.full((2, 3), 3.0)], [True, True])
+    assert gx is not gy and (gx == 3).all() and (gy == 3).all()

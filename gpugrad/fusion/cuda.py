@@ -55,7 +55,7 @@ def _render(p: Program, layout: str, role: str) -> tuple[str, str]:
             params.append(f"const gg_index inc{k}")
     params += [f"const double s{k}" for k in range(n_leaves) if p.scalar_leaves[k]]
     params.append("const double s_n")
-    written = [*p.outputs, *(g for g in p.grads if g is not None)]
+    written = p.written
     params += [f"{storage(dt)}* __restrict__ o{j}" for j, dt in enumerate(p.out_dtypes)]
     red = p.reduced is not None and role == "f"
     if red:
@@ -253,10 +253,15 @@ def backward(B: Any, chain: Chain, p: Program, grads: list) -> list:
     if chain.size() and outs:
         _launch(B, p, chain, [cp.asarray(g) for g in grads], outs, "b")
     result: list = [None] * len(chain.leaves)
-    it = iter(outs)
-    for k, v in enumerate(p.grads):
-        if v is not None:
-            g = next(it)
+    taken: set[int] = set()
+    for k, slot in enumerate(p.grad_slot):
+        if slot is not None:
+            g = outs[slot]
             shape = chain.leaf_refs[k].shape
-            result[k] = g if g.shape == shape else B.sum_to(g, shape)
+            if g.shape != shape:
+                g = B.sum_to(g, shape)
+            elif slot in taken:  # two leaves never get the same array
+                g = g.copy()
+            taken.add(slot)
+            result[k] = g
     return result

@@ -100,7 +100,6 @@ def source(p: Program, classes: str, name: str = "gg_fz_host") -> str:
     (every leaf, scalars included, then the incoming gradients, then the outputs or leaf
     gradients written)."""
     n_leaves = len(p.leaf_dtypes)
-    grad_outs = [k for k, g in enumerate(p.grads) if g is not None]
     lines = ['#include "gg_host_emu.h"', '#include "gg_math.cuh"',
              f'extern "C" __attribute__((visibility("default"))) double {name}(long long rows, long long cols, '
              "void* const* P, const long long* RS, const long long* CS, const double* S) {",
@@ -134,11 +133,11 @@ def source(p: Program, classes: str, name: str = "gg_fz_host") -> str:
         dt = p.leaf_dtypes[i] if kind == "leaf" else p.grad_in_dtypes[i]
         return f"gg_h2f({at(k)})" if dt == np.float16 else f"({ctype}){at(k)}"
 
-    roots = [*p.outputs, *(p.grads[k] for k in grad_outs)]
+    roots = list(p.written)
     if p.reduced is not None:
         roots.append(p.reduced)
     lines += [f"            {s}" for s in statements(p, roots, load)]
-    values = [*p.outputs, *(p.grads[k] for k in grad_outs)]
+    values = p.written
     for slot, v in enumerate(values):
         lines.append(f"            gg_out(b{base_out + slot} + j, 0, v{v});")
     if p.reduced is not None:

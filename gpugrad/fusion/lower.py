@@ -72,7 +72,9 @@ class Program:
     reduced: int | None = None  # forward: instruction whose sum (or mean) is taken
     reduce_kind: str | None = None
     grads: list[int | None] = field(default_factory=list)  # backward: per leaf, its gradient
+    written: list[int] = field(default_factory=list)  # instructions stored to arrays, in order
     out_dtypes: list[np.dtype] = field(default_factory=list)  # storage dtype of each written value
+    grad_slot: list[int | None] = field(default_factory=list)  # backward: per leaf, its written array
     leaf_dtypes: list[np.dtype] = field(default_factory=list)
     scalar_leaves: list[bool] = field(default_factory=list)
     n_grads_in: int = 0  # incoming gradient arrays (backward)
@@ -208,6 +210,7 @@ def forward_program(sig: tuple) -> Program:
     _, nodes, outputs, reduction = sig
     p.outputs = [values[i] for i in outputs]
     p.out_dtypes = [np.dtype(nodes[i][2]) for i in outputs]
+    p.written = list(p.outputs)
     if reduction is not None:
         p.reduced = values[reduction[0]]
         p.reduce_kind = reduction[1]
@@ -283,5 +286,16 @@ def backward_program(sig: tuple, grads_in: tuple[bool, ...], needs: tuple[bool, 
             else:
                 g[i] = p.add(g[i], contrib, tc)
     p.grads = [None if v is None else p.to_storage(v, np.dtype(leaves[k][1])) for k, v in enumerate(leaf_g)]
-    p.out_dtypes = [np.dtype(leaves[k][1]) for k, v in enumerate(p.grads) if v is not None]
+    # leaves with the same gradient (x and b of x + b) share one written array
+    slots: dict[tuple, int] = {}
+    for k, v in enumerate(p.grads):
+        if v is None:
+            p.grad_slot.append(None)
+            continue
+        key = (v, np.dtype(leaves[k][1]))
+        if key not in slots:
+            slots[key] = len(p.written)
+            p.written.append(v)
+            p.out_dtypes.append(key[1])
+        p.grad_slot.append(slots[key])
     return p

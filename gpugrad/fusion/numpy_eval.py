@@ -10,7 +10,7 @@ asked (NumPy releases the GIL inside ufuncs).
 Example::
 
     fn = python_function(program)
-    partial_sum = fn(leaves, scalars, grads, outs, grad_outs, block_shape)
+    partial_sum = fn(leaves, scalars, grads, outs, block_shape)
 """
 
 from __future__ import annotations
@@ -87,26 +87,24 @@ def _asdt(v: Any, dt: np.dtype) -> Any:
 
 
 def python_function(p: Program) -> Callable:
-    """``fn(L, S, G, O, GR, shape)``: evaluates ``p`` on leaf arrays ``L`` (blocks, broadcastable
+    """``fn(L, S, G, O, shape)``: evaluates ``p`` on leaf arrays ``L`` (blocks, broadcastable
     to ``shape``), scalars ``S`` (the element count last), incoming gradients ``G``; writes the
-    outputs into ``O`` and the leaf gradients into ``GR`` (arrays of ``shape``); returns the
+    values ``p.written`` (outputs, or leaf gradients) into ``O`` (arrays of ``shape``); returns the
     sum of the reduced value over the block (float64 or the reduced dtype), or None."""
     fn = getattr(p, "_py", None)
     if fn is not None:
         return fn
-    roots = [*p.outputs, *(g for g in p.grads if g is not None)]
+    roots = list(p.written)
     if p.reduced is not None:
         roots.append(p.reduced)
     lines = _render(p, roots)
-    for j, v in enumerate(p.outputs):
+    for j, v in enumerate(p.written):
         lines.append(f"O[{j}][...] = v{v}")
-    for j, v in enumerate(g for g in p.grads if g is not None):
-        lines.append(f"GR[{j}][...] = v{v}")
     if p.reduced is not None:
         lines.append(f"return _sum(v{p.reduced}, shape)")
     else:
         lines.append("return None")
-    src = "def _f(L, S, G, O, GR, shape):\n" + "".join(f"    {ln}\n" for ln in lines)
+    src = "def _f(L, S, G, O, shape):\n" + "".join(f"    {ln}\n" for ln in lines)
     scope: dict[str, Any] = {f"F_{k}": v for k, v in EXPR_FUNCTIONS.items()}
     scope.update(_asdt=_asdt, _f16=_F16, _f32=_F32, _float32=_F32, _float64=np.dtype(np.float64),
                  _bool=np.dtype(bool), _sum=_block_sum)
@@ -141,7 +139,7 @@ def _index(arr_shape: tuple, nd: int, lead: tuple, d: int, lo: int, hi: int) -> 
 
 
 def run(p: Program, shape: tuple, leaves: list, scalars: list[float], grads: list, outs: list,
-        grad_outs: list, threads: int | None = None) -> Any:
+        threads: int | None = None) -> Any:
     """Evaluate ``p`` over ``shape``, in blocks when large; returns the reduction's sum (a
     float64 or the reduced dtype), or None."""
     fn = python_function(p)
@@ -150,7 +148,7 @@ def run(p: Program, shape: tuple, leaves: list, scalars: list[float], grads: lis
         n *= s
     S = [np.float64(s) for s in scalars] + [np.float64(n)]
     if n <= 2 * BLOCK or not shape:
-        return fn(leaves, S, grads, outs, grad_outs, shape)
+        return fn(leaves, S, grads, outs, shape)
     nd = len(shape)
     # axis d is split in chunks of ``step``; the axes before it are iterated one index at a time
     for d in range(nd):
@@ -162,13 +160,13 @@ def run(p: Program, shape: tuple, leaves: list, scalars: list[float], grads: lis
     step = max(1, BLOCK // inner)
     blocks = [(lead, lo, min(lo + step, shape[d])) for lead in np.ndindex(*shape[:d])
               for lo in range(0, shape[d], step)]
-    arrays = [leaves, grads, outs, grad_outs]
+    arrays = [leaves, grads, outs]
 
     def one(block: tuple) -> Any:
         lead, lo, hi = block
         views = [[a if a is None or not hasattr(a, "shape") else a[_index(a.shape, nd, lead, d, lo, hi)]
                   for a in group] for group in arrays]
-        return fn(views[0], S, views[1], views[2], views[3], (hi - lo, *shape[d + 1:]))
+        return fn(views[0], S, views[1], views[2], (hi - lo, *shape[d + 1:]))
 
     t = Settings.threads if threads is None else threads
     if t > 1 and len(blocks) > 1:

@@ -68,8 +68,7 @@ def _evaluate(p: Program, chain: Chain, grads: list, outs: list, threads: int | 
             if fn is not None:
                 t = numpy_eval.Settings.threads if threads is None else threads
                 return host.run(fn, geo, ptrs, scalars, t)
-    return numpy_eval.run(p, shape, leaves, scalars, grads, outs, [], threads) if not p.grads else \
-        numpy_eval.run(p, shape, leaves, scalars, grads, [], outs, threads)
+    return numpy_eval.run(p, shape, leaves, scalars, grads, outs, threads)
 
 
 def forward(chain: Chain, B: Any = None, threads: int | None = None) -> tuple[list, Any]:
@@ -119,8 +118,12 @@ def backward(chain: Chain, grads_in: list, needs: list[bool] | tuple[bool, ...],
     outs = [np.empty(chain.shape, dt) for dt in p.out_dtypes]
     _evaluate(p, chain, grads, outs, threads)
     result: list = [None] * len(chain.leaves)
-    it = iter(outs)
-    for k, v in enumerate(p.grads):
-        if v is not None:
-            result[k] = sum_to(next(it), chain.leaf_refs[k].shape)
+    taken: set[int] = set()
+    for k, slot in enumerate(p.grad_slot):
+        if slot is not None:
+            g = sum_to(outs[slot], chain.leaf_refs[k].shape)
+            if g is outs[slot]:  # two leaves never get the same array
+                g = g.copy() if slot in taken else g
+                taken.add(slot)
+            result[k] = g
     return result
