@@ -24,8 +24,19 @@ from gpugrad.autograd import (
     no_grad,
     set_grad_enabled,
 )
+from gpugrad.autograd.checkpoint import checkpoint
 from gpugrad.autograd.custom import custom_jvp, custom_vjp
-from gpugrad.autograd.functional import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
+from gpugrad.autograd.functional import (
+    elementwise_grad,
+    grad,
+    hessian,
+    holomorphic_grad,
+    hvp,
+    jacobian,
+    jvp,
+    value_and_grad,
+    vjp,
+)
 from gpugrad.autograd.gradcheck import gradcheck
 from gpugrad.errors import (
     AnomalyError,
@@ -76,6 +87,7 @@ from gpugrad.ops import (
     all,
     amax,
     amin,
+    angle,
     any,
     arccos,
     arcsin,
@@ -92,6 +104,7 @@ from gpugrad.ops import (
     clamp,
     clip,
     concatenate,
+    conj,
     cos,
     cosh,
     cumprod,
@@ -117,6 +130,7 @@ from gpugrad.ops import (
     greater_equal,
     hstack,
     hypot,
+    imag,
     inner,
     inv,
     isfinite,
@@ -154,6 +168,7 @@ from gpugrad.ops import (
     power,
     prod,
     ravel,
+    real,
     reciprocal,
     relu,
     remainder,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from gpugrad.backends import backend_for, device_of_array, normalize_device
-from gpugrad.errors import DTypeError, GpugradError
+from gpugrad.errors import DTypeError, GpugradError, ShapeError
 from gpugrad.tensor import Tensor, make_tensor
 
 float16 = np.dtype(np.float16)
@@ -26,7 +26,10 @@ int64 = np.dtype(np.int64)
 uint8 = np.dtype(np.uint8)
 bool_ = np.dtype(np.bool_)
 
-_SUPPORTED = {float16, float32, float64, int8, int16, int32, int64, uint8, bool_,
+complex64 = np.dtype(np.complex64)
+complex128 = np.dtype(np.complex128)
+
+_SUPPORTED = {float16, float32, float64, int8, int16, int32, int64, uint8, bool_, complex64, complex128,
               np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64)}
 DEFAULT_FLOAT = float32
 
@@ -45,7 +48,8 @@ def check_dtype(dtype: Any, where: str = "tensor") -> np.dtype:
         raise DTypeError(f"{where}: {dtype!r} is not a dtype") from None
     if dt not in _SUPPORTED:
         raise DTypeError(
-            f"{where}: dtype {dt} is not supported; use float16/float32/float64, an integer type or bool"
+            f"{where}: dtype {dt} is not supported; use float16/float32/float64, complex64/complex128, an "
+            "integer type or bool"
         )
     return dt
 
@@ -78,9 +82,17 @@ def _to_array(data: Any, dtype: Any, device: Any, copy: bool, python_floats_as: 
     else:
         if isinstance(data, (list, tuple)) and _contains_tensor(data):
             data = _tensors_to_nested(data)
-        arr = np.array(data, dtype=dt)
-        if dt is None and arr.dtype == np.float64 and python_floats_as is not None:
-            arr = arr.astype(python_floats_as)
+        try:
+            arr = np.array(data, dtype=dt)
+        except ValueError as exc:  # ragged nested lists
+            raise ShapeError(f"tensor: the nested sequences do not form an array ({exc})") from None
+        if arr.dtype == object:
+            raise ShapeError("tensor: the nested sequences have inconsistent lengths (a ragged array)")
+        if dt is None and python_floats_as is not None:
+            if arr.dtype == np.float64:
+                arr = arr.astype(python_floats_as)
+            elif arr.dtype == np.complex128:  # Python complex numbers: complex64, as floats become float32
+                arr = arr.astype(np.result_type(python_floats_as, np.complex64))
     _check_array_dtype(arr)
     if dev != "cpu":
         arr = backend_for(dev).from_host(arr)
@@ -90,8 +102,8 @@ def _to_array(data: Any, dtype: Any, device: Any, copy: bool, python_floats_as: 
 def _check_array_dtype(arr: Any) -> None:
     if arr.dtype not in _SUPPORTED:
         raise DTypeError(
-            f"tensor: dtype {arr.dtype} is not supported (complex, object and string arrays cannot be "
-            "tensors); use float16/float32/float64, an integer type or bool"
+            f"tensor: dtype {arr.dtype} is not supported (object and string arrays cannot be tensors); use "
+            "float16/float32/float64, complex64/complex128, an integer type or bool"
         )
 
 
@@ -105,8 +117,22 @@ def _contains_tensor(seq: Any) -> bool:
 
 
 def _tensors_to_nested(seq: Any) -> Any:
-    return [(_tensors_to_nested(s) if isinstance(s, (list, tuple)) else (s.numpy() if isinstance(s, Tensor) else s))
-            for s in seq]
+    """Nested lists with each tensor's values; a tensor being differentiated is refused (its gradient
+    would be dropped: gg.stack or gpugrad.numpy.array keep it)."""
+    from gpugrad.numpy._protocol import is_traced, refuse
+
+    out = []
+    for s in seq:
+        if isinstance(s, (list, tuple)):
+            out.append(_tensors_to_nested(s))
+        elif isinstance(s, Tensor):
+            if is_traced(s):
+                raise refuse("gg.tensor of a list holding a tensor", "build it with gg.stack or gpugrad.numpy.array "
+                             "(differentiable), or pass t.detach() for a constant")
+            out.append(s.numpy())
+        else:
+            out.append(s)
+    return out
 
 
 def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:

@@ -34,9 +34,10 @@ class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "_node", "_version", "device", "_tangents", "_extra",
                  "__weakref__")
 
-    # NumPy must not turn a tensor into an array inside its own operators: with this,
-    # ``ndarray * tensor`` defers to Tensor.__rmul__ and stays on the tape.
-    __array_ufunc__ = None
+    # NumPy's protocols (gpugrad/numpy/_protocol.py). No __array_ufunc__: with the high priority,
+    # ``ndarray * tensor`` (and ``cupy_array * tensor``) defers to Tensor.__rmul__ and stays on the
+    # tape, while a ufunc (np.exp(t), a += t) converts through __array__, which refuses a value
+    # being differentiated; ``np.sum(t)`` runs gpugrad.numpy's sum through __array_function__.
     __array_priority__ = 1000
 
     def __init__(self, data: Any, dtype: Any = None, device: str | None = None,
@@ -155,10 +156,11 @@ class Tensor:
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        """Set ``requires_grad`` in place (floating-point tensors only); returns self."""
-        if requires_grad and self.data.dtype.kind != "f":
+        """Set ``requires_grad`` in place (floating-point and complex tensors only); returns self."""
+        if requires_grad and self.data.dtype.kind not in "fc":
             raise DTypeError(
-                f"requires_grad_: only floating-point tensors can require gradients, got dtype {self.dtype}"
+                "requires_grad_: only floating-point (or complex) tensors can require gradients, "
+                f"got dtype {self.dtype}"
             )
         if not requires_grad and self._node is not None:
             raise GraphError("requires_grad_(False): only leaf tensors can stop requiring grad; use detach()")
@@ -224,9 +226,10 @@ class Tensor:
 
     # ---- conversion ----------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
-        """The data as a NumPy array (a host copy for GPU tensors; no graph)."""
+        """A copy of the data as a NumPy array, with no graph (an explicit exit: allowed on any
+        tensor; writing to the copy never touches the tensor)."""
         if self.device == "cpu":
-            return self.data
+            return self.data.copy()
         from gpugrad.backends import backend_for
 
         return backend_for(self.device).to_host(self.data)
@@ -243,7 +246,7 @@ class Tensor:
 
     def tolist(self) -> Any:
         """The data as nested Python lists."""
-        return self.numpy().tolist()
+        return _host(self).tolist()
 
     def to(self, target: Any, dtype: Any = None) -> Tensor:
         """A copy on another device (``"cpu"``, ``"cuda"``, ``"cuda:1"``) and/or with another dtype.
@@ -275,8 +278,30 @@ class Tensor:
         return self.to(device if isinstance(device, str) else f"cuda:{int(device)}")
 
     def astype(self, dtype: Any) -> Tensor:
-        """A copy cast to ``dtype`` (differentiable between floating dtypes)."""
+        """A copy cast to ``dtype`` (differentiable between floating dtypes). Complex to real keeps
+        the real part with NumPy's ComplexWarning (``.real`` says so without a warning)."""
+        if self.data.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+            import warnings
+
+            warnings.warn("Casting complex values to real discards the imaginary part", np.exceptions.ComplexWarning,
+                          stacklevel=2)
         return _F.astype(self, dtype)
+
+    @property
+    def real(self) -> Tensor:
+        """The real part (the tensor itself for real dtypes), as NumPy's ``.real``."""
+        return _F.real(self)
+
+    @property
+    def imag(self) -> Tensor:
+        """The imaginary part (zeros for real dtypes), as NumPy's ``.imag``."""
+        return _F.imag(self)
+
+    def conj(self) -> Tensor:
+        """The complex conjugate (the tensor itself for real dtypes)."""
+        return _F.conj(self)
+
+    conjugate = conj
 
     def float(self) -> Tensor:
         return self.astype(np.float32)
@@ -307,7 +332,7 @@ class Tensor:
 
     # ---- Python protocol -----------------------------------------------------------------
     def __repr__(self) -> str:
-        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        body = np.array2string(_host(self), separator=", ", prefix="tensor(")
         extra = []
         if self.device != "cpu":
             extra.append(f"device='{self.device}'")
@@ -352,8 +377,14 @@ class Tensor:
         return complex(self.item())
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        arr = self.numpy()
-        return arr if dtype is None else arr.astype(dtype)
+        from gpugrad.numpy._protocol import array_conversion
+
+        return array_conversion(self, dtype, copy)
+
+    def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
+        from gpugrad.numpy._protocol import array_function
+
+        return array_function(func, args, kwargs)
 
     def __format__(self, spec: str) -> str:
         if self.data.size == 1 and spec:
@@ -690,6 +721,11 @@ def make_tensor(data: Any, device: str, requires_grad: bool = False, node: Any =
     t._tangents = None
     t._extra = None
     return t
+
+
+def _host(t: Tensor) -> np.ndarray:
+    """The data on the host without a copy on the CPU (internal, read-only use)."""
+    return t.data if t.device == "cpu" else t.data.get()
 
 
 def _shape_args(args: tuple) -> tuple:

@@ -25,6 +25,7 @@ from gpugrad.autograd.node import Node
 from gpugrad.autograd.state import STATE
 from gpugrad.backends import backend_for
 from gpugrad.errors import AnomalyError, GraphError, InplaceError
+from gpugrad.ops.base import vjp
 from gpugrad.ops.namespace import tensor_namespace
 from gpugrad.tensor import Tensor, make_tensor
 
@@ -101,13 +102,15 @@ def run_backward(
     retain_graph: bool,
     create_graph: bool,
     inputs: Sequence[Any] | None = None,
+    stop_at_inputs: bool = False,
 ) -> list[Any] | None:
     """Backpropagate ``root_grads`` (arrays, or tensors when ``create_graph``) from ``roots``.
 
     Without ``inputs`` the gradients are accumulated into the ``.grad`` of the leaves (as
     ``Tensor.backward`` does) and None is returned. With ``inputs`` nothing is accumulated:
     the gradient with respect to each input is returned as a tensor (None where the outputs do
-    not depend on it).
+    not depend on it). ``stop_at_inputs``: an input that is an op's output is a boundary: the
+    gradient reaching it is returned, but not pulled further back (checkpoint uses this).
     """
     grads: dict[Any, Any] = {}
     for root, g in zip(roots, root_grads):
@@ -131,11 +134,9 @@ def run_backward(
     tensor_ns = tensor_namespace() if create_graph else None
     last_device = None
     ns = tensor_ns
-    # Backends that fuse gradient accumulation (CUDA) get the gradient buffers this pass owns
-    # outright (allocated for it, referenced nowhere else): an elementwise backward kernel adds
-    # into such a buffer in place instead of writing a new array and launching an add.
-    fused = False
+    # The gradient buffers this pass owns (see _add_gradient); none when the gradients are tensors.
     owned: set[Any] = set()
+    track = None if create_graph else owned
 
     prev_enabled = STATE.grad_enabled
     STATE.grad_enabled = create_graph
@@ -155,6 +156,8 @@ def run_backward(
                 if live is not None:
                     if id(node) in targets:
                         captured[id(node)] = g
+                        if stop_at_inputs:
+                            continue
                     needs = tuple(e is not None and id(e) in live for e in node.next)
                     if not any(needs):
                         continue
@@ -163,7 +166,6 @@ def run_backward(
                 if tensor_ns is None and node.device is not last_device:
                     last_device = node.device
                     ns = backend_for(last_device)
-                    fused = getattr(ns, "fuses_accumulation", False)
                 op = node.op
                 saved = node.inputs
                 if saved is not None:
@@ -176,50 +178,26 @@ def run_backward(
                         _modified(op, node.out_vc[0], node.out_version, output=True)
                 elif node.freed:
                     _freed(op)
-                if create_graph:
-                    g_in = op.vjp(ns, g, saved, node.output_tensor() if out is not None else None,
-                                  node.params, needs)
-                else:
-                    if saved is None:
-                        args = None
-                    elif len(saved) == 1:
-                        a = saved[0]
-                        args = (a.data if isinstance(a, Tensor) else a,)
-                    else:
-                        args = [a.data if isinstance(a, Tensor) else a for a in saved]
-                    if fused:
-                        g_in = _fused_step(ns, node, g, args, out, needs, grads, owned, live, targets)
-                        if anomaly:
-                            _check_finite_backward(node, g_in, create_graph)
-                        if not retain_graph and (saved is not None or out is not None):
-                            node.inputs = None
-                            node.out = None
-                            node.freed = True
-                        continue
-                    g_in = op.vjp(ns, g, args, out, node.params, needs)
+                g_owned = node in owned and node.extra is None and (live is None or id(node) not in targets)
+                owned.discard(node)
+                g_in, fresh, acc = _node_vjp(ns, node, g, g_owned, needs, grads, owned, create_graph, live)
                 if anomaly:
                     _check_finite_backward(node, g_in, create_graph)
-                # Ops whose gradients are new arrays (elementwise, matmul) hand a leaf its
-                # gradient without the defensive copy (see _accumulate).
-                fresh = not create_graph and op.fresh_grads
-                for edge, gi in zip(node.next, g_in):
-                    if gi is None or edge is None:
+                for i, (edge, gi) in enumerate(zip(node.next, g_in)):
+                    if gi is None or edge is None or (live is not None and id(edge) not in live):
                         continue
-                    if live is not None and id(edge) not in live:
-                        continue
+                    if acc is not None and gi is acc[i]:
+                        continue  # the backend already added it into grads[edge]
+                    B = ns if create_graph or edge.device == node.device else backend_for(edge.device)
+                    f = fresh[i]
                     if gi.shape != edge.shape:
-                        gi = (tensor_ns or backend_for(edge.device)).sum_to(gi, edge.shape)
+                        gi = B.sum_to(gi, edge.shape)
+                        # a new reduction result (not a view, not a NumPy scalar)
+                        f = not create_graph and gi.base is None and not isinstance(gi, np.generic)
                     if gi.dtype is not edge.dtype and gi.dtype != edge.dtype:
-                        gi = (tensor_ns or backend_for(edge.device)).astype(gi, edge.dtype)
-                    prev = grads.get(edge)
-                    if prev is None:
-                        grads[edge] = gi
-                        if fresh and edge.__class__ is not Node and gi is not g and gi.base is None:
-                            owned.add(edge)
-                    else:
-                        grads[edge] = prev + gi
-                        if not create_graph and edge.__class__ is not Node:
-                            owned.add(edge)
+                        gi = B.astype(gi, edge.dtype)
+                        f = not create_graph and not isinstance(gi, np.generic)
+                    _add_gradient(grads, track, edge, gi, f, B)
                 if not retain_graph and (saved is not None or out is not None):
                     node.inputs = None
                     node.out = None
@@ -242,10 +220,75 @@ def run_backward(
                 if leaf._extra is not None:
                     _finish_leaf(leaf, g, owned, create_graph)
                 else:
-                    _accumulate(leaf, g, create_graph, bool(owned) and leaf in owned)
+                    _accumulate(leaf, g, create_graph, leaf in owned)
             return None
     finally:
         STATE.grad_enabled = prev_enabled
+
+
+def _node_vjp(ns: Any, node: Node, g: Any, g_owned: bool, needs: tuple, grads: dict, owned: set,
+              create_graph: bool, live: set[int] | None) -> tuple[tuple, tuple, Any]:
+    """One node's input gradients: ``(g_in, fresh, acc)``.
+
+    ``fresh[i]``: g_in[i] is a buffer this pass may own (see _add_gradient). An elementwise op's
+    backend vjp also takes the owned buffers of its inputs' gradients (``acc``) and adds into
+    them (on the GPU inside its one kernel): then ``g_in[i] is acc[i]``, already accumulated.
+    """
+    op = node.op
+    if create_graph:
+        out = node.output_tensor() if node.out is not None else None
+        g_in = vjp(op, ns, g, node.inputs, out, node.params, needs)
+        return g_in, (False,) * len(g_in), None
+    saved = node.inputs
+    if saved is None:
+        args = None
+    elif len(saved) == 1:
+        a = saved[0]
+        args = (a.data if isinstance(a, Tensor) else a,)
+    else:
+        args = [a.data if isinstance(a, Tensor) else a for a in saved]
+    if op.accumulates:
+        acc = []
+        for edge, need in zip(node.next, needs):
+            buf = None
+            if need and edge in owned and (live is None or id(edge) in live):
+                buf = grads[edge]
+                if buf.shape != node.shape or buf.dtype != node.dtype or any(b is buf for b in acc):
+                    buf = None  # the same input twice (x * x): one of them accumulates in place
+            acc.append(buf)
+        g_in, fresh = ns.ew_vjp_acc(op, g, args, node.out, node.params, needs, acc, g_owned)
+        return g_in, fresh, acc
+    g_in = vjp(op, ns, g, args, node.out, node.params, needs)
+    if op.fresh_grads:
+        # a NumPy scalar (a ufunc's 0-d result) cannot be added into in place
+        fresh = tuple(gi is not None and gi is not g and gi.base is None and not isinstance(gi, np.generic)
+                      for gi in g_in)
+    else:
+        fresh = (False,) * len(g_in)
+    return g_in, fresh, None
+
+
+def _add_gradient(grads: dict, owned: set | None, key: Any, gi: Any, fresh: bool, B: Any) -> None:
+    """Add ``gi`` into the gradient of ``key`` (a node or a leaf): the one accumulation rule.
+
+    ``owned`` holds the keys whose array in ``grads`` this pass allocated and nothing else
+    refers to (a gradient a rule made anew, a sum of two gradients; never the incoming g
+    itself, a view, or an array a hook has seen): such a buffer is added into in place and
+    may become a leaf's ``.grad`` without a copy. Any other array is left untouched. With
+    ``owned`` None (``create_graph``: the gradients are tensors on the tape) nothing is owned.
+    """
+    prev = grads.get(key)
+    if owned is None:
+        grads[key] = gi if prev is None else prev + gi
+    elif prev is None:
+        grads[key] = gi
+        if fresh:
+            owned.add(key)
+    elif key in owned:
+        B.add_into(prev, gi)
+    else:
+        grads[key] = B.accumulate(prev, gi)
+        owned.add(key)
 
 
 def _finish_leaves(leaves: list, grads: dict, owned: set, create_graph: bool) -> None:
@@ -267,75 +310,6 @@ def _finish_leaf(leaf: Any, g: Any, owned: set, create_graph: bool) -> None:
     if post:
         for hook in tuple(post):
             hook(leaf)
-
-
-def _fused_step(ns: Any, node: Node, g: Any, args: Any, out: Any, needs: tuple, grads: dict, owned: set,
-                live: set[int] | None, targets: set[int]) -> tuple:
-    """Run one node's backward on a backend that fuses accumulation; returns its input gradients.
-
-    ``owned`` holds the keys of ``grads`` whose array this pass allocated and nobody else
-    references. An elementwise op's kernel accumulates straight into such a buffer (``acc``);
-    other gradients are summed back / cast as usual, and a fork adds in place into an owned buffer.
-    """
-    op = node.op
-    nxt = node.next
-    shape = node.shape
-    dtype = node.dtype
-    if getattr(op, "out_expr", None) is not None:  # an elementwise op (declared by expressions)
-        g_owned = node in owned and node.extra is None and (live is None or id(node) not in targets)
-        acc = []
-        seen: set[int] = set()
-        for edge, need in zip(nxt, needs):
-            buf = None
-            if need and edge is not None and edge in owned and id(edge) not in seen:
-                buf = grads[edge]
-                if buf.shape != shape or buf.dtype != dtype:
-                    buf = None
-            if edge is not None:
-                seen.add(id(edge))  # the same input twice (x * x): one of them accumulates in the kernel
-            acc.append(buf)
-        g_in, fresh = ns.ew_vjp_acc(op, g, args, out, node.params, needs, acc, g_owned)
-    else:
-        acc = None
-        g_in = op.vjp(ns, g, args, out, node.params, needs)
-        fresh = None
-    owned.discard(node)
-    for i, (edge, gi) in enumerate(zip(nxt, g_in)):
-        if gi is None or edge is None:
-            continue
-        if live is not None and id(edge) not in live:
-            continue
-        if acc is not None and gi is acc[i]:
-            continue  # already added into grads[edge] by the kernel
-        if edge.device != node.device:  # to_device: the gradient went back to the input's device
-            B = backend_for(edge.device)
-            if gi.shape != edge.shape:
-                gi = B.sum_to(gi, edge.shape)
-            if gi.dtype != edge.dtype:
-                gi = B.astype(gi, edge.dtype)
-            prev = grads.get(edge)
-            grads[edge] = gi if prev is None else prev + gi
-            owned.discard(edge)
-            continue
-        f = fresh is not None and fresh[i]
-        if gi.shape != edge.shape:
-            gi2 = ns.sum_to(gi, edge.shape)
-            f = f or gi2.base is None  # a new reduction result, or a view of gi
-            gi = gi2
-        if gi.dtype is not edge.dtype and gi.dtype != edge.dtype:
-            gi = ns.astype(gi, edge.dtype)
-            f = True
-        prev = grads.get(edge)
-        if prev is None:
-            grads[edge] = gi
-            if f:
-                owned.add(edge)
-        elif edge in owned:
-            ns.add_into(prev, gi)
-        else:
-            grads[edge] = ns.accumulate(prev, gi)
-            owned.add(edge)
-    return g_in
 
 
 def _freed(op: Any) -> None:

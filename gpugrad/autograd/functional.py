@@ -4,15 +4,18 @@ PyTorch's ``autograd.grad``.
 
 Inputs may be Tensors, NumPy arrays, CuPy arrays or Python scalars, and results come back as
 the same kind (NumPy in, NumPy out). Every call runs on a fresh set of input leaves and leaves no
-``.grad`` behind. Transforms nest to any depth: when an input is itself being differentiated by
-an enclosing transform (it requires grad, or carries a forward-mode tangent), the gradient is
-computed with differentiable ops so the enclosing transform can see through it.
+``.grad`` behind. Transforms nest to any depth: when the function's output depends on a value an
+enclosing differentiation tracks (an input, or a tensor the function closes over, that requires
+grad or carries a forward-mode tangent), the gradient is computed with differentiable ops so the
+enclosing transform sees through it, and results that depend on such values come back as
+Tensors (on the tape) whatever the inputs' kind, as JAX returns tracers inside a transform.
 """
 
 from __future__ import annotations
 
 import functools
 import numbers
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,16 +62,81 @@ def _as_float_tensor(x: Any, kind: str) -> Tensor:
     if kind == "tensor":
         t = x
     elif kind == "scalar":
-        t = make_tensor(np.asarray(float(x)), "cpu")
+        t = make_tensor(np.asarray(complex(x) if isinstance(x, complex) else float(x)), "cpu")
     elif kind == "numpy":
         t = make_tensor(np.asarray(x), "cpu")
     else:
         t = make_tensor(x, device_of_array(x))
-    if t.dtype.kind != "f":
+    if t.dtype.kind not in "fc":  # complex inputs stay complex (never cast to real)
         if kind == "tensor":
             raise DTypeError(f"cannot differentiate with respect to an integer tensor (dtype {t.dtype})")
+        if t.dtype.kind not in "iub":
+            raise DTypeError(f"cannot differentiate with respect to an array of dtype {t.dtype}")
         t = make_tensor(t.data.astype(np.float64), t.device)
     return t
+
+
+def _depends_on_outer(outs: Sequence[Any], leaves: Sequence[Tensor]) -> bool:
+    """Does any of ``outs`` depend on a value an enclosing differentiation tracks?
+
+    That is: does the tape behind them reach a leaf requiring grad other than this transform's
+    own ``leaves`` (a closed-over parameter, an enclosing transform's input), or a saved value
+    carrying an active forward-mode tangent (an enclosing jvp)? Then the gradients must be
+    computed with differentiable ops (create_graph) for the enclosing transform to see them.
+    """
+    from gpugrad.autograd.node import Node
+
+    ours = {id(leaf) for leaf in leaves}
+    active = STATE.fw_levels
+    stack = []
+    for o in outs:
+        if not isinstance(o, Tensor):
+            continue
+        if active and _has_active_tangent(o, active):
+            return True
+        if o._node is not None:
+            stack.append(o._node)
+        elif o.requires_grad and id(o) not in ours:
+            return True
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if active:
+            if node.inputs is not None and any(isinstance(t, Tensor) and _has_active_tangent(t, active)
+                                               for t in node.inputs):
+                return True
+            tangents = node.extra.get("tangents") if node.extra else None
+            if tangents and any(level in active for level in tangents):
+                return True
+        for edge in node.next:
+            if edge is None:
+                continue
+            if edge.__class__ is Node:
+                stack.append(edge)
+            elif edge.requires_grad and id(edge) not in ours and _RETIRED.get(id(edge)) is not edge:
+                return True  # a leaf that something outside this transform differentiates
+    return False
+
+
+# The leaves of transforms that have returned: values depending only on them are not tracked by
+# anyone (keyed by id: Tensor's == is elementwise, so it cannot be a set member).
+_RETIRED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _tracked(v: Any) -> bool:
+    """Is ``v`` (a result of this transform) still tracked by an enclosing differentiation?"""
+    if not isinstance(v, Tensor):
+        return False
+    if not v.requires_grad and not v._tangents:
+        return False
+    return _depends_on_outer([v], ())
+
+
+def _has_active_tangent(t: Tensor, active: list) -> bool:
+    return bool(t._tangents) and any(level in active for level in t._tangents)
 
 
 def _fresh_input(x: Any) -> tuple[Tensor, str, bool]:
@@ -96,10 +164,12 @@ def _to_kind(t: Any, kind: str, create_graph: bool) -> Any:
         return t if create_graph or not isinstance(t, Tensor) else t.detach()
     if not isinstance(t, Tensor):
         return t
+    if create_graph and _tracked(t):
+        return t  # still tracked by an enclosing differentiation: stays on the tape
     if kind == "numpy":
         return t.numpy()
     if kind == "scalar":
-        return float(t.item()) if t.size == 1 else t.numpy()
+        return t.item() if t.size == 1 else t.numpy()
     return t.data
 
 
@@ -119,6 +189,8 @@ def _value_to_kind(v: Any, kind: str, create_graph: bool) -> Any:
         return v
     if kind == "tensor":
         return v if create_graph else v.detach()
+    if create_graph and _tracked(v):
+        return v  # still tracked by an enclosing differentiation: stays on the tape
     if kind == "cupy":
         return v.data
     arr = v.numpy()
@@ -144,6 +216,7 @@ class _Inputs:
         self.kinds: list[str] = []
         self.counts = []
         self.connected = False
+        self.own: list[Tensor] = []  # the new leaves (not aliases of tracked tensors)
         for i in nums:
             leaves, structure = pytree.flatten(args[i])
             fresh = []
@@ -152,10 +225,18 @@ class _Inputs:
                 fresh.append(t)
                 self.kinds.append(kind)
                 self.connected |= conn
+                if t._node is None:  # a new leaf, or an alias made a leaf here (no recorded history)
+                    self.own.append(t)
             self.leaves += fresh
             self.structures.append(structure)
             self.counts.append(len(fresh))
             self.args[i] = pytree.unflatten(structure, fresh)
+
+    def retire(self) -> None:
+        """The function has run: values that depend on these new leaves only are not tracked by
+        an enclosing differentiation (the leaves stay usable for this transform's backward)."""
+        for t in self.own:
+            _RETIRED[id(t)] = t
 
     def rebuild(self, values: list[Any]) -> list[Any]:
         """Per differentiated argument, its tree rebuilt from ``values`` (one per leaf)."""
@@ -173,14 +254,18 @@ def _ones_like(t: Tensor, create_graph: bool) -> Any:
 
 
 def _gradients(out: Any, inputs: _Inputs, create_graph: bool) -> list[Any]:
-    if not isinstance(out, Tensor) or not out.requires_grad:
-        grads: list[Any] = [None] * len(inputs.leaves)
-    else:
+    if isinstance(out, Tensor):
         if out.size != 1:
             raise GraphError(
                 f"grad: the function must return a scalar (one element), got shape {out.shape}; "
                 "use gg.jacobian or gg.vjp for non-scalar outputs"
             )
+        if out.dtype.kind == "c":
+            raise DTypeError(f"grad: the function's output is complex ({out.dtype}); differentiate a real "
+                             "value (np.real(f), np.abs(f)) or use gg.holomorphic_grad for a holomorphic f")
+    if not isinstance(out, Tensor) or not out.requires_grad and out._node is None:
+        grads: list[Any] = [None] * len(inputs.leaves)
+    else:
         if out.dtype.kind != "f":
             raise DTypeError(f"grad: the function's output must be floating point, got {out.dtype}")
         grads = run_backward([out], [_ones_like(out, create_graph)], retain_graph=create_graph,
@@ -196,6 +281,9 @@ def _gradients(out: Any, inputs: _Inputs, create_graph: bool) -> list[Any]:
 
 
 def _check_scalar_output(out: Any) -> Any:
+    if isinstance(out, (bool, np.bool_)) or (isinstance(out, (Tensor, np.ndarray)) and out.dtype == np.bool_):
+        raise DTypeError("grad: the function returned a boolean, which has no gradient; return a "
+                         "floating-point value (a comparison or np.allclose is not differentiable)")
     if isinstance(out, Tensor):
         return out
     if isinstance(out, (numbers.Number, np.ndarray, np.generic)):
@@ -217,7 +305,6 @@ def value_and_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         nums, single = _argnums(argnums, len(args))
         inputs = _Inputs(args, nums)
-        create_graph = inputs.connected
         with enable_grad():
             result = fun(*inputs.args, **kwargs)
         aux = None
@@ -226,6 +313,8 @@ def value_and_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
                 raise GpugradError("has_aux=True: the function must return a pair (value, aux)")
             result, aux = result
         out = _check_scalar_output(result)
+        create_graph = inputs.connected or _depends_on_outer([out], inputs.leaves)
+        inputs.retire()
         grads = inputs.rebuild(_gradients(out, inputs, create_graph))
         grad = grads[0] if single else tuple(grads)
         value = _value_to_kind(out, _output_kind(inputs.kinds), create_graph)
@@ -261,6 +350,66 @@ def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: boo
     return wrapper
 
 
+def elementwise_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """The gradient of ``sum(fun(x))``: for an elementwise ``fun`` the derivative at every
+    element (HIPS autograd's name; one reverse pass with a cotangent of ones). Example::
+
+        dtanh = gg.elementwise_grad(np.tanh)
+        dtanh(np.linspace(-3, 3, 7))          # 1 - tanh(x) ** 2
+    """
+
+    @functools.wraps(fun)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nums, single = _argnums(argnums, len(args))
+
+        def partial_fun(*xs: Any) -> Any:
+            full = list(args)
+            for i, x in zip(nums, xs):
+                full[i] = x
+            return fun(*full, **kwargs)
+
+        out, pullback = vjp(partial_fun, *[args[i] for i in nums])
+        grads = pullback(pytree.tree_map(_ones_of, out))
+        return grads[0] if single else grads
+
+    return wrapper
+
+
+def _ones_of(v: Any) -> Any:
+    if isinstance(v, Tensor):
+        from gpugrad.factories import ones_like
+
+        return ones_like(v)
+    return np.ones_like(v)
+
+
+def holomorphic_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """The complex derivative f'(z) of a holomorphic function of complex input(s) (HIPS
+    autograd's name): the gradient of ``real(f)``, which for holomorphic f is f'(z). Example::
+
+        gg.holomorphic_grad(lambda z: z * z)(1.0 + 2.0j)      # (2+4j)
+    """
+    import warnings
+
+    from gpugrad.ops.complex import real
+
+    def real_part(*args: Any, **kwargs: Any) -> Any:
+        out = fun(*args, **kwargs)
+        return real(out) if isinstance(out, Tensor) else np.real(out)
+
+    inner = grad(real_part, argnums)
+
+    @functools.wraps(fun)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nums, _ = _argnums(argnums, len(args))
+        if not all(np.iscomplexobj(args[i].data if isinstance(args[i], Tensor) else args[i]) for i in nums):
+            warnings.warn("holomorphic_grad: an input is not complex, so only the real derivative is computed",
+                          stacklevel=2)
+        return inner(*args, **kwargs)
+
+    return wrapper
+
+
 def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     """``(fun(*primals), vjp_fn)``: ``vjp_fn(cotangent)`` returns one cotangent per primal.
 
@@ -277,13 +426,15 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
         result, aux = result
     out_leaves, out_structure = pytree.flatten(result)
     kind = _output_kind(inputs.kinds)
+    outer = inputs.connected or _depends_on_outer(out_leaves, inputs.leaves)
+    inputs.retire()
 
     def vjp_fn(cotangent: Any) -> tuple:
         cot_leaves, _ = pytree.flatten(cotangent)
         if len(cot_leaves) != len(out_leaves):
             raise GpugradError(f"vjp: the cotangent has {len(cot_leaves)} leaves but the output has {len(out_leaves)}")
         roots, root_grads = [], []
-        create_graph = inputs.connected or any(isinstance(c, Tensor) and _connected(c) for c in cot_leaves)
+        create_graph = outer or any(isinstance(c, Tensor) and _connected(c) for c in cot_leaves)
         for o, c in zip(out_leaves, cot_leaves):
             if not isinstance(o, Tensor) or not o.requires_grad:
                 continue
@@ -301,15 +452,23 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
                 for g, leaf, k in zip(grads, inputs.leaves, inputs.kinds)]
         return tuple(inputs.rebuild(vals))
 
-    out = pytree.unflatten(out_structure, [_value_to_kind(o, kind, inputs.connected) for o in out_leaves])
+    out = pytree.unflatten(out_structure, [_value_to_kind(o, kind, outer) for o in out_leaves])
     if has_aux:
         return out, vjp_fn, aux
     return out, vjp_fn
 
 
+def _complex_mismatch(value: Any, like: Tensor, what: str) -> None:
+    """A complex (co)tangent for a real value is an error (as in JAX), never cast silently."""
+    if like.dtype.kind != "c" and np.iscomplexobj(value.data if isinstance(value, Tensor) else value):
+        raise DTypeError(f"vjp/jvp: a complex {what} was given for a real value of dtype {like.dtype}; "
+                         "pass its real part (np.real) if that is what you mean")
+
+
 def _cotangent(c: Any, o: Tensor, create_graph: bool) -> Any:
     from gpugrad.errors import ShapeError
 
+    _complex_mismatch(c, o, "cotangent")
     if isinstance(c, Tensor):
         if c.shape != o.shape:
             raise ShapeError(f"vjp: cotangent shape {c.shape} does not match output shape {o.shape}")
@@ -372,8 +531,6 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
             args.append(pytree.unflatten(structure, wrapped))
         result = fun(*args)
         out_leaves, out_structure = pytree.flatten(result)
-        kind = _output_kind(kinds)
-        create_graph = any(k == "tensor" for k in kinds)
         outs, touts = [], []
         for o in out_leaves:
             if isinstance(o, Tensor):
@@ -382,16 +539,19 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
                     from gpugrad.factories import zeros_like
 
                     t = zeros_like(o)
-                outs.append(_value_to_kind(_strip(o, level), kind, True))
-                touts.append(_value_to_kind(t, kind, True))
+                outs.append(_strip(o, level))
+                touts.append(t)
             else:
                 outs.append(o)
                 touts.append(np.zeros_like(o) if isinstance(o, (np.ndarray, numbers.Number)) else None)
-        del create_graph
-        return pytree.unflatten(out_structure, outs), pytree.unflatten(out_structure, touts)
     finally:
         STATE.fw_levels.pop()
         STATE.update_checks()
+    # This level is gone: what still carries a tangent or requires grad is an enclosing one's.
+    kind = _output_kind(kinds)
+    outs = [_value_to_kind(o, kind, True) for o in outs]
+    touts = [_value_to_kind(t, kind, True) for t in touts]
+    return pytree.unflatten(out_structure, outs), pytree.unflatten(out_structure, touts)
 
 
 def _strip(t: Tensor, level: int) -> Tensor:
@@ -407,6 +567,7 @@ def _strip(t: Tensor, level: int) -> Tensor:
 def _tangent_tensor(t: Any, primal: Tensor) -> Tensor:
     from gpugrad.errors import ShapeError
 
+    _complex_mismatch(t, primal, "tangent")
     if isinstance(t, Tensor):
         tt = t if t.dtype == primal.dtype else t.astype(primal.dtype)
     else:
@@ -448,7 +609,7 @@ def jacobian(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, mode: st
 def _stack_kind(blocks: list[Any], shape: tuple, kind: str) -> Any:
     from gpugrad.ops.shape import reshape, stack
 
-    if kind == "tensor":
+    if kind == "tensor" or any(isinstance(b, Tensor) for b in blocks):
         return reshape(stack(blocks, 0), shape)
     if kind == "cupy":
         import cupy
@@ -495,7 +656,7 @@ def _jacobian_one(fun: Callable[..., Any], args: tuple, i: int, mode: str) -> An
     jt = _stack_kind(cols, in_shape + out_shape, out_kind)  # (in..., out...)
     nin, nout = len(in_shape), len(out_shape)
     perm = tuple(range(nin, nin + nout)) + tuple(range(nin))
-    if out_kind == "tensor":
+    if isinstance(jt, Tensor):
         from gpugrad.ops.shape import transpose
 
         return transpose(jt, perm)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,79 +25,128 @@ def _outputs(result: Any) -> list[Tensor]:
     )
 
 
-def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps: float = 1e-6, atol: float = 1e-5,
+def _host(t: Tensor) -> np.ndarray:
+    return np.asarray(backend_for(t.device).to_host(t.data))
+
+
+def _is_float(a: Any) -> bool:
+    return isinstance(a, float) or (isinstance(a, (np.ndarray, np.generic)) and np.asarray(a).dtype.kind in "fc")
+
+
+def _checked_inputs(args: list) -> tuple[list, list[int]]:
+    """(arguments with every checked input a fresh float64/complex128 leaf, the checked positions)."""
+    leaves = list(args)
+    checked = []
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor):
+            if not a.requires_grad:
+                continue
+            data, device = a.data, a.device
+        elif _is_float(a):
+            data, device = np.array(a), "cpu"
+        else:
+            continue
+        if data.dtype.kind not in "fc":
+            raise GpugradError(f"gradcheck: input {i} is not floating point")
+        wide = np.complex128 if data.dtype.kind == "c" else np.float64
+        if data.dtype != wide:
+            warnings.warn(f"gradcheck: input {i} is {data.dtype}; it is checked in a {np.dtype(wide)} copy (finite "
+                          f"differences in {data.dtype} are too coarse for the tolerances)", stacklevel=3)
+            data = data.astype(wide)
+        # Fresh leaves, so the caller's .grad and graph stay untouched; a float64 tensor shares the
+        # caller's array (non-contiguous inputs stay so) and each perturbation is undone exactly.
+        leaves[i] = make_tensor(data, device, True)
+        checked.append(i)
+    return leaves, checked
+
+
+def _real_parts(x: np.ndarray) -> np.ndarray:
+    """A complex array as its real components (real, imag interleaved); a real one as it is."""
+    x = np.asarray(x).reshape(-1)
+    if x.dtype.kind != "c":
+        return x.astype(np.float64)
+    return np.stack([x.real, x.imag], -1).reshape(-1)
+
+
+def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any] | Any, eps: float = 1e-6, atol: float = 1e-5,
               rtol: float = 1e-3, raise_exception: bool = True) -> bool:
     """Compare reverse-mode gradients of ``fn`` with central differences.
 
-    ``inputs``: a Tensor or a sequence of them (and non-tensor arguments passed through).
-    Every floating-point tensor input with ``requires_grad`` is checked, element by element
-    against every output element: |analytic - numeric| <= atol + rtol * |numeric|. Use
-    float64 inputs (float32 differences are too noisy for the default tolerances).
+    ``inputs``: a Tensor, NumPy array or float, or a sequence of them (other arguments are passed
+    through). Checked: every Tensor with ``requires_grad`` (as PyTorch) and every floating NumPy
+    array or Python float. Float32/float16 inputs are checked in float64 copies, with a warning,
+    so float32 rounding never causes a false failure. Complex inputs and outputs are checked as
+    their real and imaginary parts (gradients follow HIPS autograd's convention). Each element of
+    every output is compared: |analytic - numeric| <= atol + rtol * |numeric|.
 
     Returns True, or raises GradcheckError naming the input, the worst element and both values
     (with ``raise_exception=False`` returns False instead). Example::
 
-        x = gg.randn(3, 4, dtype=gg.float64, requires_grad=True)
-        gg.gradcheck(lambda x: (x.tanh() * x).sum(axis=0), (x,))
+        gg.gradcheck(lambda x: (x.tanh() * x).sum(axis=0), (np.random.randn(3, 4),))
     """
-    args = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    checked = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+    single = isinstance(inputs, (Tensor, np.ndarray, float, np.generic))
+    args = [inputs] if single else list(inputs)
+    leaves, checked = _checked_inputs(args)
     if not checked:
-        raise GpugradError("gradcheck: no input has requires_grad=True")
-    for i in checked:
-        if args[i].dtype.kind != "f":
-            raise GpugradError(f"gradcheck: input {i} is not floating point")
+        raise GpugradError("gradcheck: nothing to check: no input is a floating array or number, or a Tensor "
+                           "with requires_grad=True")
 
-    # Fresh leaves so the caller's .grad and graph stay untouched. They share the caller's
-    # arrays (so non-contiguous inputs stay non-contiguous); each perturbation is undone exactly.
-    leaves = list(args)
-    for i in checked:
-        leaves[i] = make_tensor(args[i].data, args[i].device, True)
     with enable_grad():
         outs = _outputs(fn(*leaves))
-    out_sizes = [o.size for o in outs]
 
+    # Analytic: one reverse pass per real component of every output element.
     analytic = {i: [] for i in checked}
     for o in outs:
         backend = backend_for(o.device)
+        seeds = [1.0, -1j] if o.dtype.kind == "c" else [1.0]
         for k in range(o.size):
-            if o.requires_grad:
-                seed = backend.xp.zeros(o.shape, dtype=o.dtype)
-                seed.reshape(-1)[k] = 1
-                grads = run_backward([o], [seed], retain_graph=True, create_graph=False,
-                                     inputs=[leaves[i] for i in checked])
-            else:
-                grads = [None] * len(checked)
-            for i, g in zip(checked, grads):
-                row = np.zeros(args[i].size) if g is None else np.asarray(backend_for(g.device).to_host(g.data),
-                                                                          dtype=np.float64).reshape(-1)
-                analytic[i].append(row)
+            for unit in seeds:
+                if o.requires_grad:
+                    seed = backend.xp.zeros(o.shape, dtype=o.dtype)
+                    seed.reshape(-1)[k] = unit
+                    grads = run_backward([o], [seed], retain_graph=True, create_graph=False,
+                                         inputs=[leaves[i] for i in checked])
+                else:
+                    grads = [None] * len(checked)
+                for i, g in zip(checked, grads):
+                    x = leaves[i]
+                    if g is None:
+                        row = np.zeros(x.size * (2 if x.dtype.kind == "c" else 1))
+                    else:  # the gradient d/dx - 1j d/dy: real components (d/dx, d/dy)
+                        row = _real_parts(np.conj(_host(g)))
+                    analytic[i].append(row)
 
     for i in checked:
         x = leaves[i]
         data = x.data
-        numeric = np.zeros((sum(out_sizes), x.size))
+        parts = [1.0, 1j] if x.dtype.kind == "c" else [1.0]
+        numeric_cols = []
         for j in range(x.size):
             idx = np.unravel_index(j, x.shape)
             orig = data[idx].item()
-            try:
-                data[idx] = orig + eps
-                with no_grad():
-                    plus = _flat_outputs(fn(*leaves))
-                data[idx] = orig - eps
-                with no_grad():
-                    minus = _flat_outputs(fn(*leaves))
-            finally:
-                data[idx] = orig
-            numeric[:, j] = (plus - minus) / (2 * eps)
-        a = np.stack(analytic[i]) if analytic[i] else np.zeros((0, x.size))
+            for unit in parts:
+                try:
+                    data[idx] = orig + eps * unit
+                    with no_grad():
+                        plus = _flat_outputs(fn(*leaves))
+                    data[idx] = orig - eps * unit
+                    with no_grad():
+                        minus = _flat_outputs(fn(*leaves))
+                finally:
+                    data[idx] = orig
+                numeric_cols.append((plus - minus) / (2 * eps))
+        n_in = x.size * len(parts)
+        a = np.stack(analytic[i]) if analytic[i] else np.zeros((0, n_in))
+        numeric = np.stack(numeric_cols, 1) if numeric_cols else np.zeros((a.shape[0], 0))
         err = np.abs(a - numeric) - (atol + rtol * np.abs(numeric))
         if err.size and (err.max() > 0 or not np.isfinite(a).all()):
             bad = np.where(np.isfinite(a), err, np.inf)
             o_idx, x_idx = (int(v) for v in np.unravel_index(int(np.argmax(bad)), bad.shape))
-            where = tuple(int(v) for v in np.unravel_index(x_idx, x.shape))
+            comp = len(parts)
+            where = tuple(int(v) for v in np.unravel_index(x_idx // comp, x.shape))
+            part = ("" if comp == 1 else (" (real part)" if x_idx % comp == 0 else " (imaginary part)"))
             msg = (f"gradcheck: gradient of input {i} (shape {tuple(x.shape)}) disagrees with finite differences: "
-                   f"worst at output element {o_idx}, input element {where}: "
+                   f"worst at output component {o_idx}, input element {where}{part}: "
                    f"analytic {float(a[o_idx, x_idx])!r} vs numeric {float(numeric[o_idx, x_idx])!r} "
                    f"(atol={atol}, rtol={rtol}, eps={eps})")
             if raise_exception:
@@ -107,5 +157,5 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps: float
 
 def _flat_outputs(result: Any) -> np.ndarray:
     outs = _outputs(result)
-    parts = [np.asarray(o.numpy(), dtype=np.float64).reshape(-1) for o in outs]
+    parts = [_real_parts(_host(o)) for o in outs]
     return np.concatenate(parts) if parts else np.zeros(0)

@@ -1,4 +1,5 @@
-"""Minimal pytrees: tuples, lists and dicts of leaves (arrays, tensors, scalars), as JAX's simple case."""
+"""Minimal pytrees: tuples (named ones too), lists and dicts of leaves (arrays, tensors, scalars), as JAX's
+simple case."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ def flatten(tree: Any) -> tuple[list[Any], Any]:
 
 
 def _flatten(tree: Any, leaves: list) -> Any:
-    if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
+    if isinstance(tree, tuple):
+        if hasattr(tree, "_fields"):  # a named tuple (e.g. numpy.linalg's EighResult)
+            return ("namedtuple", type(tree), [_flatten(t, leaves) for t in tree])
         return ("tuple", [_flatten(t, leaves) for t in tree])
     if isinstance(tree, list):
         return ("list", [_flatten(t, leaves) for t in tree])
@@ -35,6 +38,8 @@ def _unflatten(structure: Any, it: Any) -> Any:
         return next(it)
     if kind == "tuple":
         return tuple(_unflatten(s, it) for s in structure[1])
+    if kind == "namedtuple":
+        return structure[1](*[_unflatten(s, it) for s in structure[2]])
     if kind == "list":
         return [_unflatten(s, it) for s in structure[1]]
     keys, subs = structure[1], structure[2]

@@ -1,6 +1,6 @@
 """CUDA source generation from the op table (no CuPy, no GPU needed).
 
-Every elementwise op is declared once, as expressions (:mod:`gpugrad.ops.elementwise`). This
+Every elementwise op is declared once, as expressions (:mod:`gpugrad.table.elementwise`). This
 module renders those expressions into CUDA C++ on the template in ``kernels/gg_elementwise.cuh``:
 
 * element functions ``gg_ew_<op>_fwd`` (the value) and ``gg_ew_<op>_d<i>`` (``g`` times the
@@ -17,8 +17,8 @@ for CMake to compile with nvcc, plus the host-library sources and a manifest.
 
 Example::
 
-    from gpugrad.ops.elementwise import OPS
-    name, src = forward_kernel(OPS["tanh"], "float32", "a", "c")
+    from gpugrad.table.elementwise import TABLE
+    name, src = forward_kernel(TABLE["tanh"], "float32", "a", "c")
     name                      # 'gg_tanh_f32_f_a_c'
 """
 
@@ -324,9 +324,9 @@ def all_kernels(op: Any, dt: str) -> list[tuple[str, str]]:
 
 
 def _ops() -> list[Any]:
-    from gpugrad.ops.elementwise import OPS
+    from gpugrad.table.elementwise import TABLE
 
-    return list(OPS.values())
+    return list(TABLE.values())
 
 
 def elementwise_units(units_per_dtype: int = 4) -> list[tuple[str, str, list[tuple[str, str]]]]:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from gpugrad.backends import cuda_codegen as cg
+from gpugrad.backends import numpy_backend as _portable
 from gpugrad.backends.cuda_runtime import import_cupy
 from gpugrad.errors import DTypeError, ShapeError
 from gpugrad.table import expr as E
@@ -175,12 +176,10 @@ def reduction_plan(shape: tuple, axes: tuple[int, ...]) -> list[tuple[int, int, 
 class CupyBackend:
     """The namespace of array functions for one GPU (see the module docstring)."""
 
-    fuses_accumulation = True
-
     def __init__(self, index: int) -> None:
         cp = import_cupy()
         from gpugrad.backends.cuda_runtime import require_device
-        from gpugrad.ops.elementwise import OPS
+        from gpugrad.table.elementwise import TABLE as OPS
 
         require_device(index)
         self.cp = cp
@@ -215,12 +214,19 @@ class CupyBackend:
         # as the op table's forward kernels
         for name in [*E.FUNCTIONS, "negative", "square", "reciprocal", "equal", "not_equal", "less", "greater"]:
             setattr(self, name, partial(self._ew_call, OPS[name]))
-        from gpugrad.ops.elementwise import ElementwiseOp
-
         self._python_fns = _cupy_expr_functions(cp)
-        self._ew_cls = ElementwiseOp
+        # hand-written kernels implementing op rules, keyed by (op name, "forward" | "vjp")
+        self.lowerings: dict[tuple[str, str], Any] = {}
         if cp.cuda.runtime.getDeviceCount() > 1:
             self._bind_device()
+
+    # The nn primitives' array code, written against the array module of its input (CuPy here).
+    im2col = staticmethod(_portable.im2col)
+    col2im = staticmethod(_portable.col2im)
+    pool2d = staticmethod(_portable.pool2d)
+    pool_argmax = staticmethod(_portable.pool_argmax)
+    pool_scatter = staticmethod(_portable.pool_scatter)
+    pool_gather = staticmethod(_portable.pool_gather)
 
     # ---- device placement ---------------------------------------------------------------------
     def _bind_device(self) -> None:
@@ -385,7 +391,7 @@ class CupyBackend:
             values = [cp.ascontiguousarray(cp.broadcast_to(v, shape)) if p == "a" else v for v, p in zip(values, pat)]
             self.counters["launches"] += len(arrays)
             mode, info = "c", (1,) * len(arrays)
-        kernel = self._op_kernel((op, dt, pat, mode), cg.forward_kernel, op, _DTNAME[dt], pat, mode)
+        kernel = self._op_kernel((op.name, dt, pat, mode), cg.forward_kernel, op, _DTNAME[dt], pat, mode)
         sc = _SCALAR[dt]
         kargs: list[Any] = [np.int64(n)]
         if mode == "s":
@@ -454,8 +460,14 @@ class CupyBackend:
             fresh[aliases[0]] = True  # the only holder of g: ownership passes on
         if not kmask:
             return tuple(results), tuple(fresh)
-        if dt not in _FLOATS:
-            raise TypeError(f"{op.name}: backward of dtype {dt} on CUDA")
+        if dt not in _FLOATS:  # complex: the derivative expressions with CuPy's ufuncs (no kernels)
+            for k in kmask:
+                fn = op.python_function(("vjp", k), None, self._python_fns, "cupy-py")
+                with self.device:
+                    results[k] = fn(g, *args, out, *[params[p] for p in op.param_names])
+                self.counters["launches"] += 1
+                fresh[k] = True
+            return tuple(results), tuple(fresh)
         mask = tuple(kmask)
         used_names, uses_out = cg.backward_uses(op, mask)
         used = [name in used_names for name in op.inputs]
@@ -479,7 +491,7 @@ class CupyBackend:
             if uses_out:
                 out = arrays[-1]
             mode, info = "c", (1,) * len(arrays)
-        kernel = self._op_kernel((op, dt, mask, pat, mode), cg.backward_kernel, op, _DTNAME[dt], mask, pat, mode)
+        kernel = self._op_kernel((op.name, dt, mask, pat, mode), cg.backward_kernel, op, _DTNAME[dt], mask, pat, mode)
         sc = _SCALAR[dt]
         kargs: list[Any] = [np.int64(n)]
         if mode == "s":
@@ -894,6 +906,42 @@ class CupyBackend:
     def inv(self, a: Any) -> Any:
         return self._lib(self.cp.linalg.inv, a)
 
+    # decompositions (cuSOLVER) and transforms (cuFFT), through CuPy
+    def tril(self, x: Any, k: int = 0) -> Any:
+        mask = self.cp.tri(x.shape[-2], x.shape[-1], k, dtype=bool)
+        return self._lib(self.cp.where, mask, x, 0)
+
+    def triu(self, x: Any, k: int = 0) -> Any:
+        mask = self.cp.tri(x.shape[-2], x.shape[-1], k - 1, dtype=bool)
+        return self._lib(self.cp.where, mask, 0, x)
+
+    def cholesky(self, a: Any) -> Any:
+        return self._lib(self.cp.linalg.cholesky, a)
+
+    def eigh(self, a: Any, uplo: str = "L") -> tuple[Any, Any]:
+        return self._lib(self.cp.linalg.eigh, a, uplo)
+
+    def eig(self, a: Any) -> tuple[Any, Any]:
+        """cupy.linalg.eig (CuPy >= 14); older CuPy has none: LAPACK on the host, copied back."""
+        fn = getattr(self.cp.linalg, "eig", None)
+        if fn is not None:
+            return self._lib(fn, a)
+        w, v = np.linalg.eig(self.cp.asnumpy(a))
+        return self.from_host(w), self.from_host(v)
+
+    def svd(self, a: Any, full_matrices: bool) -> tuple[Any, Any, Any]:
+        return self._lib(self.cp.linalg.svd, a, full_matrices=full_matrices)
+
+    def qr(self, a: Any, mode: str) -> tuple[Any, Any]:
+        return self._lib(self.cp.linalg.qr, a, mode)
+
+    def pinv(self, a: Any, rcond: float) -> Any:
+        return self._lib(self.cp.linalg.pinv, a, rcond)
+
+    def fftn(self, x: Any, kind: str, s: tuple, axes: tuple, norm: Any) -> Any:
+        """``cupy.fft.<kind>n`` (cuFFT), kind in fft, ifft, rfft, irfft."""
+        return self._lib(getattr(self.cp.fft, kind + "n"), x, s=s, axes=axes, norm=norm)
+
     def zeros_like(self, x: Any) -> Any:
         return self._lib(self.cp.zeros_like, x)
 
@@ -936,8 +984,19 @@ class CupyBackend:
             x = self.asarray(x)
         if x.dtype == dtype:
             return x
+        if x.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+            x = x.real  # a complex gradient reaching a real input: its real part
         self.counters["launches"] += 1
         return x.astype(dtype)
+
+    def real(self, x: Any) -> Any:
+        return self.cp.real(x)
+
+    def imag(self, x: Any) -> Any:
+        return self.cp.imag(x)
+
+    def conj(self, x: Any) -> Any:
+        return self._lib(self.cp.conj, x)
 
     # ---- arrays, transfers, checks ------------------------------------------------------------
     def asarray(self, data: Any, dtype: Any = None) -> Any:

@@ -10,7 +10,6 @@ float32 and rounded once, as the CUDA kernels do.
 from __future__ import annotations
 
 import ast
-import sys
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,9 @@ from gpugrad.table import expr as E
 name = "cpu"
 xp = np
 TAG = "numpy"
+# faster implementations of op rules, keyed by (op name, "forward" | "vjp") (gpugrad.ops.base):
+# none, NumPy runs the rules themselves
+lowerings: dict[tuple[str, str], Any] = {}
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
@@ -198,7 +200,50 @@ def ew_forward(op: Any, dt: np.dtype, args: list, params: dict) -> Any:
 
 
 def ew_vjp(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
-    return op.vjp(sys.modules[__name__], g, args, out, params, needs)
+    """The gradients of an elementwise op's inputs in ``needs`` (None for the others)."""
+    fns = op.np_vjp.get(g.dtype)
+    if fns is None:
+        fns = vjp_functions(op, g.dtype)
+    if args is None:
+        args = op._nones
+    if params:
+        extra = [params[p] for p in op.param_names]
+        return tuple(fn(g, *args, out, *extra) if need else None for fn, need in zip(fns, needs))
+    if op.n_inputs == 1:
+        return (fns[0](g, args[0], out),)
+    if op.n_inputs == 2:
+        a, b = args
+        return (fns[0](g, a, b, out) if needs[0] else None, fns[1](g, a, b, out) if needs[1] else None)
+    return tuple(fn(g, *args, out) if need else None for fn, need in zip(fns, needs))
+
+
+def ew_vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, acc: Any,
+               g_owned: bool) -> tuple[tuple, tuple]:
+    """:func:`ew_vjp` for the backward pass: ``(grads, fresh)``, gradient i added into the
+    engine's buffer ``acc[i]`` when there is one (then ``grads[i] is acc[i]``); ``fresh[i]``
+    says nothing else refers to grads[i]. (The CUDA backend does the same in one kernel.)"""
+    grads = ew_vjp(op, g, args, out, params, needs)
+    fresh = []
+    if any(a is not None for a in acc):
+        grads = list(grads)
+        for i, (gi, a) in enumerate(zip(grads, acc)):
+            if gi is not None and a is not None:
+                np.add(a, gi, out=a)
+                grads[i] = a
+    for gi in grads:
+        fresh.append(gi.__class__ is _ndarray and gi is not g and gi.base is None)
+    return tuple(grads), tuple(fresh)
+
+
+def add_into(dst: Any, src: Any) -> None:
+    """dst += src, in place (dst is a gradient buffer the engine owns)."""
+    np.add(dst, src, out=dst)
+
+
+def accumulate(a: Any, b: Any) -> Any:
+    """a + b in a new array (the engine may accumulate into it later)."""
+    out = np.add(a, b)
+    return out if out.__class__ is _ndarray else np.asarray(out)  # a 0-d sum comes back a scalar
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +293,15 @@ def transpose(x: Any, axes: Any = None) -> Any:
 
 
 def astype(x: Any, dtype: Any) -> Any:
-    return np.asarray(x).astype(dtype, copy=False)
+    x = np.asarray(x)
+    if x.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+        x = x.real  # a complex gradient reaching a real input: its real part (autograd's convention)
+    return x.astype(dtype, copy=False)
+
+
+real = np.real
+imag = np.imag
+conj = np.conj
 
 
 def sum_to(x: Any, shape: tuple) -> Any:
@@ -422,6 +475,40 @@ def solve(a: Any, b: Any) -> Any:
 
 def inv(a: Any) -> Any:
     return np.linalg.inv(a)
+
+
+# decompositions and transforms (LAPACK and pocketfft through NumPy; cuSOLVER/cuFFT on the GPU)
+tril = np.tril
+triu = np.triu
+
+
+def cholesky(a: Any) -> Any:
+    return np.linalg.cholesky(a)
+
+
+def eigh(a: Any, uplo: str = "L") -> tuple[Any, Any]:
+    return np.linalg.eigh(a, uplo)
+
+
+def eig(a: Any) -> tuple[Any, Any]:
+    return np.linalg.eig(a)
+
+
+def svd(a: Any, full_matrices: bool) -> tuple[Any, Any, Any]:
+    return np.linalg.svd(a, full_matrices=full_matrices)
+
+
+def qr(a: Any, mode: str) -> tuple[Any, Any]:
+    return np.linalg.qr(a, mode)
+
+
+def pinv(a: Any, rcond: float) -> Any:
+    return np.linalg.pinv(a, rcond)
+
+
+def fftn(x: Any, kind: str, s: tuple, axes: tuple, norm: Any) -> Any:
+    """``numpy.fft.<kind>n``, kind in fft, ifft, rfft, irfft."""
+    return getattr(np.fft, kind + "n")(x, s=s, axes=axes, norm=norm)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from gpugrad.ops import elementwise as _ew
+from gpugrad.ops.complex import abs, angle, conj, conjugate, imag, real  # noqa: F401
+from gpugrad.ops.decomp import cholesky, eig, eigh, eigvalsh, pinv, qr, svd  # noqa: F401
 from gpugrad.ops.elementwise import (  # noqa: F401  (re-exported)
     OPS as ELEMENTWISE_OPS,
 )
 from gpugrad.ops.elementwise import (
-    abs,
     add,
     arccos,
     arccosh,
@@ -76,6 +77,7 @@ from gpugrad.ops.elementwise import (
     trunc,
     where,
 )
+from gpugrad.ops.fft import fftn  # noqa: F401
 from gpugrad.ops.index import (  # noqa: F401
     getitem,
     index_put,
@@ -91,7 +93,9 @@ from gpugrad.ops.linalg import (  # noqa: F401
     einsum,
     inner,
     inv,
+    lstsq,
     matmul,
+    matrix_power,
     outer,
     slogdet,
     solve,
@@ -161,6 +165,7 @@ from gpugrad.ops.shape import (  # noqa: F401
     unsqueeze,
     vstack,
 )
+from gpugrad.tensor import Tensor
 
 power = pow
 cat = concatenate  # PyTorch's name
@@ -260,8 +265,33 @@ def new_zeros(like: Any, shape: tuple) -> Any:
 # elementwise rules evaluated with differentiable ops (create_graph, forward mode)
 
 TAG = "tensor"
-EXPR_FUNCTIONS: dict[str, Any] = {name: op for name, op in ELEMENTWISE_OPS.items()}
-EXPR_FUNCTIONS.update(floordiv=floordiv, mod=mod, zeros_like=zeros_like)
+# the tensor namespace runs every op's rule itself (no registered kernels; gpugrad.ops.base)
+lowerings: dict[tuple[str, str], Any] = {}
+def _scalar_safe(fn: Any, scalar_fn: Any) -> Any:
+    """``fn`` on tensors; on Python numbers only, a Python number (computed with NumPy), not a CPU
+    tensor: an expression such as ``pow(a, where(b == 0, 1, b - 1))`` with a scalar b must not
+    put a CPU operand next to a GPU one."""
+
+    def call(*args: Any) -> Any:
+        for a in args:
+            if isinstance(a, Tensor):
+                return fn(*args)
+        r = scalar_fn(*args)
+        return r.item() if hasattr(r, "item") else r
+
+    return call
+
+
+def _expr_functions() -> dict[str, Any]:
+    from gpugrad.backends import numpy_backend
+
+    table = dict(ELEMENTWISE_OPS)
+    table.update(floordiv=floordiv, mod=mod, zeros_like=zeros_like)
+    return {name: _scalar_safe(fn, numpy_backend.EXPR_FUNCTIONS[name]) if name in numpy_backend.EXPR_FUNCTIONS
+            else fn for name, fn in table.items()}
+
+
+EXPR_FUNCTIONS: dict[str, Any] = _expr_functions()
 
 
 def ew_vjp(op: Any, g: Any, args: tuple, out: Any, params: dict, needs: tuple) -> tuple:

@@ -9,6 +9,11 @@ An op declares, once:
   path) or the differentiable tensor namespace (``create_graph``), so one rule serves both;
 * ``jvp(ns, tangents, args, out, params)``: the output tangent (forward mode, tensor namespace);
 * ``saves(needs)``: which inputs and whether the output the vjp needs, so nothing else is kept.
+
+Each rule is written once. A backend may register a faster implementation of an op's rule
+(a hand-written CUDA kernel) in its ``lowerings``, keyed by ``(op name, "forward" | "vjp")``,
+with the rule's signature; :func:`forward` and :func:`vjp` pick it, and fall back to the rule
+when there is none or when it declines a case by returning ``NotImplemented``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from gpugrad.backends import _BACKENDS, backend_for, device_of_array
 from gpugrad.errors import AnomalyError, DeviceError, GpugradError, ShapeError, describe
 from gpugrad.tensor import Tensor, make_tensor
 
-_SCALARS = (int, float, bool, np.generic)
+_SCALARS = (int, float, bool, complex, np.generic)
 _ndarray = np.ndarray
 
 
@@ -36,6 +41,7 @@ class Op:
     view = False  # the output may share memory with input 0 (reshape, transpose, basic indexing)
     moves = False  # the output lives on params["device"] (to_device)
     fresh_grads = False  # vjp returns newly allocated arrays (or g itself): no copy needed for .grad
+    accumulates = False  # the backend's ew_vjp_acc runs its backward (elementwise ops)
     save_inputs: Any = True  # True, False, or a per-input tuple of bools
     save_out = False
 
@@ -56,6 +62,28 @@ class Op:
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
+
+
+def forward(op: Op, B: Any, args: list, params: dict) -> Any:
+    """``op``'s value on backend ``B``: the backend's registered kernel if it has one for the
+    case, else the op's rule."""
+    impl = B.lowerings.get((op.name, "forward"))
+    if impl is not None:
+        out = impl(B, args, params)
+        if out is not NotImplemented:
+            return out
+    return op.forward(B, args, params)
+
+
+def vjp(op: Op, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
+    """``op``'s input gradients in namespace ``ns`` (a backend or the tensor namespace): a
+    registered kernel if ``ns`` has one for the case, else the op's rule."""
+    impl = ns.lowerings.get((op.name, "vjp"))
+    if impl is not None:
+        g_in = impl(ns, g, args, out, params, needs)
+        if g_in is not NotImplemented:
+            return g_in
+    return op.vjp(ns, g, args, out, params, needs)
 
 
 def apply(op: Op, args: tuple, params: dict) -> Tensor:
@@ -86,7 +114,7 @@ def apply(op: Op, args: tuple, params: dict) -> Tensor:
     if backend is None:
         backend = backend_for(device)
     try:
-        out = op.forward(backend, datas, params)
+        out = forward(op, backend, datas, params)
     except GpugradError:
         raise
     except (ValueError, IndexError) as exc:
@@ -105,7 +133,7 @@ def apply(op: Op, args: tuple, params: dict) -> Tensor:
             base = a0._extra.get("base", a0) if a0._extra else a0
     if version is None:
         version = [0]
-    if rg and STATE.grad_enabled and op.differentiable and out.dtype.kind == "f":
+    if rg and STATE.grad_enabled and op.differentiable and out.dtype.kind in "fc":
         node = _record(op, vals, params, out, device, version)
         result = make_tensor(out, device, True, node, version)
     else:
@@ -264,7 +292,7 @@ def _forward_mode(op: Op, vals: tuple, params: dict, result: Tensor) -> None:
     for a in vals:
         if isinstance(a, Tensor) and a._tangents:
             levels.update(level for level in a._tangents if level in active and level not in masked)
-    if not levels or not op.differentiable or result.data.dtype.kind != "f":
+    if not levels or not op.differentiable or result.data.dtype.kind not in "fc":
         return
     from gpugrad.ops.namespace import tensor_namespace
 

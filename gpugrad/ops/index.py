@@ -131,7 +131,7 @@ def normalize_index(index: Any, x: Tensor) -> Any:
             if item.dtype == np.bool_ and item.ndim:
                 out.extend(item.nonzero())  # NumPy's meaning of a mask; also what add.at needs
                 continue
-        elif isinstance(item, (list, np.ndarray)):
+        elif isinstance(item, (list, tuple, np.ndarray)):  # a tuple inside an index is a sequence
             arr = np.asarray(item)
             if arr.dtype.kind not in "biu" and arr.size:
                 raise DTypeError(f"getitem: arrays used as indices must be integer or bool, got {arr.dtype}")

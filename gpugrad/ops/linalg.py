@@ -143,7 +143,25 @@ def matmul(a: Any, b: Any) -> Tensor:
     """
     a = as_tensor_operand(a, b if isinstance(b, Tensor) else None)
     b = as_tensor_operand(b, a)
+    _check_product("matmul", a.shape, b.shape)
     return apply(MATMUL, (a, b), {"ndims": (a.ndim, b.ndim)})
+
+
+def _check_product(name: str, sa: tuple, sb: tuple) -> None:
+    """A clear ShapeError when the summed dimensions of a matrix product differ."""
+    if not sa or not sb:
+        raise ShapeError(f"{name}: operands must be at least 1-D, got shapes {sa} and {sb}")
+    ka = sa[-1]
+    kb = sb[0] if len(sb) == 1 else sb[-2]
+    if ka != kb:
+        where_b = "its only" if len(sb) == 1 else "its second-to-last"
+        raise ShapeError(f"{name}: shapes {sa} and {sb} are not aligned: the last dimension of the first "
+                         f"({ka}) must equal {where_b} dimension of the second ({kb})")
+    if len(sa) > 2 and len(sb) > 2:
+        try:
+            np.broadcast_shapes(sa[:-2], sb[:-2])
+        except ValueError:
+            raise ShapeError(f"{name}: the batch dimensions of shapes {sa} and {sb} do not broadcast") from None
 
 
 def parse_einsum(subscripts: str, shapes: Sequence[tuple[int, ...]]) -> tuple[list[str], str, dict[str, int]]:
@@ -217,17 +235,23 @@ def dot(a: Any, b: Any) -> Tensor:
     b = as_tensor_operand(b, a)
     if a.ndim == 0 or b.ndim == 0:
         return multiply(a, b)
+    _check_product("dot", a.shape, b.shape if b.ndim < 2 else b.shape[-2:])
     if a.ndim <= 2 and b.ndim <= 2:
         return matmul(a, b)
     return tensordot(a, b, axes=([a.ndim - 1], [b.ndim - 2 if b.ndim >= 2 else 0]))
 
 
 def vdot(a: Any, b: Any) -> Tensor:
-    """Dot product of the flattened arrays, as ``numpy.vdot`` (real arrays)."""
+    """Dot product of the flattened arrays, the first conjugated, as ``numpy.vdot``."""
+    from gpugrad.ops.complex import conj
     from gpugrad.ops.reduce import sum as _sum
     from gpugrad.ops.shape import ravel
 
-    return _sum(ravel(a) * ravel(as_tensor_operand(b)))
+    a = as_tensor_operand(a, b if isinstance(b, Tensor) else None)
+    b = as_tensor_operand(b, a)
+    if a.size != b.size:
+        raise ShapeError(f"vdot: the arrays have {a.size} and {b.size} elements")
+    return _sum(ravel(conj(a)) * ravel(b))
 
 
 def inner(a: Any, b: Any) -> Tensor:
@@ -413,3 +437,66 @@ def _linalg_call(op: Op, args: tuple, params: dict) -> Tensor:
         return apply(op, args, params)
     except np.linalg.LinAlgError as exc:
         raise GpugradError(f"{op.name}: {exc} (shapes {', '.join(str(a.shape) for a in args)})") from None
+
+
+def matrix_power(a: Any, n: int) -> Tensor:
+    """``a`` raised to the integer power ``n`` by repeated squaring (``inv(a)`` first for
+    n < 0; the identity for n = 0), as ``numpy.linalg.matrix_power``."""
+    import numbers
+
+    from gpugrad.ops.shape import broadcast_to
+
+    a = as_tensor_operand(a)
+    _square(a, "matrix_power")
+    if not isinstance(n, numbers.Integral):
+        raise GpugradError(f"matrix_power: the exponent must be an integer, got {n!r}")
+    n = int(n)
+    if n == 0:
+        from gpugrad.factories import eye
+
+        return broadcast_to(eye(a.shape[-1], dtype=a.dtype, device=a.device), a.shape) + a * 0
+    if n < 0:
+        a, n = inv(a), -n
+    result = None
+    base = a
+    while n:
+        if n & 1:
+            result = base if result is None else matmul(result, base)
+        n >>= 1
+        if n:
+            base = matmul(base, base)
+    return result
+
+
+def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Tensor, Tensor, int, Tensor]:
+    """Least-squares solution of a x = b: ``(x, residuals, rank, singular values)``, as
+    ``numpy.linalg.lstsq``; x (through the pseudo-inverse), the residuals and the singular values
+    are differentiable (the rank is constant)."""
+    from gpugrad.ops.decomp import pinv, svd
+    from gpugrad.ops.reduce import sum as _sum
+
+    a = as_tensor_operand(a, b if isinstance(b, Tensor) else None)
+    b = as_tensor_operand(b, a)
+    if a.ndim != 2 or b.ndim not in (1, 2) or b.shape[0] != a.shape[0]:
+        raise ShapeError(f"lstsq: expected a (m, n) matrix and b of shape (m,) or (m, k), got {a.shape} and {b.shape}")
+    m, n = a.shape
+    eps = float(np.finfo(np.real(np.zeros((), a.dtype)).dtype).eps)
+    cutoff = eps * max(m, n) if rcond is None or rcond < 0 else float(rcond)
+    s = svd(a, compute_uv=False)
+    s_values = np.asarray(s.data if s.device == "cpu" else s.data.get())
+    rank = int((s_values > cutoff * (s_values.max() if s_values.size else 0.0)).sum())
+    x = matmul(pinv(a, cutoff), b)
+    if rank == n and m > n:
+        from gpugrad.ops.complex import abs as _abs
+
+        r = _abs(matmul(a, x) - b)
+        residuals = _sum(r * r, 0)
+        if b.ndim == 1:
+            from gpugrad.ops.shape import reshape
+
+            residuals = reshape(residuals, (1,))
+    else:
+        from gpugrad.factories import zeros
+
+        residuals = zeros((0,), dtype=np.real(np.zeros((), a.dtype)).dtype, device=a.device)
+    return x, residuals, rank, s

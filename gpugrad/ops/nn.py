@@ -2,8 +2,8 @@
 primitives (im2col/col2im, conv2d, max/avg pooling, layer and batch normalisation, embedding,
 dropout, cross-entropy).
 
-Each backward rule is one node on the tape written as a few array expressions (no chain of tiny
-ops), and the backends may run them as kernels.
+Each rule is one node on the tape written once as a few array expressions (no chain of tiny
+ops); a backend may register a kernel for one (``lowerings``, see gpugrad.ops.base).
 """
 
 from __future__ import annotations
@@ -17,24 +17,35 @@ from gpugrad.backends import backend_for, device_of_array
 from gpugrad.backends import numpy_backend as _npb
 from gpugrad.errors import ArgumentError, DeviceError, DTypeError, ShapeError
 from gpugrad.ops._util import as_tensor_operand, normalize_one_axis
-from gpugrad.ops.base import Op, apply
+from gpugrad.ops.base import Op, apply, forward
 from gpugrad.ops.spellings import accepts_dim
 from gpugrad.tensor import Tensor, make_tensor
 
 
+def _shifted(ns: Any, x: Any, axis: int) -> Any:
+    """x minus its max along ``axis`` (a max that is not finite shifts by 0: a row of -inf stays
+    -inf instead of becoming NaN)."""
+    m = ns.amax(x, axis, True)
+    return x - ns.where(ns.isfinite(m), m, 0)
+
+
 class Softmax(Op):
+    """exp(x) / sum(exp(x)) along an axis; the CUDA backend registers its one-pass kernels for
+    both rules (``lowerings``)."""
+
     name = "softmax"
     save_inputs = False
     save_out = True
 
-    def forward(self, B: Any, args: list, params: dict) -> Any:
-        return B.softmax(args[0], params["axis"])
+    def forward(self, ns: Any, args: list, params: dict) -> Any:
+        x, a = args[0], params["axis"]
+        if x.size == 0:
+            return ns.exp(x)
+        e = ns.exp(_shifted(ns, x, a))
+        return e / ns.sum(e, a, True)
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
-        a = params["axis"]
-        if hasattr(ns, "softmax_backward"):  # raw arrays: the backend's fused kernel
-            return (ns.softmax_backward(g, out, a),)
-        return (out * (g - ns.sum(g * out, a, True)),)
+        return (out * (g - ns.sum(g * out, params["axis"], True)),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         t = tangents[0]
@@ -42,16 +53,20 @@ class Softmax(Op):
 
 
 class LogSoftmax(Op):
+    """x - log(sum(exp(x))) along an axis, computed stably (see :class:`Softmax`)."""
+
     name = "log_softmax"
     save_inputs = False
     save_out = True
 
-    def forward(self, B: Any, args: list, params: dict) -> Any:
-        return B.log_softmax(args[0], params["axis"])
+    def forward(self, ns: Any, args: list, params: dict) -> Any:
+        x, a = args[0], params["axis"]
+        if x.size == 0:
+            return ns.exp(x)
+        z = _shifted(ns, x, a)
+        return z - ns.log(ns.sum(ns.exp(z), a, True))
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
-        if hasattr(ns, "log_softmax_backward"):  # raw arrays: the backend's fused kernel
-            return (ns.log_softmax_backward(g, out, params["axis"]),)
         return (g - ns.exp(out) * ns.sum(g, params["axis"], True),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
@@ -80,17 +95,10 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
 # =============================================================================================
 # Neural-network primitives: im2col/col2im, conv2d, pooling, normalisation, embedding, dropout,
 # cross-entropy. One Op each, rules written once against the namespace ``ns``: the backend (raw
-# arrays) in fast mode, gpugrad.ops (tensors) for create_graph and forward mode. Array helpers
-# that a backend may implement as kernels (``im2col``, ``col2im``) are looked up on the backend
-# and fall back to the portable array code of the NumPy backend (which runs on CuPy arrays too).
+# arrays) in fast mode, gpugrad.ops (tensors) for create_graph and forward mode. Every backend
+# provides the array helpers (``im2col``, ``col2im``, ``pool_*``); both run the same portable
+# array code, written against the array module of its input.
 # =============================================================================================
-
-
-def _prim(ns: Any, name: str) -> Any:
-    fn = getattr(ns, name, None)
-    if fn is None:  # a backend without its own kernel: the portable array code
-        fn = getattr(_npb, name)
-    return fn
 
 
 def _raw(a: Any) -> Any:
@@ -164,10 +172,10 @@ class Im2col(Op):
     save_inputs = False
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
-        return _prim(B, "im2col")(args[0], *_geom(params), params["pad_value"])
+        return B.im2col(args[0], *_geom(params), params["pad_value"])
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
-        return (_prim(ns, "col2im")(g, params["x_shape"], *_geom(params)),)
+        return (ns.col2im(g, params["x_shape"], *_geom(params)),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         return im2col(tangents[0], *_geom(params), 0.0)
@@ -178,10 +186,10 @@ class Col2im(Op):
     save_inputs = False
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
-        return _prim(B, "col2im")(args[0], params["x_shape"], *_geom(params))
+        return B.col2im(args[0], params["x_shape"], *_geom(params))
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
-        return (_prim(ns, "im2col")(g, *_geom(params), 0.0),)
+        return (ns.im2col(g, *_geom(params), 0.0),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         return col2im(tangents[0], params["x_shape"], *_geom(params))
@@ -225,7 +233,7 @@ class Conv2d(Op):
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
         x, w, b = args
-        cols = _prim(B, "im2col")(x, *_geom(params), 0.0)
+        cols = B.im2col(x, *_geom(params), 0.0)
         n, (oh, ow) = x.shape[0], params["out_hw"]
         m = n * oh * ow
         f, groups = w.shape[0], params["groups"]
@@ -255,9 +263,9 @@ class Conv2d(Op):
             else:
                 gcols = ns.matmul(ns.transpose(ns.reshape(w, (groups, fg, ck)), (0, 2, 1)), g2)
             gcols = ns.reshape(gcols, (c, kh, kw, n, oh, ow))
-            gx = _prim(ns, "col2im")(gcols, x_shape, *_geom(params))
+            gx = ns.col2im(gcols, x_shape, *_geom(params))
         if needs[1]:
-            cols = _prim(ns, "im2col")(x, *_geom(params), 0.0)
+            cols = ns.im2col(x, *_geom(params), 0.0)
             if groups == 1:
                 gw = ns.matmul(g2, ns.transpose(ns.reshape(cols, (ck, m)), (1, 0)))
             else:
@@ -345,10 +353,10 @@ class PoolScatter(Op):
     save_inputs = False
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
-        return _prim(B, "pool_scatter")(args[0], params["idx"], params["x_shape"], *_geom(params))
+        return B.pool_scatter(args[0], params["idx"], params["x_shape"], *_geom(params))
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
-        return (_prim(ns, "pool_gather")(g, params["idx"], *_geom(params)),)
+        return (ns.pool_gather(g, params["idx"], *_geom(params)),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         return pool_scatter(tangents[0], params["idx"], params["x_shape"], *_geom(params))
@@ -361,10 +369,10 @@ class PoolGather(Op):
     save_inputs = False
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
-        return _prim(B, "pool_gather")(args[0], params["idx"], *_geom(params))
+        return B.pool_gather(args[0], params["idx"], *_geom(params))
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
-        return (_prim(ns, "pool_scatter")(g, params["idx"], params["x_shape"], *_geom(params)),)
+        return (ns.pool_scatter(g, params["idx"], params["x_shape"], *_geom(params)),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         return pool_gather(tangents[0], params["idx"], *_geom(params))
@@ -398,7 +406,7 @@ def pool_gather(x: Any, idx: Any, kernel: tuple, stride: tuple, padding: tuple, 
 def _pool_argmax(x: Any, params: dict) -> Any:
     """Window argmax taps of x, computed on raw arrays: a constant of the gradient."""
     xr = _raw(x)
-    return _prim(_backend_of(xr), "pool_argmax")(xr, *_geom(params))
+    return _backend_of(xr).pool_argmax(xr, *_geom(params))
 
 
 class MaxPool2d(Op):
@@ -408,11 +416,11 @@ class MaxPool2d(Op):
     save_inputs = True
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
-        return _prim(B, "pool2d")(args[0], *_geom(params), "max")
+        return B.pool2d(args[0], *_geom(params), "max")
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
         idx = _pool_argmax(args[0], params)
-        return (_prim(ns, "pool_scatter")(g, idx, params["x_shape"], *_geom(params)),)
+        return (ns.pool_scatter(g, idx, params["x_shape"], *_geom(params)),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         idx = _pool_argmax(args[0], params)
@@ -427,7 +435,7 @@ class AvgPool2d(Op):
     save_inputs = False
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
-        s = _prim(B, "pool2d")(args[0], *_geom(params), "sum")
+        s = B.pool2d(args[0], *_geom(params), "sum")
         div = params["divisor"]
         s /= div if isinstance(div, float) else B.asarray(div, dtype=s.dtype)
         return s
@@ -442,7 +450,7 @@ class AvgPool2d(Op):
             div = _backend_of(_raw(g)).asarray(div, dtype=g.dtype)
         gt = ns.transpose(g / div, (1, 0, 2, 3))  # (C, N, OH, OW)
         gcols = ns.broadcast_to(ns.reshape(gt, (c, 1, 1, n, oh, ow)), (c, kh, kw, n, oh, ow))
-        return (_prim(ns, "col2im")(gcols, x_shape, *_geom(params)),)
+        return (ns.col2im(gcols, x_shape, *_geom(params)),)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         return apply(AVG_POOL2D, (tangents[0],), params)
@@ -858,6 +866,8 @@ class CrossEntropy(Op):
     rows have ``valid`` 0) the effective target row is q = (1 - s) w_y onehot(y) + s/C w
     (s = label smoothing, w = class weights or 1); with probabilities q = ((1 - s) t + s/C) w.
     Row loss -sum_j q_j log_softmax(x)_j; d/dx = (softmax(x) sum_j q_j - q) * row scale.
+    The CUDA backend registers a one-pass kernel pair for integer labels without class weights
+    and the mean reduction (it declines the other cases).
     """
 
     name = "cross_entropy"
@@ -867,15 +877,8 @@ class CrossEntropy(Op):
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
         x, t = args
-        if params.get("fused"):
-            # The common case (integer labels, no class weights, mean): the backend's fused
-            # kernel pair (one pass forward, one backward on the GPU).
-            loss, params["stats"] = B.cross_entropy_logits(x, params["raw_labels"], params["ignore_index"],
-                                                            params["smoothing"])
-            return loss
         xp = B.xp
-        _label_params(xp, params)
-        lsm = B.log_softmax(x, -1)
+        lsm = forward(LOG_SOFTMAX, B, [x], {"axis": -1})
         s = params["smoothing"]
         w = params["weight"]
         c = x.shape[-1]
@@ -943,11 +946,6 @@ class CrossEntropy(Op):
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
         x, t = args
-        if params.get("fused") and hasattr(ns, "cross_entropy_logits_backward"):  # raw arrays: fast path
-            gx = ns.cross_entropy_logits_backward(g, x, params["raw_labels"], params["stats"],
-                                                  params["ignore_index"], params["smoothing"])
-            return gx, None
-        _label_params(_xp_of(x), params)
         m = x.shape[0]
         lsm = ns.log_softmax(x, -1)
         scale = self._scale(ns, g, params, m)
@@ -965,7 +963,6 @@ class CrossEntropy(Op):
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         tx, tt = tangents
         x, t = args
-        _label_params(_xp_of(x), params)
         lsm = ns.log_softmax(x, -1)
         rows = None
         if tx is not None:
@@ -985,18 +982,10 @@ class CrossEntropy(Op):
 CROSS_ENTROPY = CrossEntropy()
 
 
-def _xp_of(x: Any) -> Any:
-    """The array module behind ``x`` (a raw array, or a tensor in the differentiable namespace)."""
-    data = x.data if isinstance(x, Tensor) else x
-    return backend_for(device_of_array(data) or "cpu").xp
-
-
 def _label_params(xp: Any, params: dict) -> None:
-    """The general rule's view of integer labels: safe labels, the 0/1 row mask, the mean's
+    """What the rules need of integer labels, set once when the op is applied: safe labels, the 0/1 row mask, the mean's
     denominator, and that denominator for the gradient (1 when every row is ignored: PyTorch gives a
     NaN loss but a zero gradient)."""
-    if params["labels"] is not None or params.get("raw_labels") is None:
-        return
     raw, w = params["raw_labels"], params["weight"]
     valid_b = raw != params["ignore_index"]
     labels = xp.where(valid_b, raw, 0)
@@ -1073,10 +1062,7 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
                 raise ArgumentError(f"cross_entropy: labels must be in [0, {c}) or equal ignore_index "
                                     f"({ignore_index}); got {int(labels[bad][0])}")
         params.update(raw_labels=labels, ignore_index=int(ignore_index), dtype=logits.dtype)
-        if w is None and reduction == "mean" and m > 0 and c > 0 and hasattr(B, "cross_entropy_logits"):
-            params["fused"] = True  # the general rule's label arrays are made only if needed
-        else:
-            _label_params(B.xp, params)
+        _label_params(B.xp, params)
         return apply(CROSS_ENTROPY, (x, None), params)
     if t_arr.dtype.kind != "f":
         raise DTypeError(f"cross_entropy: target must hold integer labels or float probabilities, got {t_arr.dtype}")

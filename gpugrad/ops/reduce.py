@@ -328,24 +328,37 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
                                    "out_shape": out_shape})
 
 
-@accepts_dim
-def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-    """Variance over ``axis`` with NumPy's default ``ddof=0``. Example: ``x.var(axis=0, ddof=1)``."""
+def _deviations(x: Any, axis: Any, name: str) -> tuple[Tensor, Any, int]:
+    """(x minus its mean over ``axis``, the normalised axes, the count of each group)."""
     x = as_tensor_operand(x)
     if x.dtype.kind in "biu":
         x = x.astype(np.float64)
-    axes = normalize_axis(axis, x.ndim, "var")
-    n = count(x.shape, axes)
-    centered = x - mean(x, axes, keepdims=True)
+    axes = normalize_axis(axis, x.ndim, name)
+    return x - mean(x, axes, keepdims=True), axes, count(x.shape, axes)
+
+
+@accepts_dim
+def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    """Variance over ``axis`` with NumPy's default ``ddof=0``. Example: ``x.var(axis=0, ddof=1)``."""
+    centered, axes, n = _deviations(x, axis, "var")
+    if centered.dtype.kind == "c":  # the mean squared modulus (a real result), as NumPy
+        from gpugrad.ops.complex import conj, real
+
+        return sum(real(centered * conj(centered)), axes, keepdims) / (n - ddof)
     return sum(centered * centered, axes, keepdims) / (n - ddof)
 
 
 @accepts_dim
 def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-    """Standard deviation over ``axis`` (``ddof=0`` by default, as NumPy)."""
-    from gpugrad.ops.elementwise import sqrt
+    """Standard deviation over ``axis`` (``ddof=0`` by default, as NumPy). Computed as the norm of
+    the deviations, so its gradient is 0 (not NaN) where all values are equal, as PyTorch's."""
+    centered, axes, n = _deviations(x, axis, "std")
+    if centered.dtype.kind == "c":
+        from gpugrad.ops.complex import abs as modulus
 
-    return sqrt(var(x, axis, ddof, keepdims))
+        centered = modulus(centered)
+    scale = 1.0 / np.sqrt(n - ddof) if n - ddof > 0 else np.inf
+    return apply(NORM2, (centered,), {"axis": axes, "keepdims": bool(keepdims), "shape": centered.shape}) * scale
 
 
 @accepts_dim
@@ -361,6 +374,13 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> T
     if x.dtype.kind in "biu":
         x = x.astype(np.float64)
     nd = x.ndim
+    if x.dtype.kind == "c":
+        matrix = (axis is None and ord is not None and nd == 2) or (
+            axis is not None and not isinstance(axis, (int, np.integer)) and len(tuple(axis)) == 2)
+        if not (matrix and isinstance(ord, (str, int, np.integer)) and ord in ("nuc", 2, -2)):
+            from gpugrad.ops.complex import abs as modulus
+
+            return norm(modulus(x), ord, axis, keepdims)  # every other norm is one of the moduli
     if axis is None:
         if ord is None:
             return apply(NORM2, (x,), {"axis": None, "keepdims": bool(keepdims), "shape": x.shape})
@@ -389,7 +409,9 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> T
             return sum(ew.abs(x), ax, keepdims)
         if isinstance(ord, str):
             raise GpugradError(f"norm: ord={ord!r} is a matrix norm; vector norms take a number")
-        return ew.pow(sum(ew.pow(ew.abs(x), ord), ax, keepdims), 1.0 / ord)
+        total = sum(ew.pow(ew.abs(x), ord), ax, keepdims)
+        zero = ew.equal(total, 0)  # gradient 0 at the zero vector (as PyTorch), not 0 * inf
+        return ew.where(zero, 0, ew.pow(ew.where(zero, 1, total), 1.0 / ord))
     if len(axes) == 2:
         r, c = (normalize_one_axis(a, nd, "norm") for a in axes)
         if r == c:
@@ -402,8 +424,16 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> T
             s = sum(ew.abs(x), inner, True)
             red = max(s, outer, True) if ord in (1, np.inf) else min(s, outer, True)
             return red if keepdims else squeeze_axes(red, both)
-        raise GpugradError(f"norm: matrix norm ord={ord!r} (singular-value based) is not provided; "
-                           "use ord='fro', 1, -1, inf or -inf")
+        if isinstance(ord, (str, int, np.integer)) and ord in ("nuc", 2, -2):  # from the singular values
+            from gpugrad.ops.decomp import svd
+            from gpugrad.ops.shape import moveaxis, reshape
+
+            s = svd(moveaxis(x, (r, c), (-2, -1)), compute_uv=False)
+            red = sum(s, -1) if ord == "nuc" else (max(s, -1) if ord == 2 else min(s, -1))
+            if keepdims:
+                red = reshape(red, tuple(1 if i in both else n for i, n in enumerate(x.shape)))
+            return red
+        raise GpugradError(f"norm: invalid matrix norm ord={ord!r}; use 'fro', 'nuc', 1, -1, 2, -2, inf or -inf")
     raise ShapeError(f"norm: axis must be an int or a pair of ints, got {axis!r}")
 
 

@@ -144,7 +144,10 @@ class AsType(Op):
     save_inputs = False
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
-        return args[0].astype(params["dtype"])
+        x, dt = args[0], params["dtype"]
+        if x.dtype.kind == "c" and dt.kind != "c":
+            x = x.real  # complex to real keeps the real part (Tensor.astype warns as NumPy does)
+        return x.astype(dt)
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
         return (ns.astype(g, params["in_dtype"]),)
@@ -607,7 +610,7 @@ def astype(x: Any, dtype: Any) -> Tensor:
 
     x = as_tensor_operand(x)
     dt = check_dtype(dtype, "astype")
-    if x.requires_grad and dt.kind != "f":
+    if x.requires_grad and dt.kind not in "fc":
         # Casting to an integer type cuts the graph (as PyTorch): the result needs no gradient.
         from gpugrad.tensor import make_tensor
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from gpugrad.autograd.state import STATE
 from gpugrad.errors import GraphError
-from gpugrad.ops.base import Op, apply
+from gpugrad.ops.base import Op, apply, forward
 from gpugrad.ops.namespace import tensor_namespace
 from gpugrad.tensor import Tensor
 
@@ -80,7 +80,7 @@ def rule_call(ns: Any, op: Op, args: tuple, params: dict) -> Any:
     its forward on raw arrays when ``ns`` is a backend (the fast backward)."""
     if ns is tensor_namespace():
         return apply(op, args, params)
-    return op.forward(ns, list(args), params)
+    return forward(op, ns, list(args), params)
 
 
 class Rules:
