@@ -183,7 +183,7 @@ def _geometry(B: Any, shape: tuple, arrays: list) -> tuple[str, Any]:
         return "c", [m[0][1][k] if m else 0 for k in range(len(arrays))]
     if len(m) > cg.MAXDIM or len(arrays) > cg.MAXOPS:
         return "m", None
-    from gpugrad.backends.cupy_backend import GEOM_DTYPE
+    from gpugrad.backends.cuda.geometry import GEOM_DTYPE
 
     geom = np.zeros(1, dtype=GEOM_DTYPE)
     geom["ndim"] = len(m)
