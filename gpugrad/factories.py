@@ -294,7 +294,6 @@ def eye(n: int, m: int | None = None, k: int = 0, dtype: Any = None, device: Any
 # random numbers
 
 _CPU_RNG = np.random.default_rng()
-_SEED: list[int | None] = [None]
 
 
 def manual_seed(seed: int) -> None:
@@ -304,12 +303,9 @@ def manual_seed(seed: int) -> None:
     """
     global _CPU_RNG
     _CPU_RNG = np.random.default_rng(int(seed))
-    _SEED[0] = int(seed)
-    from gpugrad.backends import _BACKENDS
+    from gpugrad import backends
 
-    for name, backend in _BACKENDS.items():
-        if name != "cpu":
-            backend.seed(int(seed))
+    backends.manual_seed(int(seed))
 
 
 def cpu_generator() -> np.random.Generator:

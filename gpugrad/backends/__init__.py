@@ -12,6 +12,7 @@ from typing import Any
 from gpugrad.errors import DeviceError
 
 _BACKENDS: dict[str, Any] = {}
+_SEED: list[int | None] = [None]  # the last manual_seed, for GPU backends made after it
 
 
 def backend_for(device: str) -> Any:
@@ -29,12 +30,26 @@ def _load(device: str) -> Any:
         _BACKENDS["cpu"] = numpy_backend
         return numpy_backend
     if device.startswith("cuda:"):
-        from gpugrad.backends import cupy_backend
+        from gpugrad.backends.cuda import CupyBackend
 
-        backend = cupy_backend.CupyBackend(int(device[5:]))
+        backend = CupyBackend(int(device[5:]))
         _BACKENDS[device] = backend
         return backend
     raise DeviceError(f"unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator of every GPU backend made so far, and of those made later (the CPU
+    generator is gpugrad.factories'; ``gg.manual_seed`` seeds both)."""
+    _SEED[0] = int(seed)
+    for name, backend in _BACKENDS.items():
+        if name != "cpu":
+            backend.seed(int(seed))
+
+
+def current_seed() -> int | None:
+    """The seed of the last :func:`manual_seed` (None: never seeded), for a GPU's first draw."""
+    return _SEED[0]
 
 
 def normalize_device(device: Any) -> str:

@@ -16,6 +16,24 @@ import numpy as np
 
 from gpugrad.backends._erf import erf as _erf
 from gpugrad.backends._erf import scipy_special as _scipy_special
+
+# softmax / log_softmax (rules call them in the namespace) and the window helpers of convolution
+# and pooling: portable array code, the CUDA backend's too where it has no kernel
+from gpugrad.backends.portable import (  # noqa: F401  (the NumPy backend's names for these)
+    _xp,
+    col2im,
+    im2col,
+    log_softmax,
+    pool2d,
+    pool_argmax,
+    pool_gather,
+    pool_output_size,
+    pool_scatter,
+    softmax,
+)
+from gpugrad.backends.portable import where as _where
+from gpugrad.backends.shapes import is_basic_index as _is_basic_index
+from gpugrad.backends.shapes import sum_to_axes as _sum_to_axes
 from gpugrad.table import expr as E
 
 name = "cpu"
@@ -49,45 +67,6 @@ def _rsqrt(x: Any) -> Any:
 
 def _zeros_like(x: Any) -> Any:
     return np.zeros_like(x)
-
-
-_UINT_OF_SIZE = {2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-def _where(c: Any, a: Any, b: Any) -> Any:
-    """np.where, bit for bit, but branch-free for large float selections.
-
-    NumPy's where branches per element: with an unpredictable mask (ReLU's x > 0 on activations)
-    it ran ~10x slower than one arithmetic pass (230 us vs 25 us for 65k float32 on a 2-core CI
-    machine), making relu's forward and backward a third of an MLP training step. Selecting the
-    bits, b ^ ((a ^ b) * c) (just a * c when b is +0.0), is exact for every value (NaN, inf, -0.0).
-    """
-    if c.__class__ is not np.ndarray or c.dtype != np.bool_ or c.size < 2048:
-        return np.where(c, a, b)
-    ta, tb = a.__class__, b.__class__
-    if ta is np.ndarray:
-        dt = a.dtype
-        if tb is not np.ndarray:
-            if tb is not int and tb is not float:
-                return np.where(c, a, b)
-            b = np.asarray(b, dt)  # NumPy's weak Python scalar: takes the array's dtype
-        elif b.dtype != dt:
-            return np.where(c, a, b)
-    elif tb is np.ndarray and (ta is int or ta is float):
-        dt = b.dtype
-        a = np.asarray(a, dt)
-    else:
-        return np.where(c, a, b)
-    if dt.kind != "f" or dt.itemsize not in _UINT_OF_SIZE:
-        return np.where(c, a, b)
-    ui = _UINT_OF_SIZE[dt.itemsize]
-    ab, bb = a.view(ui), b.view(ui)
-    if bb.ndim == 0 and bb == 0:  # where(c, a, +0.0), e.g. relu: the bits of a times 0 or 1, one pass
-        return np.multiply(ab, c, dtype=ui).view(dt)
-    diff = np.bitwise_xor(ab, bb)  # b ^ ((a ^ b) * c): a where c, b elsewhere
-    out = np.multiply(diff, c, dtype=ui)
-    np.bitwise_xor(out, bb, out=out)
-    return out.view(dt)
 
 
 # The expression language's functions (gpugrad.table.expr.FUNCTIONS) as NumPy callables.
@@ -308,10 +287,8 @@ def sum_to(x: Any, shape: tuple) -> Any:
     """Sum ``x`` over the axes it was broadcast along so that it has ``shape``."""
     if x.shape == shape:
         return x
+    axes = _sum_to_axes(x.shape, shape)
     lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1
-    )
     out = np.sum(x, axis=axes, keepdims=True) if axes else x
     if lead:
         out = out.reshape(out.shape[lead:])
@@ -329,7 +306,7 @@ def getitem(x: Any, index: Any) -> Any:
 def index_scatter(values: Any, shape: tuple, index: Any) -> Any:
     """zeros(shape) with ``values`` added at ``index`` (repeated indices accumulate)."""
     out = np.zeros(shape, dtype=values.dtype)
-    if _is_basic(index):
+    if _is_basic_index(index):
         out[index] += values
     elif (len(index) == 1 and isinstance(index[0], np.ndarray) and index[0].dtype.kind in "iu"
           and len(shape) >= 1):
@@ -382,14 +359,6 @@ def pad(x: Any, pad_width: Any) -> Any:
     return np.pad(x, pad_width)
 
 
-def _is_basic(index: Any) -> bool:
-    items = index if isinstance(index, tuple) else (index,)
-    for item in items:
-        if not (item is None or item is Ellipsis or isinstance(item, (int, np.integer, slice))):
-            return False
-    return True
-
-
 # ---------------------------------------------------------------------------------------------
 # arrays, transfers, checks
 
@@ -419,33 +388,7 @@ def synchronize() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# fused neural-network primitives
-
-
-def _shift(x: Any, axis: int) -> Any:
-    """x minus its max along ``axis`` (a new float array; a non-finite max shifts by 0)."""
-    if not x.size:
-        return np.array(x, dtype=np.result_type(x, np.float16))
-    m = np.max(x, axis=axis, keepdims=True)
-    if not np.isfinite(m).all():
-        m = np.where(np.isfinite(m), m, 0)
-    return np.subtract(x, m, dtype=np.result_type(x, np.float16))
-
-
-# Written in place where NumPy allows: each saved pass is one array less to allocate (for large
-# arrays, fresh memory costs as much as the arithmetic).
-def softmax(x: Any, axis: int) -> Any:
-    e = _shift(x, axis)
-    np.exp(e, out=e)
-    e /= np.sum(e, axis=axis, keepdims=True)
-    return e
-
-
-def log_softmax(x: Any, axis: int) -> Any:
-    shifted = _shift(x, axis)
-    lse = np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-    shifted -= lse
-    return shifted
+# the rest of the namespace
 
 
 # comparisons used by rules
@@ -511,268 +454,8 @@ def fftn(x: Any, kind: str, s: tuple, axes: tuple, norm: Any) -> Any:
     return getattr(np.fft, kind + "n")(x, s=s, axes=axes, norm=norm)
 
 
-# ---------------------------------------------------------------------------------------------
-# Fused nn primitives, the same functions the CUDA backend runs as single kernels
-# (kernels/softmax.cu, kernels/cross_entropy.cu). Maintained with the CUDA backend: keep the
-# two in step (docs/DEVELOPING.md has the contract).
-
-
-def softmax_backward(g: Any, y: Any, axis: int) -> Any:
-    """Gradient of softmax from its output ``y``: y * (g - sum(g * y, axis))."""
-    t = g * y
-    s = np.sum(t, axis=axis, keepdims=True)
-    np.subtract(g, s, out=t)
-    t *= y
-    return t
-
-
-def log_softmax_backward(g: Any, y: Any, axis: int) -> Any:
-    """Gradient of log_softmax from its output ``y``: g - exp(y) * sum(g, axis)."""
-    t = np.exp(y)
-    t *= np.sum(g, axis=axis, keepdims=True)
-    np.subtract(g, t, out=t)
-    return t
-
-
-def _ce_check(logits: Any, labels: Any) -> np.dtype:
-    from gpugrad.errors import DTypeError, ShapeError
-
-    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
-        raise ShapeError(
-            f"cross_entropy: expected logits (N, C) and labels (N,), got {logits.shape} and {labels.shape}"
-        )
-    if logits.dtype.kind != "f":
-        raise DTypeError(f"cross_entropy: logits must be floating point, got {logits.dtype}")
-    if labels.dtype.kind not in "iu":
-        raise DTypeError(f"cross_entropy: labels must be integers, got {labels.dtype}")
-    return _F32 if logits.dtype == _F16 else logits.dtype
-
-
-def cross_entropy_logits(logits: Any, labels: Any, ignore_index: int = -100,
-                         label_smoothing: float = 0.0) -> tuple[Any, Any]:
-    """Mean softmax cross-entropy of ``logits`` (N, C) against integer ``labels`` (N,).
-
-    Rows whose label is ``ignore_index`` count for nothing; the mean is over the others (NaN
-    when there are none, as PyTorch). With label smoothing eps the row loss is
-    ``(1 - eps) * (lse - x[label]) + eps * (lse - mean(x))`` (PyTorch's definition). A label
-    outside [0, C) raises here (the CUDA kernel, which cannot raise, gives NaN).
-    Returns ``(loss, stats)``: the 0-d loss in logits' dtype and what the backward needs
-    (row log-sum-exp, then the number of counted rows; float32 for float16 logits).
-    """
-    acc = _ce_check(logits, labels)
-    n, c = logits.shape
-    x = logits.astype(acc, copy=False)
-    valid = labels != ignore_index
-    all_valid = bool(valid.all())
-    safe = labels if all_valid else np.where(valid, labels, 0)
-    if n and c and (int(safe.min()) < 0 or int(safe.max()) >= c):
-        from gpugrad.errors import ShapeError
-
-        bad = int(safe[(safe < 0) | (safe >= c)][0])
-        raise ShapeError(f"cross_entropy: label {bad} is out of range for {c} classes")
-    with np.errstate(all="ignore"):
-        if n and c:
-            m = np.max(x, axis=1)
-            if not np.isfinite(m).all():
-                m = np.where(np.isfinite(m), m, 0)
-            lse = np.log(np.sum(np.exp(x - m[:, None]), axis=1)) + m
-            picked = x[np.arange(n), safe]
-        else:
-            lse = np.full(n, -np.inf, dtype=acc)
-            picked = lse
-        row = lse - picked
-        if label_smoothing:
-            row = (1 - label_smoothing) * row + label_smoothing * (lse - np.mean(x, axis=1))
-        if all_valid:
-            count = acc.type(n)
-            total = np.sum(row, dtype=acc)
-        else:
-            count = acc.type(np.count_nonzero(valid))
-            total = np.sum(np.where(valid, row, 0), dtype=acc)
-        loss = np.asarray(total / count).astype(logits.dtype)
-    stats = np.empty(n + 1, dtype=acc)
-    stats[:n] = lse
-    stats[n] = count
-    return loss, stats
-
-
-def cross_entropy_logits_backward(g: Any, logits: Any, labels: Any, stats: Any, ignore_index: int = -100,
-                                  label_smoothing: float = 0.0) -> Any:
-    """d loss / d logits of :func:`cross_entropy_logits`, times the 0-d upstream gradient ``g``:
-    ``g / count * (softmax - (1 - eps) * onehot(label) - eps / C)`` on counted rows, 0 elsewhere."""
-    acc = _ce_check(logits, labels)
-    n, c = logits.shape
-    x = logits.astype(acc, copy=False)
-    valid = labels != ignore_index
-    with np.errstate(all="ignore"):
-        p = np.exp(x - stats[:n, None])
-        rows = np.nonzero(valid)[0]
-        p[rows, labels[rows]] -= acc.type(1 - label_smoothing)
-        if label_smoothing:
-            p -= acc.type(label_smoothing / c)
-        p *= acc.type(np.asarray(g, dtype=acc) / stats[n])
-    p[~valid] = 0
-    return p.astype(logits.dtype, copy=False)
-
-
 def amin(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return np.asarray(np.amin(x, axis=axis, keepdims=keepdims))
-
-
-# =============================================================================================
-# Neural-network array helpers (used by gpugrad.ops.nn and gpugrad.optim).
-#
-# Written against the array module of their first argument (NumPy here, CuPy for GPU arrays:
-# ``_xp``), with no Python loop over pixels or elements, so a backend without its own kernels
-# can run these very functions (gpugrad.ops.nn falls back to them), and a backend with kernels
-# provides the same names and signatures (documented in docs/DEVELOPING.md).
-# =============================================================================================
-
-
-def _xp(a: Any) -> Any:
-    """The array module of ``a`` (NumPy, or CuPy for a CuPy array)."""
-    if isinstance(a, np.ndarray):
-        return np
-    import cupy  # only reached with a CuPy array, so CuPy is installed
-
-    return cupy
-
-
-def pool_output_size(size: int, k: int, s: int, lo: int, hi: int, d: int) -> int:
-    """Output length of a sliding window of ``k`` taps, dilation ``d`` and stride ``s`` over
-    ``size`` samples padded by ``lo``/``hi`` (may be <= 0 when the window does not fit)."""
-    return (size + lo + hi - d * (k - 1) - 1) // s + 1
-
-
-def _pad_channels_first(x: Any, padding: tuple, pad_value: float) -> Any:
-    """x (N, C, H, W) as a (C, N, H + pt + pb, W + pl + pr) array (a transposed view when unpadded)."""
-    xp = _xp(x)
-    ((pt, pb), (pl, pr)) = padding
-    xc = x.transpose(1, 0, 2, 3)
-    if not (pt or pb or pl or pr):
-        return xc
-    c, n, h, w = xc.shape
-    xpad = xp.full((c, n, h + pt + pb, w + pl + pr), pad_value, dtype=x.dtype)
-    xpad[:, :, pt:pt + h, pl:pl + w] = xc
-    return xpad
-
-
-def _taps(kernel: tuple, stride: tuple, dilation: tuple, out_hw: tuple) -> list:
-    """(tap index, row slice, column slice) of every kernel tap over a padded input."""
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-    return [(i * kw + j, slice(i * dh, i * dh + sh * (oh - 1) + 1, sh), slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
-            for i in range(kh) for j in range(kw)]
-
-
-def _out_hw(x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> tuple[int, int]:
-    return (pool_output_size(x_shape[2], kernel[0], stride[0], padding[0][0], padding[0][1], dilation[0]),
-            pool_output_size(x_shape[3], kernel[1], stride[1], padding[1][0], padding[1][1], dilation[1]))
-
-
-def im2col(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, pad_value: float = 0.0) -> Any:
-    """The sliding windows of ``x`` (N, C, H, W) as a C-contiguous array (C, kh, kw, N, OH, OW).
-
-    ``kernel``, ``stride``, ``dilation``: (h, w) pairs; ``padding``: ((top, bottom), (left, right)),
-    filled with ``pad_value``. ``cols.reshape(C*kh*kw, N*OH*OW)`` is the right operand of
-    convolution's one matmul, W.reshape(F, C*kh*kw) @ cols. One strided view of the
-    (channels-first) padded input and one copy whose inner runs are contiguous rows; no loop.
-    """
-    xp = _xp(x)
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
-    xpad = _pad_channels_first(x, padding, pad_value)
-    s_c, s_n, s_h, s_w = xpad.strides
-    view = xp.lib.stride_tricks.as_strided(
-        xpad, (x.shape[1], kh, kw, x.shape[0], oh, ow), (s_c, dh * s_h, dw * s_w, s_n, sh * s_h, sw * s_w))
-    return xp.ascontiguousarray(view)
-
-
-def col2im(cols: Any, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Any:
-    """The transpose of :func:`im2col` (with pad_value 0): an array of ``x_shape`` (N, C, H, W),
-    stored channels-first, where every window value of ``cols`` (C, kh, kw, N, OH, OW) is added
-    back at the pixel it was read from (overlapping windows accumulate; padding is dropped).
-
-    One strided accumulation per kernel tap (kh*kw of them), each over all pixels at once.
-    """
-    xp = _xp(cols)
-    n, c, h, w = x_shape
-    ((pt, pb), (pl, pr)) = padding
-    oh, ow = cols.shape[4], cols.shape[5]
-    out = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=cols.dtype)
-    kw = kernel[1]
-    for k, rows, cols_ in _taps(kernel, stride, dilation, (oh, ow)):
-        out[:, :, rows, cols_] += cols[:, k // kw, k % kw]
-    return out[:, :, pt:pt + h, pl:pl + w].transpose(1, 0, 2, 3)
-
-
-def _select(c: Any, a: Any, b: Any) -> Any:
-    return _where(c, a, b) if c.__class__ is np.ndarray else _xp(c).where(c, a, b)
-
-
-def pool2d(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, mode: str) -> Any:
-    """Per-window reduction of ``x`` (N, C, H, W) to (N, C, OH, OW): ``mode`` "max" (padding is
-    -inf, NaN propagates, as PyTorch) or "sum" (padding is 0). One pass per kernel tap over the
-    output, in x's memory layout; no window copies."""
-    xp = _xp(x)
-    oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
-    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    xpad = _pad_channels_first(x, padding, low if mode == "max" else 0).transpose(1, 0, 2, 3)
-    out = None
-    for _, rows, cols_ in _taps(kernel, stride, dilation, (oh, ow)):
-        v = xpad[:, :, rows, cols_]
-        if out is None:
-            out = v.copy()
-        elif mode == "max":
-            xp.maximum(out, v, out=out)
-        else:
-            out += v
-    return out
-
-
-def pool_argmax(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Any:
-    """Index (i * kw + j, int32) of each window's maximum tap in ``x`` (N, C, H, W): the first
-    maximum, or the last NaN (PyTorch's CPU rule); the constant of max pooling's gradient."""
-    xp = _xp(x)
-    oh, ow = _out_hw(x.shape, kernel, stride, padding, dilation)
-    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    xpad = _pad_channels_first(x, padding, low).transpose(1, 0, 2, 3)
-    best = idx = None
-    for k, rows, cols_ in _taps(kernel, stride, dilation, (oh, ow)):
-        v = xpad[:, :, rows, cols_]
-        if best is None:
-            best = v.copy()
-            idx = xp.zeros(best.shape, dtype=np.int32)
-            continue
-        upd = v > best
-        if x.dtype.kind == "f":
-            upd |= v != v
-        best = _select(upd, v, best)
-        idx += upd * (k - idx)  # integer arithmetic: exact, and branch-free unlike where()
-    return idx
-
-
-def pool_scatter(g: Any, idx: Any, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
-                 dilation: tuple) -> Any:
-    """The max-pooling gradient: zeros of ``x_shape`` (stored channels-first) with each ``g``
-    (N, C, OH, OW) value added at its window's tap ``idx`` (overlapping windows accumulate)."""
-    xp = _xp(g)
-    n, c, h, w = x_shape
-    ((pt, pb), (pl, pr)) = padding
-    out = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=g.dtype).transpose(1, 0, 2, 3)
-    for k, rows, cols_ in _taps(kernel, stride, dilation, idx.shape[2:]):
-        out[:, :, rows, cols_] += _select(idx == k, g, 0)
-    return out[:, :, pt:pt + h, pl:pl + w]
-
-
-def pool_gather(t: Any, idx: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Any:
-    """The transpose of :func:`pool_scatter`: the value of ``t`` (N, C, H, W) at each window's tap
-    ``idx``, as (N, C, OH, OW) (max pooling's tangent)."""
-    tpad = _pad_channels_first(t, padding, 0).transpose(1, 0, 2, 3)
-    out = None
-    for k, rows, cols_ in _taps(kernel, stride, dilation, idx.shape[2:]):
-        v = tpad[:, :, rows, cols_]
-        out = _select(idx == k, v, 0) if out is None else _select(idx == k, v, out)
-    return out
 
 
 # ---- optimiser updates ------------------------------------------------------------------------

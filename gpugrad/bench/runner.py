@@ -131,8 +131,8 @@ def gpugrad_device_reason(device: str) -> str | None:
     """Why gpugrad itself cannot run on ``device`` in this build (its CUDA backend missing), or None."""
     if device == "cpu":
         return None
-    if importlib.util.find_spec("gpugrad.backends.cupy_backend") is None:
-        return "gpugrad's CUDA backend (gpugrad.backends.cupy_backend) is not in this build"
+    if importlib.util.find_spec("gpugrad.backends.cuda") is None:
+        return "gpugrad's CUDA backend (gpugrad.backends.cuda) is not in this build"
     return None
 
 

@@ -53,7 +53,7 @@ def collect() -> dict[str, Any]:
     info["cpu"] = hardware.cpu_model()
     reason = hardware.no_gpu_reason()
     backends: dict[str, Any] = {"cpu": f"NumPy {np.__version__}"}
-    has_cuda_backend = importlib.util.find_spec("gpugrad.backends.cupy_backend") is not None
+    has_cuda_backend = importlib.util.find_spec("gpugrad.backends.cuda") is not None
     if reason is None:
         import cupy
 
@@ -110,7 +110,7 @@ def kernel_cache(has_cuda_backend: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if has_cuda_backend:
         try:
-            mod = importlib.import_module("gpugrad.backends.cupy_backend")
+            mod = importlib.import_module("gpugrad.backends.cuda")
         except Exception as exc:
             mod = None
             out["gpugrad"] = f"the CUDA backend failed to import ({exc.__class__.__name__}: {exc})"

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from gpugrad.errors import ArgumentError, ShapeError
-from gpugrad.fusion.lazy import flush
+from gpugrad.fusion import lazy as _fusion  # (a module: fusion.lazy imports the ops)
 from gpugrad.tensor import Tensor
 
 
 def _fill(t: Tensor, arr: Any) -> Tensor:
-    flush()  # pending chains read t's storage as it is now
+    _fusion.flush()  # pending chains read t's storage as it is now
     t.data[...] = arr.astype(t.dtype, copy=False)
     t._version[0] += 1
     return t

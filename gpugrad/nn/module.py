@@ -16,7 +16,7 @@ import numpy as np
 
 from gpugrad.backends import backend_for, device_of_array, normalize_device
 from gpugrad.errors import DTypeError, GpugradError, ShapeError
-from gpugrad.fusion.lazy import flush
+from gpugrad.fusion import lazy as _fusion  # (a module: fusion.lazy imports the ops)
 from gpugrad.tensor import Tensor, _init, make_tensor
 
 
@@ -335,7 +335,7 @@ class Module:
                 raise DTypeError(f"load_state_dict for {type(self).__name__}: {key!r} has dtype {arr.dtype} in the "
                                  f"checkpoint but {target.dtype} in the model")
             plan.append((target, arr))
-        flush()  # pending chains read the parameters as they are before loading
+        _fusion.flush()  # pending chains read the parameters as they are before loading
         for target, arr in plan:
             B = backend_for(target.device)
             src_dev = device_of_array(arr)

@@ -17,7 +17,7 @@ import numpy as np
 from gpugrad.autograd.state import STATE
 from gpugrad.backends import numpy_backend as _npb
 from gpugrad.errors import GpugradError, ShapeError, describe
-from gpugrad.fusion.lazy import record
+from gpugrad.fusion import lazy as _fusion  # (a module: fusion.lazy imports the ops)
 from gpugrad.ops.base import _SCALARS, Op, _check_forward, _forward_mode, _mixed_devices, _record, apply
 from gpugrad.table.elementwise import TABLE, Elementwise
 from gpugrad.tensor import Tensor, make_tensor
@@ -55,7 +55,7 @@ class ElementwiseOp(Elementwise, Op):
     def run(self, args: tuple, params: dict) -> Any:
         """Apply the op to validated operands (Tensor operators call this directly)."""
         if STATE.fuse:  # a pending tensor of a fused chain (gpugrad.fusion.lazy)
-            pending = record(self, args, params)
+            pending = _fusion.record(self, args, params)
             if pending is not None:
                 return pending
         # The common case, inlined: CPU tensors of one dtype, and Python scalars.
@@ -124,7 +124,9 @@ globals().update(OPS)
 
 def _bind_operators() -> None:
     """Give Tensor's + - * / direct references to their ops (one lookup less per operator)."""
-    import gpugrad.tensor as tensor_module
+    import importlib
+
+    tensor_module = importlib.import_module("gpugrad.tensor")  # gpugrad.tensor, the attribute, is gg.tensor()
 
     tensor_module._ADD, tensor_module._SUB = OPS["add"], OPS["subtract"]
     tensor_module._MUL, tensor_module._DIV = OPS["multiply"], OPS["divide"]

@@ -15,7 +15,7 @@ import numpy as np
 from gpugrad.autograd.state import STATE
 from gpugrad.backends import backend_for
 from gpugrad.errors import DeviceError, DTypeError, GpugradError, InplaceError, ShapeError
-from gpugrad.fusion.lazy import flush
+from gpugrad.fusion import lazy as _fusion  # (a module: fusion.lazy imports the ops)
 from gpugrad.ops._util import as_tensor_operand, normalize_one_axis
 from gpugrad.ops.base import Op, apply
 from gpugrad.ops.spellings import accepts_dim
@@ -254,7 +254,7 @@ def inplace(x: Tensor, fn: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
     detected at backward time.
     """
     name = getattr(fn, "name", "inplace")
-    flush()  # pending chains read x's storage as it is now
+    _fusion.flush()  # pending chains read x's storage as it is now
     recording = STATE.grad_enabled and (x.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
     tangents = _has_tangents(x, other)
     if recording or tangents:
@@ -326,7 +326,7 @@ def setitem(x: Tensor, index: Any, value: Any) -> None:
     """``x[index] = value``, recorded on the tape when ``value`` or ``x`` requires grad."""
     if not isinstance(x, Tensor):
         raise GpugradError("setitem: the target must be a Tensor")
-    flush()  # pending chains read x's storage as it is now
+    _fusion.flush()  # pending chains read x's storage as it is now
     recording = STATE.grad_enabled and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
     if isinstance(value, Tensor) and value.device != x.device:
         raise DeviceError(f"setitem: the value is on {value.device} but the tensor is on {x.device}")

@@ -14,7 +14,7 @@ import numpy as np
 
 from gpugrad.autograd.state import STATE
 from gpugrad.errors import GpugradError, ShapeError
-from gpugrad.fusion.lazy import reduce_all
+from gpugrad.fusion import lazy as _fusion  # (a module: fusion.lazy imports the ops)
 from gpugrad.ops._util import as_tensor_operand, count, keepdims_shape, normalize_axis, normalize_one_axis
 from gpugrad.ops.base import Op, apply
 from gpugrad.ops.spellings import accepts_dim
@@ -285,7 +285,7 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> 
     if dtype is not None:
         x = as_tensor_operand(x).astype(dtype)
     elif axis is None and not keepdims and isinstance(x, Tensor) and x._lazy is not None and STATE.fuse:
-        return reduce_all(x, "sum")  # the reduction joins the pending chain's pass
+        return _fusion.reduce_all(x, "sum")  # the reduction joins the pending chain's pass
     return _reduce(SUM, x, axis, keepdims)
 
 
@@ -298,7 +298,7 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) ->
     elif x.dtype.kind in "biu":
         x = x.astype(np.float64)
     elif axis is None and not keepdims and x._lazy is not None and STATE.fuse:
-        return reduce_all(x, "mean")
+        return _fusion.reduce_all(x, "mean")
     return _reduce(MEAN, x, axis, keepdims)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from gpugrad.autograd.grad_mode import enable_grad
 from gpugrad.backends import backend_for, device_of_array
 from gpugrad.errors import ArgumentError, DeviceError, DTypeError, GpugradError, ShapeError
-from gpugrad.fusion.lazy import flush
+from gpugrad.fusion import lazy as _fusion  # (a module: fusion.lazy imports the ops)
 from gpugrad.table.optim import RULES
 from gpugrad.tensor import Tensor, make_tensor
 
@@ -121,7 +121,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        flush()  # pending chains read the parameters as they are before the update
+        _fusion.flush()  # pending chains read the parameters as they are before the update
         work = []
         for group in self.param_groups:  # check everything first: a bad gradient changes nothing
             for p in group["params"]:

@@ -1,0 +1,129 @@
+"""Evaluating a chain: the forward pass and the vector-Jacobian product, each one pass.
+
+On NumPy arrays the pass runs as compiled host code (:mod:`.host`) for small arrays and for
+chains of plain arithmetic at any size, and as blocked NumPy (:mod:`.numpy_eval`) for large
+arrays through transcendental functions, where NumPy's SIMD loops beat the C library's scalar
+ones (numbers in benchmarks/test_fusion.py). On CuPy arrays it is one generated kernel
+(:mod:`.cuda`), launched on the CUDA backend ``B`` the caller passes.
+
+Example::
+
+    outs, loss = forward(chain)                  # chain outputs, and the reduction (0-d) or None
+    gx, = backward(chain, [None, np.float32(1)], [True])   # per leaf, at the leaf's shape
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gpugrad.backends.numpy_backend import sum_to
+from gpugrad.fusion import host, numpy_eval
+from gpugrad.fusion.chain import Chain, NotFusable
+from gpugrad.fusion.lower import Program, backward_program, forward_program
+
+# Measured (benchmarks/test_fusion.py, 1 thread): compiled C with glibc's vector math (libmvec)
+# beats NumPy at every size. Without libmvec it still wins below ~16k elements (NumPy's per-call
+# overhead dominates) and on plain arithmetic, but loses on large arrays through tanh/exp/...
+# (NumPy's SIMD loops are 4-8x faster than scalar libm there).
+HOST_MAX_TRANSCENDENTAL = 1 << 14
+_CHEAP = {"where", "maximum", "minimum", "abs", "sign", "floor", "ceil", "rint", "trunc", "isnan", "isfinite",
+          "isinf", "logical_not", "logical_and", "logical_or", "logical_xor"}
+
+
+def _transcendental(p: Program) -> bool:
+    got = getattr(p, "_transcendental", None)
+    if got is None:
+        got = any(ins[0] == "call" and ins[2] not in _CHEAP for ins in p.instrs)
+        p._transcendental = got  # type: ignore[attr-defined]
+    return got
+
+
+def use_host(p: Program, n: int) -> bool:
+    """Whether compiled host code should run ``p`` on ``n`` elements (when it is available)."""
+    return host.available() and (host.Settings.vectorized or n <= HOST_MAX_TRANSCENDENTAL
+                                 or not _transcendental(p))
+
+
+def _check_outputs(chain: Chain) -> None:
+    for o in chain.outputs:
+        if chain.node_refs[o].shape != chain.shape:
+            raise NotFusable(f"output {chain.node_refs[o]} does not have the chain's shape {chain.shape}")
+
+
+def _evaluate(p: Program, chain: Chain, grads: list, outs: list, threads: int | None) -> Any:
+    shape = chain.shape
+    n = chain.size()
+    if n == 0:
+        return 0.0
+    leaves = chain.arrays()
+    scalars = chain.scalars()
+    if use_host(p, n):
+        ptrs = [*leaves, *grads, *outs]
+        geo = host.plan(shape, ptrs)
+        if geo is not None:
+            classes = "".join("0" if a is None else host.stride_class(c) for a, c in zip(ptrs, geo[3]))
+            fn = host.function(p, classes)
+            if fn is not None:
+                t = numpy_eval.Settings.threads if threads is None else threads
+                return host.run(fn, geo, ptrs, scalars, t)
+    return numpy_eval.run(p, shape, leaves, scalars, grads, outs, threads)
+
+
+def forward(chain: Chain, B: Any = None, threads: int | None = None) -> tuple[list, Any]:
+    """``(outputs, reduced)``: each output's value (arrays of the chain's shape) and the closing
+    reduction (a 0-d array of the reduced value's dtype) or None. ``B``: the CUDA backend when
+    the leaves are CuPy arrays."""
+    _check_outputs(chain)
+    sig = chain.signature
+    p = forward_program(sig)
+    if B is not None and getattr(B, "xp", np) is not np:
+        from gpugrad.fusion import cuda
+
+        return cuda.forward(B, chain, p)
+    outs = [np.empty(chain.shape, dt) for dt in p.out_dtypes]
+    total = _evaluate(p, chain, [], outs, threads)
+    reduced = None
+    if p.reduced is not None:
+        r, kind = sig[3]
+        if kind == "mean":
+            total = total / chain.size() if chain.size() else np.nan
+        reduced = np.asarray(total, dtype=chain.nodes[r][2])
+    return outs, reduced
+
+
+def backward(chain: Chain, grads_in: list, needs: list[bool] | tuple[bool, ...], B: Any = None,
+             threads: int | None = None) -> list:
+    """Per leaf, the gradient (an array of the leaf's shape and dtype) or None (not needed, a
+    scalar, or no path from the incoming gradients: zero).
+
+    ``grads_in``: per chain output, then for the reduction (when the chain has one), the
+    incoming gradient (outputs: arrays of the chain's shape; the reduction's: a 0-d array) or
+    None. Broadcast leaves are computed at the chain's shape and summed to theirs after the pass.
+    """
+    sig = chain.signature
+    n_in = len(chain.outputs) + (chain.reduction is not None)
+    if len(grads_in) != n_in:
+        raise ValueError(f"backward of a fused chain: {n_in} incoming gradients expected, got {len(grads_in)}")
+    if len(needs) != len(chain.leaves):
+        raise ValueError(f"backward of a fused chain: {len(chain.leaves)} needs expected, got {len(needs)}")
+    p = backward_program(sig, tuple(g is not None for g in grads_in), tuple(bool(x) for x in needs))
+    grads = [g for g in grads_in if g is not None]
+    if B is not None and getattr(B, "xp", np) is not np:
+        from gpugrad.fusion import cuda
+
+        return cuda.backward(B, chain, p, grads)
+    grads = [np.asarray(g) for g in grads]
+    outs = [np.empty(chain.shape, dt) for dt in p.out_dtypes]
+    _evaluate(p, chain, grads, outs, threads)
+    result: list = [None] * len(chain.leaves)
+    taken: set[int] = set()
+    for k, slot in enumerate(p.grad_slot):
+        if slot is not None:
+            g = sum_to(outs[slot], chain.leaf_refs[k].shape)
+            if g is outs[slot]:  # two leaves never get the same array
+                g = g.copy() if slot in taken else g
+                taken.add(slot)
+            result[k] = g
+    return result

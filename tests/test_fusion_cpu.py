@@ -1,0 +1,303 @@
+"""Fused chains on NumPy arrays: forward and backward equal the unfused ops (random programs,
+float32 and float64), gradients equal finite differences, and the evaluators (compiled host
+code, blocked NumPy, its thread pool, the pure-NumPy fallback) agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import gpugrad as gg
+from gpugrad import fusion
+from gpugrad.fusion import host, numpy_eval
+from gpugrad.fusion.lower import backward_program, forward_program
+from gpugrad.ops.elementwise import OPS
+from tests.fusion_programs import programs, run_fused, run_unfused
+from tests.numeric import fd_grad
+
+RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}
+
+
+def _close(got, want, dt, what):
+    got = np.asarray(got, np.float64)
+    want = np.asarray(want, np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    scale = max(1.0, float(np.nanmax(np.abs(want)))) if want.size and np.isfinite(want).any() else 1.0
+    r = RTOL[np.dtype(dt)]
+    np.testing.assert_allclose(got, want, rtol=r, atol=r * scale, equal_nan=True, err_msg=what)
+
+
+def _grads_out(program, seed=1):
+    shape, leaves, _, outputs, _ = program
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape).astype(leaves[0].dtype) for _ in outputs]
+
+
+@pytest.fixture
+def numpy_only(monkeypatch):
+    """The pure-NumPy fallback: no compiled code, and a compiler call would fail the test."""
+    monkeypatch.setattr(host.Settings, "enabled", False)
+
+    def refuse(*a, **k):
+        raise AssertionError("the fallback must not compile")
+
+    monkeypatch.setattr(host, "build", refuse)
+
+
+@settings(deadline=None, max_examples=30)
+@given(programs())
+def test_random_programs_match_unfused_ops(program):
+    gouts = _grads_out(program)
+    outs, red, grads, _ = run_fused(program, gouts)
+    want_outs, want_red, want_grads = run_unfused(program, gouts)
+    dt = program[1][0].dtype
+    for k, (o, w) in enumerate(zip(outs, want_outs)):
+        assert o.dtype == w.dtype
+        _close(o, w, dt, f"output {k}")
+    if want_red is not None:
+        assert red.dtype == want_red.dtype and red.shape == ()
+        _close(red, want_red, dt, "reduction")
+    for k, (g, w) in enumerate(zip(grads, want_grads)):
+        g = np.zeros_like(w) if g is None else g
+        assert g.shape == w.shape and g.dtype == w.dtype
+        _close(g, w, dt, f"gradient of leaf {k}")
+
+
+@settings(deadline=None, max_examples=8)
+@given(programs(dtypes=("float64",), max_steps=5))
+def test_random_program_gradients_match_finite_differences(program):
+    shape, leaves, steps, outputs, reduction = program
+    gouts = _grads_out(program)
+    _, _, grads, _ = run_fused(program, gouts)
+
+    def scalar(k):
+        def f(x):
+            prog = (shape, [x if i == k else a for i, a in enumerate(leaves)], steps, outputs, reduction)
+            outs, red, _, _ = run_fused(prog, gouts, backward=False)
+            total = sum(float(np.sum(o * g)) for o, g in zip(outs, gouts))
+            return total + (float(red) if red is not None else 0.0)
+        return f
+
+    for k, a in enumerate(leaves):
+        want = fd_grad(scalar(k), a.copy())
+        g = np.zeros_like(a) if grads[k] is None else grads[k]
+        # kinks (relu, maximum, where) are avoided by the data only with high probability
+        np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-5, err_msg=f"leaf {k}")
+
+
+def _tanh_sigmoid(x, kind="sum"):
+    c = fusion.Chain()
+    xr = c.leaf(x)
+    y = c.apply(OPS["multiply"], [c.apply(OPS["tanh"], [xr]), c.apply(OPS["sigmoid"], [xr])])
+    c.reduce(y, kind)
+    return c
+
+
+def _bias_relu(x, b, w):
+    c = fusion.Chain()
+    h = c.apply(OPS["relu"], [c.apply(OPS["add"], [x, b])])
+    c.output(h)
+    c.reduce(c.apply(OPS["multiply"], [h, w]), "mean")
+    return c
+
+
+def test_signature_ignores_sizes_and_values_but_not_dtypes():
+    a = _tanh_sigmoid(np.ones(5, np.float32)).signature
+    assert a == _tanh_sigmoid(np.ones((7, 3), np.float32)).signature
+    assert a != _tanh_sigmoid(np.ones(5, np.float64)).signature
+    assert a != _tanh_sigmoid(np.ones(5, np.float32), "mean").signature
+    c1, c2 = fusion.Chain(), fusion.Chain()
+    c1.apply(OPS["multiply"], [np.ones(3), 2.0])
+    c2.apply(OPS["multiply"], [np.ones(3), 5.0])
+    assert c1.signature == c2.signature
+    hash(a)
+
+
+def test_shared_subexpressions_are_computed_once():
+    c = fusion.Chain()
+    x = c.leaf(np.ones(3))
+    t1, t2 = c.apply(OPS["tanh"], [x]), c.apply(OPS["tanh"], [x])
+    c.reduce(c.apply(OPS["multiply"], [t1, t2]), "sum")
+    p = backward_program(c.signature, (True,), (True,))
+    calls = [ins for ins in p.instrs if ins[0] == "call" and ins[2] == "tanh"]
+    assert len(calls) == 1
+    # silu's value and derivative share sigmoid(x)
+    c = fusion.Chain()
+    c.reduce(c.apply(OPS["silu"], [np.ones(3)]), "sum")
+    p = backward_program(c.signature, (True,), (True,))
+    live = p.live([g for g in p.grads if g is not None])
+    assert sum(1 for i, ins in enumerate(p.instrs) if live[i] and ins[0] == "call" and ins[2] == "sigmoid") == 1
+
+
+def test_shape_errors_name_the_op_at_its_call():
+    c = fusion.Chain()
+    x = c.leaf(np.ones((2, 3)))
+    with pytest.raises(gg.ShapeError, match="multiply"):
+        c.apply(OPS["multiply"], [x, np.ones(4)])
+
+
+def test_integer_arithmetic_is_not_fused_but_integer_leaves_are():
+    c = fusion.Chain()
+    with pytest.raises(fusion.NotFusable):
+        c.apply(OPS["add"], [np.arange(3), np.arange(3)])
+    c = fusion.Chain()
+    i = np.arange(4, dtype=np.int32)
+    x = np.linspace(0, 1, 4).astype(np.float32)
+    y = c.apply(OPS["multiply"], [c.apply(OPS["tanh"], [i]), x])
+    c.output(y)
+    (out,), _ = fusion.forward(c)
+    np.testing.assert_allclose(out, np.tanh(i) * x, rtol=1e-12)
+    assert out.dtype == (np.tanh(i) * x).dtype
+    gi, gx = fusion.backward(c, [np.ones(4, out.dtype)], [True, True])
+    assert gi is None and gx.dtype == np.float32
+    np.testing.assert_allclose(gx, np.tanh(i), rtol=1e-6)
+
+
+def test_float16_rounds_like_the_unfused_ops():
+    x = np.linspace(-2, 2, 37).astype(np.float16)
+    c = _tanh_sigmoid(x)
+    _, red = fusion.forward(c)
+    (gx,) = fusion.backward(c, [np.float16(1)], [True])
+    t = gg.tensor(x, requires_grad=True)
+    loss = (gg.tanh(t) * gg.sigmoid(t)).sum()
+    loss.backward()
+    assert red.dtype == np.float16 and gx.dtype == np.float16
+    np.testing.assert_allclose(gx.astype(np.float32), t.grad.numpy().astype(np.float32), rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(float(red), float(loss.item()), rtol=2e-3)
+
+
+def _eval_both(chain, grads_in, needs):
+    """(forward, backward) with the NumPy evaluator and with compiled host code."""
+    got = []
+    for compiled in (False, True):
+        old = host.Settings.enabled, host.Settings.compile_after
+        host.Settings.enabled, host.Settings.compile_after = compiled, 1
+        try:
+            fwd = fusion.forward(chain)
+            bwd = fusion.backward(chain, grads_in, needs)
+        finally:
+            host.Settings.enabled, host.Settings.compile_after = old
+        got.append((fwd, bwd))
+    return got
+
+
+HOST_CASES = ["tanh_sigmoid_f32", "bias_relu_f64", "leaky_f16_scalar", "column_broadcast"]
+
+
+def _host_case(name):
+    rng = np.random.default_rng(3)
+    if name == "tanh_sigmoid_f32":
+        return _tanh_sigmoid(rng.standard_normal(1000).astype(np.float32)), [np.float32(1)], [True]
+    if name == "bias_relu_f64":
+        x, b, w = rng.standard_normal((16, 8)), rng.standard_normal(8), rng.standard_normal((16, 8))
+        return _bias_relu(x, b, w), [rng.standard_normal((16, 8)), np.float64(0.5)], [True, True, True]
+    if name == "leaky_f16_scalar":
+        c = fusion.Chain()
+        x = rng.standard_normal((5, 6)).astype(np.float16)
+        y = c.apply(OPS["leaky_relu"], [c.apply(OPS["multiply"], [x, 1.5])], {"negative_slope": 0.2})
+        c.output(y)
+        return c, [np.ones((5, 6), np.float16)], [True, False, False]
+    # a column and a transposed (strided) operand
+    c = fusion.Chain()
+    a = rng.standard_normal((6, 1)).astype(np.float32)
+    b = rng.standard_normal((5, 6)).astype(np.float32).T
+    y = c.apply(OPS["divide"], [c.apply(OPS["sin"], [a]), c.apply(OPS["add"], [c.apply(OPS["square"], [b]), 1.0])])
+    c.reduce(y, "sum")
+    return c, [np.float32(2)], [True, True, False]
+
+
+@pytest.mark.skipif(not host.available(), reason="no C++ compiler")
+@pytest.mark.parametrize("case", HOST_CASES)
+def test_compiled_host_code_equals_the_numpy_evaluator(case):
+    chain, gin, needs = _host_case(case)
+    (np_fwd, np_bwd), (c_fwd, c_bwd) = _eval_both(chain, gin, needs)
+    dt = chain.leaf_refs[0].dtype
+    tol = {np.dtype(np.float16): 1e-3, np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-13}[dt]
+    for a, b in zip(np_fwd[0], c_fwd[0]):
+        np.testing.assert_allclose(np.asarray(b, np.float64), np.asarray(a, np.float64), rtol=tol, atol=tol)
+    if np_fwd[1] is not None:
+        np.testing.assert_allclose(float(c_fwd[1]), float(np_fwd[1]), rtol=max(tol, 1e-6))
+    for a, b in zip(np_bwd, c_bwd):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_allclose(np.asarray(b, np.float64), np.asarray(a, np.float64), rtol=tol, atol=tol)
+
+
+@pytest.mark.skipif(not host.available(), reason="no C++ compiler")
+def test_host_code_is_cached_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPUGRAD_FUSION_CACHE", str(tmp_path))
+    monkeypatch.setattr(host, "_LIBS", {})
+    chain, _, _ = _host_case("tanh_sigmoid_f32")
+    src = host.source(forward_program(chain.signature), "11")
+    host.build(src)
+    libs = list((tmp_path / "host").glob("fz*.so"))
+    assert len(libs) == 1
+    # a fresh process would load it: no compiler run
+    monkeypatch.setattr(host, "_LIBS", {})
+    monkeypatch.setattr(host.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("compiled")))
+    assert host.build(src) is not None
+
+
+def test_compilation_waits_for_a_second_use(monkeypatch):
+    calls = []
+    monkeypatch.setattr(host.Settings, "compile_after", 2)
+    monkeypatch.setattr(host, "build", lambda src: calls.append(src) or (lambda *a: 0.0))
+    chain = _tanh_sigmoid(np.ones(3, np.float32) * 0.25)
+    p = forward_program(chain.signature)
+    p.__dict__.pop("_host_functions", None)
+    assert host.function(p, "11") is None and not calls
+    assert host.function(p, "11") is not None and len(calls) == 1
+
+
+def test_pure_numpy_fallback(numpy_only):
+    for case in HOST_CASES:
+        chain, gin, needs = _host_case(case)
+        for _ in range(3):  # past compile_after: still NumPy
+            outs, red = fusion.forward(chain)
+            grads = fusion.backward(chain, gin, needs)
+        assert all(g is None or np.isfinite(g).all() for g in grads)
+    x = np.linspace(-3, 3, 11)
+    _, red = fusion.forward(_tanh_sigmoid(x))
+    assert float(red) == pytest.approx(float(np.sum(np.tanh(x) / (1 + np.exp(-x)))), rel=1e-14)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blocked_evaluation_with_broadcasting(threads, monkeypatch, numpy_only):
+    monkeypatch.setattr(numpy_eval, "BLOCK", 64)
+    rng = np.random.default_rng(5)
+    x, b, w = rng.standard_normal((30, 17)), rng.standard_normal(17), rng.standard_normal((30, 1))
+    chain = _bias_relu(x, b, w)
+    gh = rng.standard_normal((30, 17))
+    (h,), red = fusion.forward(chain, threads=threads)
+    gx, gb, gw = fusion.backward(chain, [gh, np.float64(2.0)], [True, True, True], threads=threads)
+    xt, bt, wt = (gg.tensor(a, requires_grad=True) for a in (x, b, w))
+    ht = gg.relu(xt + bt)
+    loss = (ht * gg.tensor(gh)).sum() + 2.0 * (ht * wt).mean()
+    loss.backward()
+    np.testing.assert_allclose(h, ht.numpy(), rtol=1e-14)
+    np.testing.assert_allclose(float(red), float((ht * wt).mean().item()), rtol=1e-13)
+    for g, t in ((gx, xt), (gb, bt), (gw, wt)):
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not host.available(), reason="no C++ compiler")
+def test_a_toolchain_without_vector_math_still_compiles(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPUGRAD_FUSION_CACHE", str(tmp_path))
+    monkeypatch.setattr(host, "_LIBS", {})
+    monkeypatch.setattr(host, "SIMD_FLAGS", ("-fno-such-flag-gpugrad",))
+    monkeypatch.setattr(host.Settings, "vectorized", True)
+    chain, gin, needs = _host_case("tanh_sigmoid_f32")
+    fn = host.build(host.source(forward_program(chain.signature), "11"))
+    assert fn is not None and host.Settings.vectorized is False
+
+
+def test_leaves_with_the_same_gradient_share_one_pass_output_but_not_arrays(numpy_only):
+    x, y = np.ones((2, 3)), np.full((2, 3), 2.0)
+    c = fusion.Chain()
+    c.output(c.apply(OPS["add"], [x, y]))
+    p = backward_program(c.signature, (True,), (True, True))
+    assert len(p.written) == 1 and p.grad_slot == [0, 0]
+    gx, gy = fusion.backward(c, [np.full((2, 3), 3.0)], [True, True])
+    assert gx is not gy and (gx == 3).all() and (gy == 3).all()
