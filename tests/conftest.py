@@ -23,6 +23,11 @@ from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Most chains in the suite run once or twice: compiling each (host code, or a CUDA kernel built
+# for the emulated device) would cost more than the suite. The compiled passes are tested where
+# they are the subject (tests/test_fusion_*.py set the threshold back to 1).
+os.environ.setdefault("GPUGRAD_FUSION_AFTER", "25")
+
 # CI runs on 2 cores: keep example counts modest; GPUGRAD_HYPOTHESIS=thorough explores more.
 settings.register_profile(
     "ci", max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]

@@ -186,6 +186,7 @@ def test_matmul_forward_and_both_gradients(dt: np.dtype) -> None:
 
 
 @pytest.mark.gpu
+@gg.no_fusion()  # each op's own kernels (the fused chain's are counted in test_fusion_eager)
 def test_fused_backward_launches_and_owned_gradients() -> None:
     B = _backend()
     x = gg.randn(1 << 16, device="cuda", requires_grad=True)

@@ -12,7 +12,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import gpugrad as gg
@@ -212,7 +212,6 @@ def _run(program: list, x: gg.Tensor, y: gg.Tensor) -> gg.Tensor:
     return vals[-1]
 
 
-@settings(max_examples=40, deadline=None)
 @given(program=_programs(), broadcast=st.booleans())
 def test_random_chains_fused_equal_unfused(program: list, broadcast: bool) -> None:
     xv = RNG.normal(size=(3, 4))
@@ -243,3 +242,55 @@ def test_fused_gradients_against_finite_differences() -> None:
     x = gg.tensor(RNG.normal(size=(2, 3)), requires_grad=True)
     y = gg.tensor(RNG.normal(size=(3,)), requires_grad=True)
     assert gg.gradcheck(f, (x, y))
+
+
+@pytest.fixture
+def compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chains use the fusion compiler's passes from their first run (the suite raises the bar)."""
+    from gpugrad.fusion import host, kernels
+
+    monkeypatch.setattr(kernels.Settings, "after", 1)
+    monkeypatch.setattr(host.Settings, "compile_after", 1)
+
+
+def _chain100(x: gg.Tensor) -> gg.Tensor:
+    h = x
+    for i in range(100):
+        h = h * 1.01 if i % 2 else gg.tanh(h)
+    return h.sum()
+
+
+def test_compiled_passes_run_eager_chains(compiled: None) -> None:
+    from gpugrad.fusion.kernels import _Template
+
+    x = gg.tensor(RNG.normal(size=(3, 64)).astype(np.float32), requires_grad=True)
+    b = gg.tensor(RNG.normal(size=64).astype(np.float32), requires_grad=True)
+    loss = (gg.relu(x + b) * gg.sigmoid(x)).mean()
+    assert isinstance(loss.grad_fn.op.program.compiled, _Template)
+    loss.backward()
+    got = (loss.item(), x.grad.numpy(), b.grad.numpy())
+    x.grad = b.grad = None
+    with gg.no_fusion():
+        loss = (gg.relu(x + b) * gg.sigmoid(x)).mean()
+        loss.backward()
+    want = (loss.item(), x.grad.numpy(), b.grad.numpy())
+    for a, w in zip(got, want):
+        np.testing.assert_allclose(a, w, rtol=2e-5, atol=1e-7)
+
+
+@pytest.mark.gpu
+def test_a_chain_on_cuda_is_one_kernel_each_way(compiled: None) -> None:
+    x = gg.tensor(RNG.normal(size=64).astype(np.float32), device="cuda", requires_grad=True)
+    _chain100(x).backward()  # warm-up: the chain's kernels are compiled here
+    x.grad = None
+    gg.cuda.reset_counters()
+    loss = _chain100(x)
+    loss.backward()
+    counts = gg.cuda.counters()
+    assert counts["compilations"] == 0 and counts["syncs"] == 0
+    assert counts["launches"] <= 4, counts  # forward (with its reduction) and backward
+    g = x.grad.numpy()
+    x.grad = None
+    with gg.no_fusion():
+        _chain100(x).backward()
+    np.testing.assert_allclose(g, x.grad.numpy(), rtol=1e-4, atol=1e-6)

@@ -391,6 +391,7 @@ def test_engine_on_emulated_cuda_matches_cpu(cuda, graph):
 
 
 @pytest.mark.gpu
+@gg.no_fusion()  # each op's own kernels (the fused chain's are counted in test_fusion_eager)
 def test_fused_backward_launch_count(cuda):
     """sum(tanh(x) * sigmoid(x)): the backward is three kernels (multiply's, tanh's, and
     sigmoid's accumulating into tanh's result); no add, no copy into .grad."""

@@ -30,6 +30,7 @@ from gpugrad.autograd.grad_mode import enable_grad
 from gpugrad.autograd.node import Node
 from gpugrad.autograd.state import STATE
 from gpugrad.errors import GpugradError
+from gpugrad.fusion import lazy as _fusion
 from gpugrad.ops.base import Op, apply
 from gpugrad.tensor import Tensor, make_tensor
 
@@ -164,6 +165,7 @@ def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
         info: dict = {}
         params = {"fn": flat_fn, "info": info, "n_args": len(inputs), "inputs": inputs,
                   "versions": [t._version[0] for t in inputs]}
+        _fusion.flush()  # a pending tensor the function closes over is computed before it, not in it
         start = STATE.seq
         first = _run(params, own, record=False)  # its graph shows what fn closes over, then is dropped
         external = _external(first, own, start)

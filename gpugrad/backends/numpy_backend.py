@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gpugrad.backends import lowerings as _lowerings
 from gpugrad.backends._erf import erf as _erf
 from gpugrad.backends._erf import scipy_special as _scipy_special
 
@@ -39,9 +40,9 @@ from gpugrad.table import expr as E
 name = "cpu"
 xp = np
 TAG = "numpy"
-# faster implementations of op rules, keyed by (op name, "forward" | "vjp") (gpugrad.ops.base):
-# none, NumPy runs the rules themselves
-lowerings: dict[tuple[str, str], Any] = {}
+# faster implementations of op rules, keyed by (op name, "forward" | "vjp") (gpugrad.ops.base);
+# NumPy runs the rules themselves, except where the fusion compiler registers its kernels
+lowerings = _lowerings.CPU
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
@@ -288,11 +289,11 @@ def sum_to(x: Any, shape: tuple) -> Any:
     if x.shape == shape:
         return x
     axes = _sum_to_axes(x.shape, shape)
-    lead = x.ndim - len(shape)
-    out = np.sum(x, axis=axes, keepdims=True) if axes else x
-    if lead:
-        out = out.reshape(out.shape[lead:])
-    return np.asarray(out).reshape(shape)
+    if not axes:
+        return np.asarray(x).reshape(shape)
+    out = np.asarray(np.sum(x, axis=axes, keepdims=True))
+    out.shape = shape  # in place: a new array, not a view (the engine may own it)
+    return out
 
 
 def new_zeros(like: Any, shape: tuple) -> Any:

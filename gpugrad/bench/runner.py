@@ -182,12 +182,17 @@ def pinned_threads(n: int | None) -> Iterator[dict[str, Any]]:
     if torch is None and importlib.util.find_spec("torch") is not None:
         import torch
     old_torch = torch.get_num_threads() if torch is not None else None
+    from gpugrad.fusion import numpy_eval  # gpugrad's own pool for fused chains
+
+    old_fusion = numpy_eval.Settings.threads
     with threadpool_limits(limits=n):
         if torch is not None:
             torch.set_num_threads(n)
+        numpy_eval.Settings.threads = n
         try:
             yield {"threads": n, "note": "JAX/XLA's CPU threads are fixed at its start (XLA_FLAGS)"}
         finally:
+            numpy_eval.Settings.threads = old_fusion
             if torch is not None and old_torch is not None:
                 torch.set_num_threads(old_torch)
 

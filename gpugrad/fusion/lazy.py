@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from gpugrad.autograd.state import STATE
+from gpugrad.fusion import kernels as _kernels  # noqa: F401  (registers the compiled passes)
 from gpugrad.ops.base import Op, _record, forward
 from gpugrad.tensor import Tensor, make_tensor
 
@@ -192,12 +193,16 @@ class Program:
     "mean" (over all elements of the last step); ``in_shapes`` the inputs' shapes (None for a
     number). ``key`` identifies it (kernels are built per chain); ``op`` is its fused op."""
 
-    __slots__ = ("steps", "in_shapes", "reduce", "key", "names", "op", "_plans", "__weakref__")
+    __slots__ = ("steps", "in_shapes", "in_kinds", "reduce", "key", "names", "op", "compiled", "runs",
+                 "_plans", "__weakref__")
 
-    def __init__(self, key: tuple, steps: list, in_shapes: list, reduce: str | None) -> None:
+    def __init__(self, key: tuple, steps: list, in_shapes: list, in_kinds: list, reduce: str | None) -> None:
         self.key = key
         self.steps = steps
         self.in_shapes = in_shapes
+        self.in_kinds = in_kinds  # dtype of an array input, int or float for a number
+        self.compiled: Any = None  # the fusion compiler's chain for it (gpugrad.fusion.kernels)
+        self.runs = 0
         self.reduce = reduce
         self.names = ",".join(step[0].name for step in steps)
         self.op = FusedElementwise(self)
@@ -324,9 +329,10 @@ def materialize(t: Tensor, reduce: str | None = None) -> Any:
     program = _PROGRAMS.get(key)
     if program is None:
         in_shapes = [v.shape if isinstance(a, Tensor) else None for a, v in zip(inputs, values)]
+        in_kinds = [v.dtype if isinstance(a, Tensor) else a.__class__ for a, v in zip(inputs, values)]
         if len(_PROGRAMS) >= 4096:  # chains of ever new shapes: keep the cache bounded
             _PROGRAMS.clear()
-        program = _PROGRAMS[key] = Program(key, steps, in_shapes, reduce)
+        program = _PROGRAMS[key] = Program(key, steps, in_shapes, in_kinds, reduce)
     params = {"program": program, "params": op_params}
     device = t.device
     B = backend_for(device)
@@ -418,6 +424,14 @@ def chain_vjp(ns: Any, program: Program, g: Any, inputs: Any, out: Any, op_param
                     gi = ns.sum_to(gi, target)
                 prev = step_grads[k]
                 step_grads[k] = gi if prev is None else prev + gi
+    # An op that passes its gradient through (add) hands one array to two inputs: each input's
+    # gradient must be its own (the engine adds into buffers it owns).
+    given: set[int] = set()
+    for i, gi in enumerate(in_grads):
+        if gi is not None:
+            if id(gi) in given:
+                in_grads[i] = gi = gi + 0
+            given.add(id(gi))
     return tuple(in_grads)
 
 
@@ -428,7 +442,7 @@ class FusedElementwise(Op):
     whole chain under ``("fused_elementwise", "forward" | "vjp")``.
     """
 
-    fresh_grads = True  # new arrays (or g itself, which the engine recognises)
+    fresh_grads = True  # new arrays, one per input (chain_vjp copies one that two inputs got)
     save_out = False
 
     kernel_key = "fused_elementwise"  # what a backend registers a whole-chain kernel under
@@ -439,8 +453,9 @@ class FusedElementwise(Op):
         self.name = program.names if len(program.steps) == 1 else f"fused chain of {program.names}"
 
     def saves(self, needs: tuple) -> tuple:
+        # every input when the backward reads any (the compiled pass recomputes from all of them)
         _, _, read, out = self.program.plan(needs)
-        return (read if any(read) else False), out
+        return any(read) or out, out
 
     def forward(self, ns: Any, args: list, params: dict) -> Any:
         program = params["program"]

@@ -36,7 +36,8 @@ class Settings:
     ``Settings.threads = 1`` (or ``GPUGRAD_FUSION_THREADS=1``) keeps everything on the caller's
     thread."""
 
-    threads: int = int(os.environ.get("GPUGRAD_FUSION_THREADS", "0")) or (os.cpu_count() or 1)
+    threads: int = (int(os.environ.get("GPUGRAD_FUSION_THREADS", "0")) or int(os.environ.get("OMP_NUM_THREADS", "0"))
+                    or (os.cpu_count() or 1))
 
 
 _POOL: ThreadPoolExecutor | None = None

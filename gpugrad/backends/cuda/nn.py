@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gpugrad.backends import portable
+from gpugrad.backends import lowerings, portable
 from gpugrad.backends.cuda.geometry import ACC, BLOCK, FLOATS, SFX, pow2_at_least, prod
 from gpugrad.errors import DTypeError, ShapeError
 
@@ -209,11 +209,12 @@ def _cross_entropy_vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs:
     return gx, None
 
 
-LOWERINGS = {
+LOWERINGS = lowerings.CUDA
+LOWERINGS.update({
     ("softmax", "forward"): _softmax_forward,
     ("softmax", "vjp"): _softmax_vjp,
     ("log_softmax", "forward"): _log_softmax_forward,
     ("log_softmax", "vjp"): _log_softmax_vjp,
     ("cross_entropy", "forward"): _cross_entropy_forward,
     ("cross_entropy", "vjp"): _cross_entropy_vjp,
-}
+})
