@@ -149,9 +149,7 @@ class Tensor:
                 )
             from gpugrad.backends import backend_for
 
-            g = _ONES.get((self.device, self.shape, self.dtype))
-            if g is None:  # kept: backward never writes into its root gradient (no launch per step)
-                g = _ONES[(self.device, self.shape, self.dtype)] = backend_for(self.device).ones_like(self.data)
+            g = backend_for(self.device).ones_like(self.data)
         else:
             g = _grad_argument(self, grad)
         if create_graph:
@@ -789,7 +787,6 @@ def _grad_argument(t: Tensor, grad: Any) -> Any:
 
 _ = STATE  # the op path reads grad mode through gpugrad.autograd.state
 
-_ONES: dict = {}  # (device, shape, dtype) -> the ones backward starts from
 _NO_PARAMS: dict = {}  # shared by operator calls: elementwise ops never modify their params
 # Bound by gpugrad.ops.elementwise once the ops exist (they import this module).
 _ADD: Any = None

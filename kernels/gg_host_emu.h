@@ -414,10 +414,14 @@ inline void __syncthreads() {
     throw gg_emu::Abort{};
 }
 
+// A memory fence between a block's writes and the atomic that publishes them.
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
 // Atomics: real atomic read-modify-writes of exactly the target element.
 inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
 inline double atomicAdd(double* p, double v) { return std::atomic_ref<double>(*p).fetch_add(v); }
 inline int atomicAdd(int* p, int v) { return std::atomic_ref<int>(*p).fetch_add(v); }
+inline unsigned int atomicAdd(unsigned int* p, unsigned int v) { return std::atomic_ref<unsigned int>(*p).fetch_add(v); }
 inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
     return std::atomic_ref<unsigned long long>(*p).fetch_add(v);
 }

@@ -23,10 +23,23 @@ from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Most chains in the suite run once or twice: compiling each (host code, or a CUDA kernel built
-# for the emulated device) would cost more than the suite. The compiled passes are tested where
-# they are the subject (tests/test_fusion_*.py set the threshold back to 1).
-os.environ.setdefault("GPUGRAD_FUSION_AFTER", "25")
+# The suite makes thousands of distinct fused chains, most run once: compiling each (host code,
+# or a CUDA kernel built for the emulated device) would cost more than the suite, so they run op
+# by op (fusion's rule). The compiled passes are tested where they are the subject
+# (tests/test_fusion_*.py; the `compiled_fusion` fixture below).
+os.environ.setdefault("GPUGRAD_FUSION_CPU_MIN_ELEMENTS", str(1 << 24))
+os.environ.setdefault("GPUGRAD_FUSION_CPU_MIN_OPS", "1000")
+os.environ.setdefault("GPUGRAD_FUSION_CUDA", "0")
+
+
+@pytest.fixture
+def compiled_fusion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fused chain runs as the fusion compiler's passes (host code, CUDA kernels)."""
+    from gpugrad.fusion import host, kernels
+
+    monkeypatch.setattr(kernels.Settings, "cpu_min_elements", 0)
+    monkeypatch.setattr(kernels.Settings, "cuda", True)
+    monkeypatch.setattr(host.Settings, "compile_after", 1)
 
 # CI runs on 2 cores: keep example counts modest; GPUGRAD_HYPOTHESIS=thorough explores more.
 settings.register_profile(

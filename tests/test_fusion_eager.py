@@ -244,15 +244,6 @@ def test_fused_gradients_against_finite_differences() -> None:
     assert gg.gradcheck(f, (x, y))
 
 
-@pytest.fixture
-def compiled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chains use the fusion compiler's passes from their first run (the suite raises the bar)."""
-    from gpugrad.fusion import host, kernels
-
-    monkeypatch.setattr(kernels.Settings, "after", 1)
-    monkeypatch.setattr(host.Settings, "compile_after", 1)
-
-
 def _chain100(x: gg.Tensor) -> gg.Tensor:
     h = x
     for i in range(100):
@@ -260,7 +251,7 @@ def _chain100(x: gg.Tensor) -> gg.Tensor:
     return h.sum()
 
 
-def test_compiled_passes_run_eager_chains(compiled: None) -> None:
+def test_compiled_passes_run_eager_chains(compiled_fusion: None) -> None:
     from gpugrad.fusion.kernels import _Template
 
     x = gg.tensor(RNG.normal(size=(3, 64)).astype(np.float32), requires_grad=True)
@@ -279,7 +270,7 @@ def test_compiled_passes_run_eager_chains(compiled: None) -> None:
 
 
 @pytest.mark.gpu
-def test_a_chain_on_cuda_is_one_kernel_each_way(compiled: None) -> None:
+def test_a_chain_on_cuda_is_one_kernel_each_way(compiled_fusion: None) -> None:
     x = gg.tensor(RNG.normal(size=64).astype(np.float32), device="cuda", requires_grad=True)
     _chain100(x).backward()  # warm-up: the chain's kernels are compiled here
     x.grad = None

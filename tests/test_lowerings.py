@@ -39,7 +39,8 @@ def _close(got: Any, want: Any, rtol: float, what: str) -> None:
 
 
 def test_the_numpy_backend_registers_no_kernel() -> None:
-    assert npb.lowerings == {}
+    # NumPy runs every op's own rule; only a fused chain has a compiled pass (gpugrad.fusion.kernels)
+    assert {name for name, _ in npb.lowerings} == {"fused_elementwise"}
 
 
 @pytest.fixture

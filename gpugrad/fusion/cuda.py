@@ -5,9 +5,9 @@ statements as the host code (:mod:`.c_render`) on the elementwise template's con
 from a ``gg_geom`` passed by value)).
 
 A closing reduction is fused too: each block writes its partial sum (accumulated in float for
-float16/float32 values, as ``kernels/reduce.cu``, in double for float64) and a second kernel of
-the same module adds the partials (and divides by N for a mean): two launches, no atomics, the
-same result on every run.
+float16/float32 values, as ``kernels/reduce.cu``, in double for float64), and the block that
+finishes last (a counter it increments atomically after a fence says which) adds the partials in
+block order (and divides by N for a mean): one launch, the same result on every run.
 
 Sources are named by their own hash (``gg_fz_<hash>_<f|b>_<layout>``), kept in memory per
 (program, layout) and recorded on disk (``~/.cache/gpugrad/fusion/cuda/``, see
@@ -59,7 +59,8 @@ def _render(p: Program, layout: str, role: str) -> tuple[str, str]:
     params += [f"{storage(dt)}* __restrict__ o{j}" for j, dt in enumerate(p.out_dtypes)]
     red = p.reduced is not None and role == "f"
     if red:
-        params.append(f"{_acc(_reduced_dtype(p))}* __restrict__ partial")
+        params += [f"{_acc(_reduced_dtype(p))}* __restrict__ partial", "unsigned int* __restrict__ counter",
+                   "const double scale", f"{storage(_reduced_dtype(p))}* __restrict__ red_out"]
 
     def load(kind: str, i: int, ctype: str) -> str:
         if kind == "scalar":
@@ -76,7 +77,7 @@ def _render(p: Program, layout: str, role: str) -> tuple[str, str]:
     lines = ["    (void)s_n;"]
     if red:
         acc = _acc(_reduced_dtype(p))
-        lines += [f"    __shared__ {acc} buf[{BLOCK}];", f"    {acc} acc = 0;"]
+        lines += [f"    __shared__ {acc} buf[{BLOCK}];", "    __shared__ bool last;", f"    {acc} acc = 0;"]
     lines.append("    for (gg_index i = (gg_index)blockIdx.x * blockDim.x + threadIdx.x; i < n; "
                  "i += (gg_index)gridDim.x * blockDim.x) {")
     if layout == "s" and arrays:
@@ -87,16 +88,25 @@ def _render(p: Program, layout: str, role: str) -> tuple[str, str]:
         lines.append(f"        acc += ({acc})v{p.reduced};")
     lines.append("    }")
     if red:
-        lines += ["    acc = gg_block_sum(acc, buf);", "    if (threadIdx.x == 0) partial[blockIdx.x] = acc;"]
-    text = "(" + ", ".join(params) + ") {\n" + "\n".join(lines) + "\n}\n"
-    if red:
         acc = _acc(_reduced_dtype(p))
-        text += (f"extern \"C\" __global__ void @NAME@_r(const gg_index m, const {acc}* __restrict__ partial, "
-                 f"const double scale, {storage(_reduced_dtype(p))}* __restrict__ out) {{\n"
-                 f"    __shared__ {acc} buf[{BLOCK}];\n    {acc} acc = 0;\n"
-                 "    for (gg_index i = threadIdx.x; i < m; i += blockDim.x) acc += partial[i];\n"
-                 "    acc = gg_block_sum(acc, buf);\n"
-                 "    if (threadIdx.x == 0) gg_out(out, 0, acc / scale);\n}\n")
+        lines += ["    acc = gg_block_sum(acc, buf);",
+                  "    if (threadIdx.x == 0) {",
+                  "        partial[blockIdx.x] = acc;",
+                  "        __threadfence();  // the partial is visible before the count says so",
+                  "        last = atomicAdd(counter, 1u) == gridDim.x - 1;",
+                  "    }",
+                  "    __syncthreads();",
+                  "    if (last) {  // the last block adds every partial, in block order",
+                  "        acc = 0;",
+                  "        for (gg_index k = threadIdx.x; k < (gg_index)gridDim.x; k += blockDim.x)",
+                  f"            acc += ((volatile {acc}*)partial)[k];",
+                  "        acc = gg_block_sum(acc, buf);",
+                  "        if (threadIdx.x == 0) {",
+                  "            gg_out(red_out, 0, acc / scale);",
+                  "            *counter = 0;  // ready for the next launch",
+                  "        }",
+                  "    }"]
+    text = "(" + ", ".join(params) + ") {\n" + "\n".join(lines) + "\n}\n"
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     name = f"gg_fz_{digest}_{role}_{layout}"
     src = ('#include "gg_elementwise.cuh"\n' + f'extern "C" __global__ void {name}' + text).replace("@NAME@", name)
@@ -218,23 +228,31 @@ def _launch(B: Any, p: Program, chain: Chain, grads: list, outs: list, role: str
     args += outs
     red = role == "f" and p.reduced is not None
     grid = B._grid(n)
-    partial = None
+    out = None
     if red:
         partial = cp.empty(grid, dtype=np.float64 if _reduced_dtype(p) == np.float64 else np.float32)
-        args.append(partial)
+        out = cp.empty((), dtype=_reduced_dtype(p))
+        scale = float(n) if p.reduce_kind == "mean" else 1.0
+        args += [partial, _counter(B), np.float64(scale), out]
     B._launch(kernel, grid, BLOCK, tuple(args))
-    if not red:
-        return None
-    out = cp.empty((), dtype=_reduced_dtype(p))
-    fin = B.load_kernel(name + "_r", src)
-    scale = float(n) if p.reduce_kind == "mean" else 1.0
-    B._launch(fin, 1, BLOCK, (np.int64(grid), partial, np.float64(scale), out))
     return out
 
 
+_COUNTERS: dict[int, Any] = {}
+
+
+def _counter(B: Any) -> Any:
+    """The backend's block counter for fused reductions (zero between launches: the last block
+    resets it; one stream, so launches never share it at once)."""
+    c = _COUNTERS.get(id(B))
+    if c is None:
+        with B.device:
+            c = _COUNTERS[id(B)] = B.cp.zeros(1, dtype=np.uint32)
+    return c
+
+
 def forward(B: Any, chain: Chain, p: Program) -> tuple[list, Any]:
-    """The chain's outputs and reduction on CUDA arrays: one kernel (and one to add the
-    reduction's partial sums)."""
+    """The chain's outputs and reduction on CUDA arrays: one kernel."""
     _prepare(p, chain)
     cp = B.cp
     outs = [cp.empty(chain.shape, dtype=dt) for dt in p.out_dtypes]

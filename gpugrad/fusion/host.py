@@ -52,11 +52,13 @@ _lock = threading.Lock()
 
 class Settings:
     """``enabled``: use compiled code at all (``GPUGRAD_FUSION_CC=0`` turns it off);
-    ``compile_after``: compile a chain the n-th time it runs (a chain seen once is not worth a
-    compiler run; the NumPy evaluator serves it meanwhile)."""
+    ``compile_after``: compile a chain the n-th time it runs (the NumPy evaluator serves it
+    meanwhile). 1 by default: which evaluator runs a chain must not depend on how often it ran,
+    or two runs of a program would differ in the last bits (gpugrad.fusion.kernels decides which
+    chains are worth compiling)."""
 
     enabled: bool = os.environ.get("GPUGRAD_FUSION_CC", "1") != "0"
-    compile_after: int = int(os.environ.get("GPUGRAD_FUSION_CC_AFTER", "2"))
+    compile_after: int = int(os.environ.get("GPUGRAD_FUSION_CC_AFTER", "1"))
     vectorized: bool = True  # False once a build had to go without libmvec
 
 

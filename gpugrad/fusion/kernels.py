@@ -30,11 +30,28 @@ _NO = object()  # a program the compiler declined
 
 
 class Settings:
-    """``after``: a chain's compiled passes are used from its n-th run on (before that, the
-    rule runs op by op: a chain seen once is not worth a compiler run). ``GPUGRAD_FUSION_AFTER``
-    sets it; the test suite raises it, and the fusion tests set it to 1."""
+    """Which chains run compiled. The decision depends on the chain alone (never on how often it
+    ran), so that two runs of a program compute the same bits.
 
-    after: int = int(os.environ.get("GPUGRAD_FUSION_AFTER", "2"))
+    On the CPU, a chain with at least ``cpu_min_elements`` elements or ``cpu_min_ops`` ops
+    (``GPUGRAD_FUSION_CPU_MIN_ELEMENTS``, ``GPUGRAD_FUSION_CPU_MIN_OPS``): a smaller one costs less
+    op by op than its compiler run. On CUDA every chain (each op would be a launch) unless
+    ``GPUGRAD_FUSION_CUDA=0``. The test suite raises the CPU bars and turns the CUDA kernels off
+    (each new chain would be a compiler run on the emulated device); tests/test_fusion_*.py set
+    them back.
+    """
+
+    cpu_min_elements: int = int(os.environ.get("GPUGRAD_FUSION_CPU_MIN_ELEMENTS", str(1 << 14)))
+    cpu_min_ops: int = int(os.environ.get("GPUGRAD_FUSION_CPU_MIN_OPS", "16"))
+    cuda: bool = os.environ.get("GPUGRAD_FUSION_CUDA", "1") != "0"
+
+
+def _worth_compiling_on_cpu(program: Any) -> bool:
+    shape = program.steps[-1][3]
+    n = 1
+    for d in shape:
+        n *= d
+    return n >= Settings.cpu_min_elements or len(program.steps) >= Settings.cpu_min_ops
 
 
 class _Template:
@@ -62,18 +79,17 @@ class _Template:
                             for (op, *_), slots in zip(program.steps, c.params)]
 
 
-def _template(program: Any, params: list) -> Any:
+def _template(program: Any, params: list, cpu: bool) -> Any:
     t = program.compiled
     if t is None:
-        program.runs += 1
-        if program.runs < Settings.after:
+        if not (_worth_compiling_on_cpu(program) if cpu else Settings.cuda):
             return _NO
         try:
             t = _Template(program, params)
         except NotFusable:
             t = _NO
         program.compiled = t
-    return t  # (_NO while not yet worth compiling, or when the compiler declined)
+    return t  # (_NO when the compiler declined)
 
 
 def _bind(t: _Template, args: Any, params: list) -> Chain | None:
@@ -92,7 +108,7 @@ def _bind(t: _Template, args: Any, params: list) -> Chain | None:
 def forward(B: Any, args: list, params: dict) -> Any:
     """The fused op's value in one compiled pass (or NotImplemented: the rule runs)."""
     program = params["program"]
-    t = _template(program, params["params"])
+    t = _template(program, params["params"], B.xp is np)
     if t is _NO:
         return NotImplemented
     chain = _bind(t, args, params["params"])
@@ -106,7 +122,7 @@ def forward(B: Any, args: list, params: dict) -> Any:
 def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
     """The gradients of the fused op's inputs in one compiled pass (or NotImplemented)."""
     program = params["program"]
-    t = _template(program, params["params"])
+    t = _template(program, params["params"], B.xp is np)
     if t is _NO or args is None:
         return NotImplemented
     chain = _bind(t, args, params["params"])

@@ -193,8 +193,8 @@ class Program:
     "mean" (over all elements of the last step); ``in_shapes`` the inputs' shapes (None for a
     number). ``key`` identifies it (kernels are built per chain); ``op`` is its fused op."""
 
-    __slots__ = ("steps", "in_shapes", "in_kinds", "reduce", "key", "names", "op", "compiled", "runs",
-                 "_plans", "__weakref__")
+    __slots__ = ("steps", "in_shapes", "in_kinds", "reduce", "key", "names", "op", "compiled", "_plans",
+                 "__weakref__")
 
     def __init__(self, key: tuple, steps: list, in_shapes: list, in_kinds: list, reduce: str | None) -> None:
         self.key = key
@@ -202,7 +202,6 @@ class Program:
         self.in_shapes = in_shapes
         self.in_kinds = in_kinds  # dtype of an array input, int or float for a number
         self.compiled: Any = None  # the fusion compiler's chain for it (gpugrad.fusion.kernels)
-        self.runs = 0
         self.reduce = reduce
         self.names = ",".join(step[0].name for step in steps)
         self.op = FusedElementwise(self)
@@ -325,7 +324,7 @@ def materialize(t: Tensor, reduce: str | None = None) -> Any:
 
     rg = t.requires_grad
     key, steps, inputs, values, op_params = _linearise(t, rg)
-    key = (key, reduce)
+    key = (key, reduce, t.device)
     program = _PROGRAMS.get(key)
     if program is None:
         in_shapes = [v.shape if isinstance(a, Tensor) else None for a, v in zip(inputs, values)]
