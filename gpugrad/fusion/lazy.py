@@ -50,7 +50,7 @@ _PY_SCALARS = (int, float)
 class Pending:
     """The op behind a pending tensor: what it will compute, and what it already knows."""
 
-    __slots__ = ("op", "args", "params", "shape", "dtype", "count")
+    __slots__ = ("op", "args", "params", "shape", "dtype", "count", "mark", "step")
 
     def __init__(self, op: Any, args: tuple, params: dict, shape: tuple, dtype: np.dtype, count: int) -> None:
         self.op = op
@@ -59,6 +59,7 @@ class Pending:
         self.shape = shape
         self.dtype = dtype
         self.count = count  # ops in its DAG (shared ones counted once per use: an upper bound)
+        self.mark = None  # set while _linearise walks the DAG (with ``step``, its step there)
 
 
 # Weak references to the pending tensors, so that an in-place change can first materialise
@@ -181,6 +182,7 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     lz.shape = shape
     lz.dtype = dt
     lz.count = count
+    lz.mark = None
     t = _new(Tensor)
     t.grad = None
     t.requires_grad = rg and STATE.grad_enabled and op.differentiable
@@ -290,12 +292,12 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list]
     does (it was computed under no_grad) is materialised and becomes an input: the gradient
     stops there; so does one materialised since (a hook or another op needed its value).
 
-    ``key`` identifies the program (see :func:`_steps`, which reads it back): per step its op,
-    then per operand a token: ``-1 - j`` step j, ``i >= 0`` input i seen before, a number's
-    type (a new input), or a new array input's dtype char followed by its shape. Step dtypes
-    and shapes follow from these. This runs for every chain evaluated: it is written for speed.
+    ``key`` identifies the program (see :func:`_steps`, which reads it back): the steps in
+    postfix order, each step's operand tokens then its op: ``-1 - j`` step j, ``i >= 0`` input
+    i seen before, a number's type (a new input), or a new array input's dtype char followed by
+    its shape. Step dtypes and shapes follow from these. This runs for every chain evaluated:
+    it is written for speed (recursive: a chain is at most MAX_OPS deep).
     """
-    index: dict[int, int] = {}  # id(pending tensor) -> step
     inputs: list[Any] = []
     values: list[Any] = []
     input_index: dict[tuple, int] = {}
@@ -303,76 +305,74 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list]
     params: list[dict] = []
     key: list[Any] = []
     push = key.append
-    stack: list[Tensor] = [root]
-    while stack:
-        t = stack[-1]
-        if id(t) in index:
-            stack.pop()
-            continue
-        lz = t._lazy
-        waiting = False
-        for a in lz.args:
-            c = a.__class__
-            if c is not tuple and c is not float and c is not int and a._lazy is not None and id(a) not in index:
-                if grad and not a.requires_grad:
-                    materialize(a)
-                else:
-                    stack.append(a)
-                    waiting = True
-        if waiting:
-            continue
-        stack.pop()
-        push(lz.op)
+    add_input = inputs.append
+    add_value = values.append
+    mark = object()  # a Pending marked with it was visited in this walk: its ref is ``lz.step``
+
+    def visit(lz: Pending) -> int:
         for a in lz.args:
             c = a.__class__
             if c is float or c is int:
                 push(c)  # a number: an input of its own (no new chain per value)
-                inputs.append(a)
-                values.append(a)
+                add_input(a)
+                add_value(a)
                 continue
             if c is tuple:
                 tensor, arr = a
-            elif a._lazy is not None:
-                push(-1 - index[id(a)])
-                continue
             else:
+                sub = a._lazy
+                if sub is not None:
+                    if sub.mark is mark:
+                        push(sub.step)
+                        continue
+                    if not grad or a.requires_grad:
+                        push(visit(sub))
+                        continue
+                    materialize(a)
                 tensor, arr = a, a.data
             k = (id(tensor), id(arr))
             i = input_index.get(k)
             if i is None:
                 input_index[k] = len(inputs)
-                inputs.append(tensor)
-                values.append(arr)
+                add_input(tensor)
+                add_value(arr)
                 push(arr.dtype.char)
                 push(arr.shape)
             else:
                 push(i)
-        index[id(t)] = len(pendings)
+        push(lz.op)
+        lz.mark = mark
+        lz.step = ref = -1 - len(pendings)
         pendings.append(lz)
         params.append(lz.params)
+        return ref
+
+    visit(root._lazy)
     return tuple(key), pendings, inputs, values, params
 
 
 def _steps(key: tuple, pendings: list) -> list[tuple]:
     """The steps ``(op, refs, dtype, shape)`` of a chain from its :func:`_linearise` key."""
     steps = []
-    pos = 0
+    operands: list[int] = []
     n_inputs = 0
-    for lz in pendings:
-        op = key[pos]
+    pos = 0
+    while pos < len(key):
+        tok = key[pos]
         pos += 1
-        refs = []
-        for _ in op.inputs:
-            tok = key[pos]
-            pos += 1
-            if tok.__class__ is int:
-                refs.append(tok)
-            else:  # a new input
-                refs.append(n_inputs)
-                if tok.__class__ is str:
-                    pos += 1  # its shape
-            n_inputs += tok.__class__ is not int
-        steps.append((op, tuple(refs), lz.dtype, lz.shape))
+        c = tok.__class__
+        if c is int:
+            operands.append(tok)
+        elif c is type or c is str:  # a new input (an array's shape follows its dtype)
+            operands.append(n_inputs)
+            n_inputs += 1
+            pos += c is str
+        else:  # an op: its operands are the last ones
+            k = len(tok.inputs)
+            refs = tuple(operands[len(operands) - k:])
+            del operands[len(operands) - k:]
+            lz = pendings[len(steps)]
+            steps.append((tok, refs, lz.dtype, lz.shape))
     return steps
 
 
