@@ -64,10 +64,9 @@ class _Template:
         self.leaves = list(c.leaves)
         self.param_slots = [[(name, k) for name, k in zip(op.param_names, slots)]
                             for (op, *_), slots in zip(program.steps, c.params)]
-        # Leaf k < len(inputs) is input k; the op parameters' leaves follow.
-        n_in = len(program.in_shapes)
-        self.arrays = [k for k in range(n_in) if not c.is_scalar(k)]
-        self.numbers = [k for k in range(n_in) if c.is_scalar(k)]
+        # Leaf k < len(inputs) is input k of the chain; the op parameters' leaves follow.
+        self.arrays = program.arrays  # the leaves of the fused op's operands, in order
+        self.numbers = program.numbers  # the leaves of its numbers
         self.params = [(k, j, name) for j, slots in enumerate(self.param_slots) for name, k in slots]
         self.ptrs = [0] * len(c.leaves)  # the pointer table's leaf part (0 at scalar leaves)
         self.scalars = [0.0] * len(c.leaves) + [float(c.size())]  # the scalar table; then N
@@ -107,12 +106,15 @@ def _template(program: Any, params: list) -> Any:
     return t  # (_NO while not yet worth compiling, or when the compiler declined)
 
 
-def _bind(t: _Template, args: Any, params: list) -> Chain | None:
+def _bind(t: _Template, args: Any, params: dict) -> Chain | None:
     leaves = list(t.leaves)
-    for i, a in enumerate(args):
+    for k, a in zip(t.arrays, args):
         if a is None:
             return None  # an input the backward does not read was not saved: the rule runs
-        leaves[i] = a
+        leaves[k] = a
+    for k, v in zip(t.numbers, params["numbers"]):
+        leaves[k] = v
+    params = params["params"]
     for slots, p in zip(t.param_slots, params):
         for name, k in slots:
             leaves[k] = p[name]
@@ -126,18 +128,20 @@ def _remember(t: _Template, key: tuple, fast: _Fast) -> None:
     t.fast[key] = fast
 
 
-def _tables(t: _Template, args: Any, params: list, arrays: list) -> tuple[list, list]:
-    """The pointer table (the inputs' addresses, then ``arrays``') and the scalar table."""
+def _tables(t: _Template, args: Any, params: dict, arrays: list) -> tuple[list, list]:
+    """The pointer table (the operands' addresses, then ``arrays``') and the scalar table."""
     P = t.ptrs[:]
-    for k in t.arrays:
-        P[k] = _address(args[k])
+    for k, a in zip(t.arrays, args):
+        P[k] = _address(a)
     for a in arrays:
         P.append(_address(a))
     S = t.scalars[:]
-    for k in t.numbers:
-        S[k] = args[k]
-    for k, j, name in t.params:
-        S[k] = params[j][name]
+    for k, v in zip(t.numbers, params["numbers"]):
+        S[k] = v
+    if t.params:
+        op_params = params["params"]
+        for k, j, name in t.params:
+            S[k] = op_params[j][name]
     return P, S
 
 
@@ -156,18 +160,18 @@ def forward(B: Any, args: list, params: dict) -> Any:
         return NotImplemented
     host_side = B.xp is np
     if host_side:
-        key = tuple([args[k].strides for k in t.arrays])
+        key = tuple([a.strides for a in args])
         f = t.fast.get(key)
         if f is not None and _runs_here(f):
             outs = [np.empty(f.shape, dt) for dt in f.out_dtypes]
-            P, S = _tables(t, args, params["params"], outs)
+            P, S = _tables(t, args, params, outs)
             total = f.call(P, S)
             if f.reduce is None:
                 return outs[0]
             if f.reduce == "mean":
                 total = total / f.call.n
             return np.asarray(total, dtype=f.reduced_dtype)
-    chain = _bind(t, args, params["params"])
+    chain = _bind(t, args, params)
     try:
         with np.errstate(all="ignore"):  # (the NumPy evaluator's blocks may overflow to inf)
             outs, reduced = run.forward(chain, None if host_side else B)
@@ -182,15 +186,17 @@ def forward(B: Any, args: list, params: dict) -> Any:
     return reduced if program.reduce is not None else outs[0]
 
 
-def _results(chain: Chain, p: Any, n: int) -> list:
-    """What :func:`run.backward` does with the written arrays, for the first ``n`` leaves."""
+def _results(t: _Template, p: Any) -> list:
+    """What :func:`run.backward` does with the written arrays, for the fused op's operands."""
+    chain = t.chain
     results = []
     taken: set[int] = set()
-    for k, slot in enumerate(p.grad_slot[:n]):
+    for pos, k in enumerate(t.arrays):
+        slot = p.grad_slot[k]
         if slot is not None:
             shape = chain.leaf_refs[k].shape
             broadcast = shape != chain.shape
-            results.append((k, slot, shape if broadcast else None, not broadcast and slot in taken))
+            results.append((pos, slot, shape if broadcast else None, not broadcast and slot in taken))
             if not broadcast:
                 taken.add(slot)
     return results
@@ -209,35 +215,35 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
         if g.__class__ is not np.ndarray:
             g = np.asarray(g)
         try:
-            key = (needs, g.shape, g.strides, *[args[k].strides for k in t.arrays])
+            key = (needs, g.shape, g.strides, *[a.strides for a in args])
         except AttributeError:  # an input the backward does not read was not saved
             return NotImplemented
         f = t.fast.get(key)
         if f is not None and _runs_here(f):
             outs = [np.empty(f.shape, dt) for dt in f.out_dtypes]
-            P, S = _tables(t, args, params["params"], [g, *outs])
+            P, S = _tables(t, args, params, [g, *outs])
             f.call(P, S)
             grads: list = [None] * len(needs)
             for k, slot, shape, copy in f.results:
                 gk = outs[slot]
                 grads[k] = sum_to(gk, shape) if shape is not None else gk.copy() if copy else gk
             return tuple(grads)
-    chain = _bind(t, args, params["params"])
+    chain = _bind(t, args, params)
     if chain is None:
         return NotImplemented
     try:
-        n = len(chain.leaves)
-        full = tuple(needs) + (False,) * (n - len(needs))
+        full = program.needs(tuple(needs))
+        full = tuple(bool(x) for x in full) + (False,) * (len(chain.leaves) - len(full))
         grads = run.backward(chain, [g], full, None if host_side else B)
         if host_side and key not in t.fast:
-            p = backward_program(chain.signature, (True,), tuple(bool(x) for x in full))
+            p = backward_program(chain.signature, (True,), full)
             outs = [np.empty(chain.shape, dt) for dt in p.out_dtypes]
             call = run.host_call(p, chain, [g], outs)
             if call is not None:
-                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, results=_results(chain, p, len(needs))))
+                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, results=_results(t, p)))
     finally:
         chain.leaves = t.leaves
-    return tuple(grads[:len(needs)])
+    return tuple(grads[k] for k in t.arrays)
 
 
 for _registry in (lowerings.CPU, lowerings.CUDA):

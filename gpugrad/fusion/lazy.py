@@ -7,7 +7,8 @@ and returns a *pending* tensor that remembers the op and its operands. Its ``dat
 ``_node`` slots stay unset, so the first read of either (any other op, ``.numpy()``, printing,
 backward, a hook) lands in ``Tensor.__getattr__``, which calls :func:`materialize`: the pending
 DAG behind the tensor (its shared subexpressions once) becomes one :class:`FusedElementwise`
-op application on the tape, whose inputs are the chain's concrete tensors and numbers. A
+op application on the tape, whose operands are the chain's concrete tensors (its numbers are
+parameters: they never get a gradient, and the tape need not carry them). A
 reduction of a pending tensor over all its elements (``sum``/``mean``, as in a loss) joins the
 chain (:func:`reduce_all`).
 
@@ -217,10 +218,12 @@ class Program:
     """A chain in a fixed order: ``steps[j] = (op, refs, dtype, shape)`` where ref ``i >= 0`` is
     input ``i`` of the chain and ``i < 0`` is step ``-1 - i``; ``reduce`` is None, "sum" or
     "mean" (over all elements of the last step); ``in_shapes`` the inputs' shapes (None for a
-    number). ``key`` identifies it (kernels are built per chain); ``op`` is its fused op."""
+    number). ``key`` identifies it (kernels are built per chain); ``op`` is its fused op, whose
+    operands are the array inputs (``arrays``: their input indices) and whose ``numbers``
+    parameter holds the numbers (inputs ``numbers``)."""
 
     __slots__ = ("steps", "in_shapes", "in_kinds", "reduce", "key", "names", "op", "compiled", "runs",
-                 "_plans", "__weakref__")
+                 "arrays", "numbers", "_plans", "_needs", "__weakref__")
 
     def __init__(self, key: tuple, steps: list, in_shapes: list, in_kinds: list, reduce: str | None) -> None:
         self.key = key
@@ -232,7 +235,30 @@ class Program:
         self.reduce = reduce
         self.names = ",".join(step[0].name for step in steps)
         self.op = FusedElementwise(self)
+        self.arrays = [i for i, s in enumerate(in_shapes) if s is not None]
+        self.numbers = [i for i, s in enumerate(in_shapes) if s is None]
         self._plans: dict[tuple, tuple] = {}
+        self._needs: dict[tuple, tuple] = {}
+
+    def inputs(self, args: Any, numbers: list) -> list:
+        """All the chain's inputs from the fused op's operands (or None) and its numbers."""
+        full: list[Any] = [None] * len(self.in_shapes)
+        if args is not None:
+            for i, a in zip(self.arrays, args):
+                full[i] = a
+        for i, v in zip(self.numbers, numbers):
+            full[i] = v
+        return full
+
+    def needs(self, needs: tuple) -> tuple:
+        """Per input of the chain, whether its gradient is wanted, from the fused op's ``needs``."""
+        got = self._needs.get(needs)
+        if got is None:
+            full = [False] * len(self.in_shapes)
+            for i, n in zip(self.arrays, needs):
+                full[i] = n
+            got = self._needs[needs] = tuple(full)
+        return got
 
     def plan(self, needs: tuple) -> tuple[list, list, tuple, bool]:
         """What the backward of the inputs in ``needs`` does: (wanted, recompute, read, out).
@@ -284,15 +310,17 @@ class Program:
 _PROGRAMS: dict[tuple, Program] = {}
 
 
-def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list]:
-    """The DAG behind pending ``root`` in topological order: (key, pendings, inputs, values, params).
+def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list, list]:
+    """The DAG behind pending ``root`` in topological order: (key, pendings, tensors, arrays,
+    numbers, params).
 
-    ``inputs`` are the chain's concrete tensors and numbers (the fused op's operands), ``values``
-    what the chain reads of them. A pending operand that does not require grad under a root that
-    does (it was computed under no_grad) is materialised and becomes an input: the gradient
-    stops there; so does one materialised since (a hook or another op needed its value).
+    ``tensors`` are the chain's concrete tensors (the fused op's operands), ``arrays`` what the
+    chain reads of them; the chain's inputs are those and ``numbers``, in the order the key
+    gives. A pending operand that does not require grad under a root that does (it was computed
+    under no_grad) is materialised and becomes an input: the gradient stops there; so does one
+    materialised since (a hook or another op needed its value).
 
-    ``key`` identifies the program (see :func:`_steps`, which reads it back): the steps in
+    ``key`` identifies the program (see :func:`_decode`, which reads it back): the steps in
     postfix order, each step's operand tokens then its op: ``-1 - j`` step j, ``i >= 0`` input
     i seen before, a number's type (a new input), or a new array input's dtype char followed by
     its shape. Step dtypes and shapes follow from these. This runs for every chain evaluated:
@@ -300,6 +328,7 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list]
     """
     inputs: list[Any] = []
     values: list[Any] = []
+    numbers: list[Any] = []
     input_index: dict[tuple, int] = {}
     pendings: list[Pending] = []
     params: list[dict] = []
@@ -307,6 +336,7 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list]
     push = key.append
     add_input = inputs.append
     add_value = values.append
+    add_number = numbers.append
     mark = object()  # a Pending marked with it was visited in this walk: its ref is ``lz.step``
 
     def visit(lz: Pending) -> int:
@@ -314,8 +344,7 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list]
             c = a.__class__
             if c is float or c is int:
                 push(c)  # a number: an input of its own (no new chain per value)
-                add_input(a)
-                add_value(a)
+                add_number(a)
                 continue
             if c is tuple:
                 tensor, arr = a
@@ -333,7 +362,7 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list]
             k = (id(tensor), id(arr))
             i = input_index.get(k)
             if i is None:
-                input_index[k] = len(inputs)
+                input_index[k] = len(inputs) + len(numbers)
                 add_input(tensor)
                 add_value(arr)
                 push(arr.dtype.char)
@@ -348,14 +377,16 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list]
         return ref
 
     visit(root._lazy)
-    return tuple(key), pendings, inputs, values, params
+    return tuple(key), pendings, inputs, values, numbers, params
 
 
-def _steps(key: tuple, pendings: list) -> list[tuple]:
-    """The steps ``(op, refs, dtype, shape)`` of a chain from its :func:`_linearise` key."""
-    steps = []
+def _decode(key: tuple, pendings: list) -> tuple[list, list, list]:
+    """(steps ``(op, refs, dtype, shape)``, in_shapes, in_kinds) of a chain from its
+    :func:`_linearise` key."""
+    steps: list[tuple] = []
+    in_shapes: list[Any] = []
+    in_kinds: list[Any] = []
     operands: list[int] = []
-    n_inputs = 0
     pos = 0
     while pos < len(key):
         tok = key[pos]
@@ -363,9 +394,10 @@ def _steps(key: tuple, pendings: list) -> list[tuple]:
         c = tok.__class__
         if c is int:
             operands.append(tok)
-        elif c is type or c is str:  # a new input (an array's shape follows its dtype)
-            operands.append(n_inputs)
-            n_inputs += 1
+        elif c is type or c is str:  # a new input (an array's shape follows its dtype char)
+            operands.append(len(in_shapes))
+            in_shapes.append(key[pos] if c is str else None)
+            in_kinds.append(np.dtype(tok) if c is str else tok)
             pos += c is str
         else:  # an op: its operands are the last ones
             k = len(tok.inputs)
@@ -373,7 +405,7 @@ def _steps(key: tuple, pendings: list) -> list[tuple]:
             del operands[len(operands) - k:]
             lz = pendings[len(steps)]
             steps.append((tok, refs, lz.dtype, lz.shape))
-    return steps
+    return steps, in_shapes, in_kinds
 
 
 def materialize(t: Tensor, reduce: str | None = None) -> Any:
@@ -381,16 +413,14 @@ def materialize(t: Tensor, reduce: str | None = None) -> Any:
     ordinary tensor; with ``reduce`` ("sum"/"mean") return instead a new tensor holding that
     reduction of it, computed in the same pass (``t`` stays pending)."""
     rg = t.requires_grad
-    key, pendings, inputs, values, op_params = _linearise(t, rg)
+    key, pendings, inputs, values, numbers, op_params = _linearise(t, rg)
     key = (key, reduce)
     program = _PROGRAMS.get(key)
     if program is None:
-        in_shapes = [v.shape if isinstance(a, Tensor) else None for a, v in zip(inputs, values)]
-        in_kinds = [v.dtype if isinstance(a, Tensor) else a.__class__ for a, v in zip(inputs, values)]
         if len(_PROGRAMS) >= 4096:  # chains of ever new shapes: keep the cache bounded
             _PROGRAMS.clear()
-        program = _PROGRAMS[key] = Program(key, _steps(key[0], pendings), in_shapes, in_kinds, reduce)
-    params = {"program": program, "params": op_params}
+        program = _PROGRAMS[key] = Program(key, *_decode(key[0], pendings), reduce)
+    params = {"program": program, "params": op_params, "numbers": numbers}
     device = t.device
     B = _BACKENDS.get(device)
     if B is None:
@@ -511,20 +541,27 @@ class FusedElementwise(Op):
         self.name = program.names if len(program.steps) == 1 else f"fused chain of {program.names}"
 
     def saves(self, needs: tuple) -> tuple:
-        # every input when the backward reads any (the compiled pass recomputes from all of them)
-        _, _, read, out = self.program.plan(needs)
-        return any(read) or out, out
+        # every operand when the backward reads any (the compiled pass recomputes from all of them)
+        program = self.program
+        _, _, read, out = program.plan(program.needs(needs))
+        return any(read[i] for i in program.arrays) or out, out
 
     def forward(self, ns: Any, args: list, params: dict) -> Any:
         program = params["program"]
+        inputs = program.inputs(args, params["numbers"])
         with np.errstate(all="ignore"):  # (as the ops' own rules: a chain may overflow to inf)
-            return chain_value(ns, program, chain_forward(ns, program, args, params["params"]))
+            return chain_value(ns, program, chain_forward(ns, program, inputs, params["params"]))
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
-        return chain_vjp(ns, params["program"], g, args, out, params["params"], needs)
+        program = params["program"]
+        inputs = program.inputs(args, params["numbers"])
+        grads = chain_vjp(ns, program, g, inputs, out, params["params"], program.needs(needs))
+        return tuple(grads[i] for i in program.arrays)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         program = params["program"]
+        args = program.inputs(args, params["numbers"])
+        tangents = program.inputs(tangents, [None] * len(program.numbers))
         values: list = []
         tans: list = []
         for (op, refs, dt, _), p in zip(program.steps, params["params"]):
