@@ -66,6 +66,7 @@ class Pending:
 # Weak references to the pending tensors, so that an in-place change can first materialise
 # every chain that might read the old values (flush()).
 _LIVE: list = []
+_prune_at = [4096]
 
 
 def enabled() -> bool:
@@ -193,8 +194,9 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     t._extra = None
     t._lazy = lz
     _LIVE.append(_ref(t))
-    if len(_LIVE) > 4096:
+    if len(_LIVE) > _prune_at[0]:
         _LIVE[:] = [r for r in _LIVE if (x := r()) is not None and x._lazy is not None]
+        _prune_at[0] = max(4096, 2 * len(_LIVE))  # (many live pending tensors: amortised)
     return t
 
 
@@ -376,7 +378,10 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list,
         params.append(lz.params)
         return ref
 
-    visit(root._lazy)
+    try:
+        visit(root._lazy)
+    finally:
+        visit = None  # a recursive closure is a reference cycle: it would keep the chain alive until gc
     return tuple(key), pendings, inputs, values, numbers, params
 
 
