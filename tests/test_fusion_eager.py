@@ -285,3 +285,67 @@ def test_a_chain_on_cuda_is_one_kernel_each_way(compiled_fusion: None) -> None:
     with gg.no_fusion():
         _chain100(x).backward()
     np.testing.assert_allclose(g, x.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_a_materialised_chain_is_freed_without_the_cycle_collector() -> None:
+    import weakref
+
+    x = gg.tensor(RNG.normal(size=8), requires_grad=True)
+    gc.collect()
+    gc.disable()
+    try:
+        mid = gg.tanh(x) * 2.0
+        ref = weakref.ref(mid)
+        loss = (gg.sigmoid(mid) + 1.0).sum()
+        del mid
+        assert ref() is None  # nothing (no reference cycle) holds the chain once it has run
+    finally:
+        gc.enable()
+    loss.backward()
+    assert x.grad.shape == (8,)
+
+
+def test_compiled_calls_are_reused_across_geometries(compiled_fusion: None) -> None:
+    """A chain's compiled call is cached per operand strides: repeated runs, a strided operand,
+    a broadcast bias (its gradient summed), two operands with the same gradient, op parameters
+    and numbers all give what the unfused ops give."""
+    from gpugrad.fusion.kernels import _Template
+
+    base = RNG.normal(size=(6, 16)).astype(np.float32)
+    b = gg.tensor(RNG.normal(size=16).astype(np.float32), requires_grad=True)
+
+    def step(x: gg.Tensor, y: gg.Tensor, slope: float) -> tuple:
+        x.grad = y.grad = b.grad = None
+        h = gg.nn.functional.leaky_relu(x + b, slope) * 0.5 + y
+        loss = (gg.softplus(h, beta=2.0) - slope).mean()
+        loss.backward()
+        return loss.item(), x.grad.numpy(), y.grad.numpy(), b.grad.numpy(), loss.grad_fn
+
+    cases = [(base, base[::-1] * 1.0), (base.T.copy().T, base), (np.asfortranarray(base), base[:, ::-1])]
+    for slope in (0.1, 0.2, 0.1):
+        for xa, ya in cases:
+            x = gg.tensor(xa, requires_grad=True)
+            y = gg.tensor(np.asarray(ya), requires_grad=True)
+            got = step(x, y, slope)
+            with gg.no_fusion():
+                want = step(x, y, slope)
+            for a, w in zip(got[:4], want[:4]):
+                np.testing.assert_allclose(a, w, rtol=2e-5, atol=1e-6)
+    template = got[4].op.program.compiled
+    assert isinstance(template, _Template) and template.fast  # calls were cached and reused
+    xs = gg.tensor(base, requires_grad=True)
+    loss = (xs + xs * 1.0).sum()  # one operand twice: its gradients add
+    loss.backward()
+    np.testing.assert_allclose(xs.grad.numpy(), np.full(base.shape, 2.0, np.float32))
+
+
+def test_array_addresses_match_numpy() -> None:
+    from gpugrad.fusion import host
+
+    a = np.arange(24.0).reshape(4, 6)
+
+    class Sub(np.ndarray):
+        pass
+
+    for arr in (a, a[1:], a.T, a[::2, 3:], np.float32(2.0) * np.ones(()), a.view(Sub)):
+        assert host.address(arr) == arr.__array_interface__["data"][0]

@@ -23,10 +23,13 @@ from typing import Any
 import numpy as np
 
 from gpugrad.backends import lowerings
-from gpugrad.fusion import run
+from gpugrad.backends.numpy_backend import sum_to
+from gpugrad.fusion import host, numpy_eval, run
 from gpugrad.fusion.chain import Chain, NotFusable
+from gpugrad.fusion.lower import backward_program, forward_program
 
 _NO = object()  # a program the compiler declined
+_address = host.address
 
 
 class Settings:
@@ -55,9 +58,10 @@ def _worth_compiling_on_cpu(program: Any) -> bool:
 
 
 class _Template:
-    """A program's chain, its leaf slots for the program's inputs and for each step's params."""
+    """A program's chain, its leaf slots for the program's inputs and for each step's params,
+    and its compiled host calls per geometry (:class:`_Fast`)."""
 
-    __slots__ = ("chain", "leaves", "param_slots")
+    __slots__ = ("chain", "leaves", "param_slots", "arrays", "numbers", "params", "ptrs", "scalars", "fast")
 
     def __init__(self, program: Any, params: list) -> None:
         c = Chain()
@@ -77,6 +81,32 @@ class _Template:
         self.leaves = list(c.leaves)
         self.param_slots = [[(name, k) for name, k in zip(op.param_names, slots)]
                             for (op, *_), slots in zip(program.steps, c.params)]
+        # Leaf k < len(inputs) is input k of the chain; the op parameters' leaves follow.
+        self.arrays = program.arrays  # the leaves of the fused op's operands, in order
+        self.numbers = program.numbers  # the leaves of its numbers
+        self.params = [(k, j, name) for j, slots in enumerate(self.param_slots) for name, k in slots]
+        self.ptrs = [0] * len(c.leaves)  # the pointer table's leaf part (0 at scalar leaves)
+        self.scalars = [0.0] * len(c.leaves) + [float(c.size())]  # the scalar table; then N
+        self.fast: dict[tuple, _Fast] = {}
+
+
+class _Fast:
+    """A template's forward or backward as one compiled host call at one geometry (the inputs'
+    and incoming gradient's strides): what a call reuses instead of binding the chain, lowering
+    its signature and planning the loop again. ``results``: per input whose gradient the
+    backward gives, (input, written array, the input's shape where it was broadcast, whether to
+    copy because another input got the same array)."""
+
+    __slots__ = ("call", "shape", "out_dtypes", "reduce", "reduced_dtype", "results")
+
+    def __init__(self, call: host.Call, shape: tuple, out_dtypes: list, reduce: str | None = None,
+                 reduced_dtype: Any = None, results: list | None = None) -> None:
+        self.call = call
+        self.shape = shape
+        self.out_dtypes = out_dtypes
+        self.reduce = reduce
+        self.reduced_dtype = reduced_dtype
+        self.results = results
 
 
 def _template(program: Any, params: list, cpu: bool) -> Any:
@@ -92,12 +122,15 @@ def _template(program: Any, params: list, cpu: bool) -> Any:
     return t  # (_NO when the compiler declined)
 
 
-def _bind(t: _Template, args: Any, params: list) -> Chain | None:
+def _bind(t: _Template, args: Any, params: dict) -> Chain | None:
     leaves = list(t.leaves)
-    for i, a in enumerate(args):
+    for k, a in zip(t.arrays, args):
         if a is None:
             return None  # an input the backward does not read was not saved: the rule runs
-        leaves[i] = a
+        leaves[k] = a
+    for k, v in zip(t.numbers, params["numbers"]):
+        leaves[k] = v
+    params = params["params"]
     for slots, p in zip(t.param_slots, params):
         for name, k in slots:
             leaves[k] = p[name]
@@ -105,36 +138,128 @@ def _bind(t: _Template, args: Any, params: list) -> Chain | None:
     return t.chain
 
 
+def _remember(t: _Template, key: tuple, fast: _Fast) -> None:
+    if len(t.fast) >= 64:  # operands of ever new strides: keep it bounded
+        t.fast.clear()
+    t.fast[key] = fast
+
+
+def _tables(t: _Template, args: Any, params: dict, arrays: list) -> tuple[list, list]:
+    """The pointer table (the operands' addresses, then ``arrays``') and the scalar table."""
+    P = t.ptrs[:]
+    for k, a in zip(t.arrays, args):
+        P[k] = _address(a)
+    for a in arrays:
+        P.append(_address(a))
+    S = t.scalars[:]
+    for k, v in zip(t.numbers, params["numbers"]):
+        S[k] = v
+    if t.params:
+        op_params = params["params"]
+        for k, j, name in t.params:
+            S[k] = op_params[j][name]
+    return P, S
+
+
+def _runs_here(f: _Fast) -> bool:
+    # the cached call runs on this thread; a large chain on several threads takes the full path
+    return host.Settings.enabled and (f.call.n < host.PARALLEL_MIN or numpy_eval.Settings.threads <= 1)
+
+
 def forward(B: Any, args: list, params: dict) -> Any:
     """The fused op's value in one compiled pass (or NotImplemented: the rule runs)."""
     program = params["program"]
-    t = _template(program, params["params"], B.xp is np)
+    t = program.compiled
+    if t is None:
+        t = _template(program, params["params"], B.xp is np)
     if t is _NO:
         return NotImplemented
-    chain = _bind(t, args, params["params"])
+    host_side = B.xp is np
+    if host_side:
+        key = tuple([a.strides for a in args])
+        f = t.fast.get(key)
+        if f is not None and _runs_here(f):
+            outs = [np.empty(f.shape, dt) for dt in f.out_dtypes]
+            P, S = _tables(t, args, params, outs)
+            total = f.call(P, S)
+            if f.reduce is None:
+                return outs[0]
+            if f.reduce == "mean":
+                total = total / f.call.n
+            return np.asarray(total, dtype=f.reduced_dtype)
+    chain = _bind(t, args, params)
     try:
-        outs, reduced = run.forward(chain, None if B.xp is np else B)
+        with np.errstate(all="ignore"):  # (the NumPy evaluator's blocks may overflow to inf)
+            outs, reduced = run.forward(chain, None if host_side else B)
+        if host_side and key not in t.fast:
+            p = forward_program(chain.signature)
+            call = run.host_call(p, chain, [], outs)
+            if call is not None:
+                rdt = None if p.reduced is None else chain.nodes[chain.reduction[0]][2]
+                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, program.reduce, rdt))
     finally:
         chain.leaves = t.leaves
     return reduced if program.reduce is not None else outs[0]
 
 
+def _results(t: _Template, p: Any) -> list:
+    """What :func:`run.backward` does with the written arrays, for the fused op's operands."""
+    chain = t.chain
+    results = []
+    taken: set[int] = set()
+    for pos, k in enumerate(t.arrays):
+        slot = p.grad_slot[k]
+        if slot is not None:
+            shape = chain.leaf_refs[k].shape
+            broadcast = shape != chain.shape
+            results.append((pos, slot, shape if broadcast else None, not broadcast and slot in taken))
+            if not broadcast:
+                taken.add(slot)
+    return results
+
+
 def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
     """The gradients of the fused op's inputs in one compiled pass (or NotImplemented)."""
     program = params["program"]
-    t = _template(program, params["params"], B.xp is np)
+    t = program.compiled
+    if t is None:
+        t = _template(program, params["params"], B.xp is np)
     if t is _NO or args is None:
         return NotImplemented
-    chain = _bind(t, args, params["params"])
+    host_side = B.xp is np
+    if host_side:
+        if g.__class__ is not np.ndarray:
+            g = np.asarray(g)
+        try:
+            key = (needs, g.shape, g.strides, *[a.strides for a in args])
+        except AttributeError:  # an input the backward does not read was not saved
+            return NotImplemented
+        f = t.fast.get(key)
+        if f is not None and _runs_here(f):
+            outs = [np.empty(f.shape, dt) for dt in f.out_dtypes]
+            P, S = _tables(t, args, params, [g, *outs])
+            f.call(P, S)
+            grads: list = [None] * len(needs)
+            for k, slot, shape, copy in f.results:
+                gk = outs[slot]
+                grads[k] = sum_to(gk, shape) if shape is not None else gk.copy() if copy else gk
+            return tuple(grads)
+    chain = _bind(t, args, params)
     if chain is None:
         return NotImplemented
     try:
-        n = len(chain.leaves)
-        grads = run.backward(chain, [g], tuple(needs) + (False,) * (n - len(needs)),
-                             None if B.xp is np else B)
+        full = program.needs(tuple(needs))
+        full = tuple(bool(x) for x in full) + (False,) * (len(chain.leaves) - len(full))
+        grads = run.backward(chain, [g], full, None if host_side else B)
+        if host_side and key not in t.fast:
+            p = backward_program(chain.signature, (True,), full)
+            outs = [np.empty(chain.shape, dt) for dt in p.out_dtypes]
+            call = run.host_call(p, chain, [g], outs)
+            if call is not None:
+                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, results=_results(t, p)))
     finally:
         chain.leaves = t.leaves
-    return tuple(grads[:len(needs)])
+    return tuple(grads[k] for k in t.arrays)
 
 
 for _registry in (lowerings.CPU, lowerings.CUDA):

@@ -7,7 +7,8 @@ and returns a *pending* tensor that remembers the op and its operands. Its ``dat
 ``_node`` slots stay unset, so the first read of either (any other op, ``.numpy()``, printing,
 backward, a hook) lands in ``Tensor.__getattr__``, which calls :func:`materialize`: the pending
 DAG behind the tensor (its shared subexpressions once) becomes one :class:`FusedElementwise`
-op application on the tape, whose inputs are the chain's concrete tensors and numbers. A
+op application on the tape, whose operands are the chain's concrete tensors (its numbers are
+parameters: they never get a gradient, and the tape need not carry them). A
 reduction of a pending tensor over all its elements (``sum``/``mean``, as in a loss) joins the
 chain (:func:`reduce_all`).
 
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from gpugrad.autograd.state import STATE
+from gpugrad.backends import _BACKENDS, backend_for
 from gpugrad.fusion import kernels as _kernels  # noqa: F401  (registers the compiled passes)
 from gpugrad.ops.base import Op, _record, forward
 from gpugrad.tensor import Tensor, make_tensor
@@ -42,26 +44,29 @@ from gpugrad.tensor import Tensor, make_tensor
 MAX_OPS = 128  # ops in one chain; a longer one is cut (its head materialised as an input)
 
 _new = object.__new__
+_ref = weakref.ref
 _PY_SCALARS = (int, float)
 
 
 class Pending:
     """The op behind a pending tensor: what it will compute, and what it already knows."""
 
-    __slots__ = ("op", "args", "params", "shape", "dtype", "count")
+    __slots__ = ("op", "args", "params", "shape", "dtype", "count", "mark", "step")
 
     def __init__(self, op: Any, args: tuple, params: dict, shape: tuple, dtype: np.dtype, count: int) -> None:
         self.op = op
-        self.args = args  # tensors (pending or concrete) and Python numbers
+        self.args = args  # pending tensors, (concrete tensor, its array) pairs and Python numbers
         self.params = params
         self.shape = shape
         self.dtype = dtype
         self.count = count  # ops in its DAG (shared ones counted once per use: an upper bound)
+        self.mark = None  # set while _linearise walks the DAG (with ``step``, its step there)
 
 
 # Weak references to the pending tensors, so that an in-place change can first materialise
 # every chain that might read the old values (flush()).
 _LIVE: list = []
+_prune_at = [4096]
 
 
 def enabled() -> bool:
@@ -100,11 +105,25 @@ class no_fusion:  # noqa: N801 (a context manager named like no_grad)
         return wrapper
 
 
+# (op, operand dtypes or number types) -> the result dtype, or False: the op does not fuse there
+_RESULT: dict[tuple, Any] = {}
+
+
+def _result(op: Any, args: tuple, key: tuple) -> Any:
+    if op.kind == "bool" or not any(k.__class__ is not type for k in key[1:]):
+        return False  # a comparison, or no tensor operand
+    if any(k.__class__ is not type and k.kind != "f" for k in key[1:]):
+        return False  # an integer or boolean tensor: the op runs now
+    dt = op.result_dtype(args)
+    return dt if dt.kind == "f" else False
+
+
 def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     """The pending result of elementwise ``op`` on ``args``, or None when it must run now.
 
     A concrete operand is kept with the array it holds now, so that rebinding its ``data``
     later does not change what the chain computes (an in-place write calls flush() first).
+    This runs for every elementwise op: it is written for speed (about 0.6 us).
     """
     device = None
     rg = False
@@ -112,40 +131,41 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     same = True
     count = 1
     kept = []
+    key = [op]
     for a in args:
-        if isinstance(a, Tensor):
+        cls = a.__class__
+        if cls is Tensor or (cls is not float and cls is not int and isinstance(a, Tensor)):
             lz = a._lazy
             if lz is None:
                 arr = a.data
-                dt = arr.dtype
+                key.append(arr.dtype)
                 s = arr.shape
                 kept.append((a, arr))
             else:
-                dt = lz.dtype
+                key.append(lz.dtype)
                 s = lz.shape
                 count += lz.count
                 kept.append(a)
-            if dt.kind != "f":
-                return None
-            d = a.device
             if device is None:
-                device = d
+                device = a.device
                 shape = s
             else:
-                if d != device:
+                if a.device != device:
                     return None  # the eager path raises the device error
                 if s != shape:
                     same = False
             if a.requires_grad:
                 rg = True
-        elif a.__class__ in _PY_SCALARS:
+        elif cls is float or cls is int:
+            key.append(cls)
             kept.append(a)
         else:
             return None
-    if device is None or op.kind == "bool":
-        return None
-    dt = op.result_dtype(args)
-    if dt.kind != "f":
+    key = tuple(key)
+    dt = _RESULT.get(key)
+    if dt is None:
+        dt = _RESULT[key] = _result(op, args, key)
+    if dt is False:
         return None
     if not same:
         try:
@@ -157,6 +177,14 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
             if a.__class__ is not tuple and isinstance(a, Tensor):
                 kept[i] = (a, a.data)
         count = 1
+    lz = _new(Pending)
+    lz.op = op
+    lz.args = kept
+    lz.params = params
+    lz.shape = shape
+    lz.dtype = dt
+    lz.count = count
+    lz.mark = None
     t = _new(Tensor)
     t.grad = None
     t.requires_grad = rg and STATE.grad_enabled and op.differentiable
@@ -164,10 +192,11 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     t.device = device
     t._tangents = None
     t._extra = None
-    t._lazy = Pending(op, tuple(kept), params, shape, dt, count)
-    _LIVE.append(weakref.ref(t))
-    if len(_LIVE) > 4096:
+    t._lazy = lz
+    _LIVE.append(_ref(t))
+    if len(_LIVE) > _prune_at[0]:
         _LIVE[:] = [r for r in _LIVE if (x := r()) is not None and x._lazy is not None]
+        _prune_at[0] = max(4096, 2 * len(_LIVE))  # (many live pending tensors: amortised)
     return t
 
 
@@ -191,10 +220,12 @@ class Program:
     """A chain in a fixed order: ``steps[j] = (op, refs, dtype, shape)`` where ref ``i >= 0`` is
     input ``i`` of the chain and ``i < 0`` is step ``-1 - i``; ``reduce`` is None, "sum" or
     "mean" (over all elements of the last step); ``in_shapes`` the inputs' shapes (None for a
-    number). ``key`` identifies it (kernels are built per chain); ``op`` is its fused op."""
+    number). ``key`` identifies it (kernels are built per chain); ``op`` is its fused op, whose
+    operands are the array inputs (``arrays``: their input indices) and whose ``numbers``
+    parameter holds the numbers (inputs ``numbers``)."""
 
-    __slots__ = ("steps", "in_shapes", "in_kinds", "reduce", "key", "names", "op", "compiled", "_plans",
-                 "__weakref__")
+    __slots__ = ("steps", "in_shapes", "in_kinds", "reduce", "key", "names", "op", "compiled",
+                 "arrays", "numbers", "_plans", "_needs", "__weakref__")
 
     def __init__(self, key: tuple, steps: list, in_shapes: list, in_kinds: list, reduce: str | None) -> None:
         self.key = key
@@ -205,7 +236,30 @@ class Program:
         self.reduce = reduce
         self.names = ",".join(step[0].name for step in steps)
         self.op = FusedElementwise(self)
+        self.arrays = [i for i, s in enumerate(in_shapes) if s is not None]
+        self.numbers = [i for i, s in enumerate(in_shapes) if s is None]
         self._plans: dict[tuple, tuple] = {}
+        self._needs: dict[tuple, tuple] = {}
+
+    def inputs(self, args: Any, numbers: list) -> list:
+        """All the chain's inputs from the fused op's operands (or None) and its numbers."""
+        full: list[Any] = [None] * len(self.in_shapes)
+        if args is not None:
+            for i, a in zip(self.arrays, args):
+                full[i] = a
+        for i, v in zip(self.numbers, numbers):
+            full[i] = v
+        return full
+
+    def needs(self, needs: tuple) -> tuple:
+        """Per input of the chain, whether its gradient is wanted, from the fused op's ``needs``."""
+        got = self._needs.get(needs)
+        if got is None:
+            full = [False] * len(self.in_shapes)
+            for i, n in zip(self.arrays, needs):
+                full[i] = n
+            got = self._needs[needs] = tuple(full)
+        return got
 
     def plan(self, needs: tuple) -> tuple[list, list, tuple, bool]:
         """What the backward of the inputs in ``needs`` does: (wanted, recompute, read, out).
@@ -257,86 +311,125 @@ class Program:
 _PROGRAMS: dict[tuple, Program] = {}
 
 
-def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list]:
-    """The DAG behind pending ``root`` in topological order: (key, steps, inputs, values, params).
+def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list, list]:
+    """The DAG behind pending ``root`` in topological order: (key, pendings, tensors, arrays,
+    numbers, params).
 
-    ``inputs`` are the chain's concrete tensors and numbers (the fused op's operands), ``values``
-    what the chain reads of them. A pending operand that does not require grad under a root that
-    does (it was computed under no_grad) is materialised and becomes an input: the gradient
-    stops there; so does one materialised since (a hook or another op needed its value).
+    ``tensors`` are the chain's concrete tensors (the fused op's operands), ``arrays`` what the
+    chain reads of them; the chain's inputs are those and ``numbers``, in the order the key
+    gives. A pending operand that does not require grad under a root that does (it was computed
+    under no_grad) is materialised and becomes an input: the gradient stops there; so does one
+    materialised since (a hook or another op needed its value).
+
+    ``key`` identifies the program (see :func:`_decode`, which reads it back): the steps in
+    postfix order, each step's operand tokens then its op: ``-1 - j`` step j, ``i >= 0`` input
+    i seen before, a number's type (a new input), or a new array input's dtype char followed by
+    its shape. Step dtypes and shapes follow from these. This runs for every chain evaluated:
+    it is written for speed (recursive: a chain is at most MAX_OPS deep).
     """
-    index: dict[int, int] = {}  # id(pending tensor) -> step
     inputs: list[Any] = []
     values: list[Any] = []
+    numbers: list[Any] = []
     input_index: dict[tuple, int] = {}
-    steps: list[tuple] = []
+    pendings: list[Pending] = []
     params: list[dict] = []
-    key: list[tuple] = []
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if id(t) in index:
-            continue
-        lz = t._lazy
-        if not expanded:
-            stack.append((t, True))
-            for a in lz.args:
-                if a.__class__ is not tuple and isinstance(a, Tensor) and a._lazy is not None and id(a) not in index:
-                    if grad and not a.requires_grad:
-                        materialize(a)
-                    else:
-                        stack.append((a, False))
-            continue
-        refs = []
+    key: list[Any] = []
+    push = key.append
+    add_input = inputs.append
+    add_value = values.append
+    add_number = numbers.append
+    mark = object()  # a Pending marked with it was visited in this walk: its ref is ``lz.step``
+
+    def visit(lz: Pending) -> int:
         for a in lz.args:
-            if a.__class__ is tuple or isinstance(a, Tensor):
-                if a.__class__ is tuple:
-                    tensor, arr = a
-                elif a._lazy is not None:
-                    refs.append(-1 - index[id(a)])
-                    continue
-                else:
-                    tensor, arr = a, a.data
-                k = (id(tensor), id(arr))
-                i = input_index.get(k)
-                if i is None:
-                    i = input_index[k] = len(inputs)
-                    inputs.append(tensor)
-                    values.append(arr)
-                refs.append(i)
+            c = a.__class__
+            if c is float or c is int:
+                push(c)  # a number: an input of its own (no new chain per value)
+                add_number(a)
+                continue
+            if c is tuple:
+                tensor, arr = a
             else:
-                refs.append(len(inputs))  # a number: an input of its own (no new chain per value)
-                inputs.append(a)
-                values.append(a)
-        index[id(t)] = len(steps)
-        steps.append((lz.op, tuple(refs), lz.dtype, lz.shape))
+                sub = a._lazy
+                if sub is not None:
+                    if sub.mark is mark:
+                        push(sub.step)
+                        continue
+                    if not grad or a.requires_grad:
+                        push(visit(sub))
+                        continue
+                    materialize(a)
+                tensor, arr = a, a.data
+            k = (id(tensor), id(arr))
+            i = input_index.get(k)
+            if i is None:
+                input_index[k] = len(inputs) + len(numbers)
+                add_input(tensor)
+                add_value(arr)
+                push(arr.dtype.char)
+                push(arr.shape)
+            else:
+                push(i)
+        push(lz.op)
+        lz.mark = mark
+        lz.step = ref = -1 - len(pendings)
+        pendings.append(lz)
         params.append(lz.params)
-        key.append((lz.op.name, tuple(refs), lz.dtype.char))
-    in_key = tuple((v.dtype.char, v.shape) if isinstance(a, Tensor) else a.__class__ for a, v in zip(inputs, values))
-    return (tuple(key), in_key), steps, inputs, values, params
+        return ref
+
+    try:
+        visit(root._lazy)
+    finally:
+        visit = None  # a recursive closure is a reference cycle: it would keep the chain alive until gc
+    return tuple(key), pendings, inputs, values, numbers, params
+
+
+def _decode(key: tuple, pendings: list) -> tuple[list, list, list]:
+    """(steps ``(op, refs, dtype, shape)``, in_shapes, in_kinds) of a chain from its
+    :func:`_linearise` key."""
+    steps: list[tuple] = []
+    in_shapes: list[Any] = []
+    in_kinds: list[Any] = []
+    operands: list[int] = []
+    pos = 0
+    while pos < len(key):
+        tok = key[pos]
+        pos += 1
+        c = tok.__class__
+        if c is int:
+            operands.append(tok)
+        elif c is type or c is str:  # a new input (an array's shape follows its dtype char)
+            operands.append(len(in_shapes))
+            in_shapes.append(key[pos] if c is str else None)
+            in_kinds.append(np.dtype(tok) if c is str else tok)
+            pos += c is str
+        else:  # an op: its operands are the last ones
+            k = len(tok.inputs)
+            refs = tuple(operands[len(operands) - k:])
+            del operands[len(operands) - k:]
+            lz = pendings[len(steps)]
+            steps.append((tok, refs, lz.dtype, lz.shape))
+    return steps, in_shapes, in_kinds
 
 
 def materialize(t: Tensor, reduce: str | None = None) -> Any:
     """Compute pending ``t`` (one fused op on the tape when it requires grad) and make it an
     ordinary tensor; with ``reduce`` ("sum"/"mean") return instead a new tensor holding that
     reduction of it, computed in the same pass (``t`` stays pending)."""
-    from gpugrad.backends import backend_for
-
     rg = t.requires_grad
-    key, steps, inputs, values, op_params = _linearise(t, rg)
+    key, pendings, inputs, values, numbers, op_params = _linearise(t, rg)
     key = (key, reduce, t.device)
     program = _PROGRAMS.get(key)
     if program is None:
-        in_shapes = [v.shape if isinstance(a, Tensor) else None for a, v in zip(inputs, values)]
-        in_kinds = [v.dtype if isinstance(a, Tensor) else a.__class__ for a, v in zip(inputs, values)]
         if len(_PROGRAMS) >= 4096:  # chains of ever new shapes: keep the cache bounded
             _PROGRAMS.clear()
-        program = _PROGRAMS[key] = Program(key, steps, in_shapes, in_kinds, reduce)
-    params = {"program": program, "params": op_params}
+        program = _PROGRAMS[key] = Program(key, *_decode(key[0], pendings), reduce)
+    params = {"program": program, "params": op_params, "numbers": numbers}
     device = t.device
-    B = backend_for(device)
-    with np.errstate(all="ignore"):
-        out = forward(program.op, B, values, params)
+    B = _BACKENDS.get(device)
+    if B is None:
+        B = backend_for(device)
+    out = forward(program.op, B, values, params)
     version = [0] if reduce else t._version
     node = _record(program.op, inputs, params, out, device, version) if rg else None
     if reduce is not None:
@@ -452,19 +545,27 @@ class FusedElementwise(Op):
         self.name = program.names if len(program.steps) == 1 else f"fused chain of {program.names}"
 
     def saves(self, needs: tuple) -> tuple:
-        # every input when the backward reads any (the compiled pass recomputes from all of them)
-        _, _, read, out = self.program.plan(needs)
-        return any(read) or out, out
+        # every operand when the backward reads any (the compiled pass recomputes from all of them)
+        program = self.program
+        _, _, read, out = program.plan(program.needs(needs))
+        return any(read[i] for i in program.arrays) or out, out
 
     def forward(self, ns: Any, args: list, params: dict) -> Any:
         program = params["program"]
-        return chain_value(ns, program, chain_forward(ns, program, args, params["params"]))
+        inputs = program.inputs(args, params["numbers"])
+        with np.errstate(all="ignore"):  # (as the ops' own rules: a chain may overflow to inf)
+            return chain_value(ns, program, chain_forward(ns, program, inputs, params["params"]))
 
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
-        return chain_vjp(ns, params["program"], g, args, out, params["params"], needs)
+        program = params["program"]
+        inputs = program.inputs(args, params["numbers"])
+        grads = chain_vjp(ns, program, g, inputs, out, params["params"], program.needs(needs))
+        return tuple(grads[i] for i in program.arrays)
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         program = params["program"]
+        args = program.inputs(args, params["numbers"])
+        tangents = program.inputs(tangents, [None] * len(program.numbers))
         values: list = []
         tans: list = []
         for (op, refs, dt, _), p in zip(program.steps, params["params"]):

@@ -71,6 +71,21 @@ def _evaluate(p: Program, chain: Chain, grads: list, outs: list, threads: int | 
     return numpy_eval.run(p, shape, leaves, scalars, grads, outs, threads)
 
 
+def host_call(p: Program, chain: Chain, grads: list, outs: list) -> host.Call | None:
+    """The compiled call :func:`_evaluate` makes for these operands on one thread, when the
+    code is compiled already: a caller may reuse it (with new addresses and scalars) while the
+    operands' shapes and strides stay the same. None where the pass runs otherwise."""
+    n = chain.size()
+    if n == 0 or not use_host(p, n):
+        return None
+    ptrs = [*chain.arrays(), *grads, *outs]
+    geo = host.plan(chain.shape, ptrs)
+    if geo is None:
+        return None
+    fn = host.compiled(p, "".join("0" if a is None else host.stride_class(c) for a, c in zip(ptrs, geo[3])))
+    return None if fn is None else host.Call(fn, geo)
+
+
 def forward(chain: Chain, B: Any = None, threads: int | None = None) -> tuple[list, Any]:
     """``(outputs, reduced)``: each output's value (arrays of the chain's shape) and the closing
     reduction (a 0-d array of the reduced value's dtype) or None. ``B``: the CUDA backend when
