@@ -15,12 +15,9 @@ from typing import Any
 import numpy as np
 
 from gpugrad.autograd.state import STATE
-from gpugrad.backends import numpy_backend as _npb
-from gpugrad.errors import GpugradError, ShapeError, describe
 from gpugrad.fusion import lazy as _fusion  # (a module: fusion.lazy imports the ops)
-from gpugrad.ops.base import _SCALARS, Op, _check_forward, _forward_mode, _mixed_devices, _record, apply
+from gpugrad.ops.base import Op, apply
 from gpugrad.table.elementwise import TABLE, Elementwise
-from gpugrad.tensor import Tensor, make_tensor
 
 _ndarray = np.ndarray
 _PY_SCALARS = (int, float, bool)
@@ -58,54 +55,7 @@ class ElementwiseOp(Elementwise, Op):
             pending = _fusion.record(self, args, params)
             if pending is not None:
                 return pending
-        # The common case, inlined: CPU tensors of one dtype, and Python scalars.
-        device = None
-        rg = False
-        dt = None
-        datas = []
-        for a in args:
-            if isinstance(a, Tensor):
-                d = a.device
-                if device is None:
-                    device = d
-                elif d != device:
-                    _mixed_devices(self, args)
-                if a.requires_grad:
-                    rg = True
-                arr = a.data
-                if dt is None:
-                    dt = arr.dtype
-                elif arr.dtype is not dt:
-                    return apply(self, args, params)
-                datas.append(arr)
-            elif a is None or isinstance(a, _SCALARS) and a.__class__ in _PY_SCALARS:
-                datas.append(a)
-            else:
-                return apply(self, args, params)
-        if device != "cpu" or dt is None or (dt.kind != "f" and (self.kind == "float" or dt.kind == "c")):
-            return apply(self, args, params)
-        fast = self.np_fwd.get(dt)
-        if fast is None:
-            fast = _npb.forward_function(self, dt)
-        try:
-            out = fast(*datas, *[params[p] for p in self.param_names]) if params else fast(*datas)
-        except (ValueError, IndexError) as exc:
-            if isinstance(exc, GpugradError):
-                raise
-            raise ShapeError(f"{self.name}: {exc} (operands: {', '.join(describe(a) for a in args)})") from exc
-        if out.__class__ is not _ndarray:
-            out = np.asarray(out)
-        version = [0]
-        if rg and STATE.grad_enabled and self.differentiable and out.dtype.kind == "f":
-            result = make_tensor(out, device, True, _record(self, args, params, out, device, version), version)
-        else:
-            result = make_tensor(out, device, False, None, version)
-        if STATE.checks:
-            if STATE.fw_levels:
-                _forward_mode(self, args, params, result)
-            if STATE.anomaly:
-                _check_forward(self, datas, out, device)
-        return result
+        return apply(self, args, params)
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
         return B.ew_forward(self, self.result_dtype(args), args, params)
