@@ -243,6 +243,9 @@ def test_bench_on_the_emulated_cuda_device_counts_instead_of_timing(tmp_path: An
         pytest.skip("checks the emulated device's report (a real GPU is in use)")
     kernels = ROOT / "build" / "kernels"
     monkeypatch.setenv("GPUGRAD_CUDA_EMULATOR", str(kernels) if (kernels / "emu_index.json").is_file() else "1")
+    # fused chains as one generated kernel each way, as users get them (the suite turns them off);
+    # on the emulated device each is also compiled by NVRTC alone when CI requires it
+    monkeypatch.setenv("GPUGRAD_FUSION_CUDA", "1")
     path = tmp_path / "emu.json"
     proc = _cli("bench", "--device", "cuda", "--quick", "--only", "chain,elementwise,optimizer", "--json", str(path),
                 timeout=600)
@@ -257,3 +260,9 @@ def test_bench_on_the_emulated_cuda_device_counts_instead_of_timing(tmp_path: An
         assert counts["launches"] > 0 and counts["compilations"] == 0 and counts["syncs"] == 0, row["case"]
     adam = next(r for r in result["rows"] if r["workload"] == "optimizer")["results"]["gpugrad"]["emulated"]
     assert adam["launches"] == 1  # one multi-tensor kernel for all 100 parameter tensors
+    # fusion's targets: the 100-op chain in at most 4 launches forward and backward, the
+    # elementwise workload in at most 3 with at most 1.5x its least possible traffic
+    chain = next(r for r in result["rows"] if r["workload"] == "chain")["results"]["gpugrad"]["emulated"]
+    assert chain["launches"] <= 4, chain
+    ew = next(r for r in result["rows"] if r["workload"] == "elementwise")["results"]["gpugrad"]["emulated"]
+    assert ew["launches"] <= 3 and ew["bytes_ratio"] <= 1.5, ew
