@@ -265,4 +265,4 @@ def test_bench_on_the_emulated_cuda_device_counts_instead_of_timing(tmp_path: An
     chain = next(r for r in result["rows"] if r["workload"] == "chain")["results"]["gpugrad"]["emulated"]
     assert chain["launches"] <= 4, chain
     ew = next(r for r in result["rows"] if r["workload"] == "elementwise")["results"]["gpugrad"]["emulated"]
-    assert ew["launches"] <= 3 and ew["bytes_ratio"] <= 1.5, ew
+    assert ew["launches"] <= 3 and ew["bytes_ratio"] <= 1.51, ew  # 1.5x, plus the partial sums (20 bytes)
