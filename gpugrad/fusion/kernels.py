@@ -122,6 +122,11 @@ def _template(program: Any, params: list, cpu: bool) -> Any:
     return t  # (_NO when the compiler declined)
 
 
+def compiles(program: Any, params: list, B: Any) -> bool:
+    """Whether ``program`` runs as the compiler's passes on backend ``B`` (else op by op)."""
+    return _template(program, params, B.xp is np) is not _NO
+
+
 def _bind(t: _Template, args: Any, params: dict) -> Chain | None:
     leaves = list(t.leaves)
     for k, a in zip(t.arrays, args):

@@ -39,6 +39,7 @@ from gpugrad.autograd.state import STATE
 from gpugrad.backends import _BACKENDS, backend_for
 from gpugrad.fusion import kernels as _kernels  # noqa: F401  (registers the compiled passes)
 from gpugrad.ops.base import Op, _record, forward
+from gpugrad.ops.base import apply as _apply
 from gpugrad.tensor import Tensor, make_tensor
 
 MAX_OPS = 128  # ops in one chain; a longer one is cut (its head materialised as an input)
@@ -311,7 +312,7 @@ class Program:
 _PROGRAMS: dict[tuple, Program] = {}
 
 
-def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list, list]:
+def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list, list, list]:
     """The DAG behind pending ``root`` in topological order: (key, pendings, tensors, arrays,
     numbers, params).
 
@@ -320,6 +321,8 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list,
     gives. A pending operand that does not require grad under a root that does (it was computed
     under no_grad) is materialised and becomes an input: the gradient stops there; so does one
     materialised since (a hook or another op needed its value).
+
+    ``owners[j]`` is the pending tensor of step j.
 
     ``key`` identifies the program (see :func:`_decode`, which reads it back): the steps in
     postfix order, each step's operand tokens then its op: ``-1 - j`` step j, ``i >= 0`` input
@@ -332,6 +335,7 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list,
     numbers: list[Any] = []
     input_index: dict[tuple, int] = {}
     pendings: list[Pending] = []
+    owners: list[Tensor] = []
     params: list[dict] = []
     key: list[Any] = []
     push = key.append
@@ -340,7 +344,8 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list,
     add_number = numbers.append
     mark = object()  # a Pending marked with it was visited in this walk: its ref is ``lz.step``
 
-    def visit(lz: Pending) -> int:
+    def visit(t: Tensor) -> int:
+        lz = t._lazy
         for a in lz.args:
             c = a.__class__
             if c is float or c is int:
@@ -356,7 +361,7 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list,
                         push(sub.step)
                         continue
                     if not grad or a.requires_grad:
-                        push(visit(sub))
+                        push(visit(a))
                         continue
                     materialize(a)
                 tensor, arr = a, a.data
@@ -374,14 +379,15 @@ def _linearise(root: Tensor, grad: bool) -> tuple[tuple, list, list, list, list,
         lz.mark = mark
         lz.step = ref = -1 - len(pendings)
         pendings.append(lz)
+        owners.append(t)
         params.append(lz.params)
         return ref
 
     try:
-        visit(root._lazy)
+        visit(root)
     finally:
         visit = None  # a recursive closure is a reference cycle: it would keep the chain alive until gc
-    return tuple(key), pendings, inputs, values, numbers, params
+    return tuple(key), pendings, owners, inputs, values, numbers, params
 
 
 def _decode(key: tuple, pendings: list) -> tuple[list, list, list]:
@@ -417,7 +423,7 @@ def materialize(t: Tensor, reduce: str | None = None) -> Any:
     ordinary tensor; with ``reduce`` ("sum"/"mean") return instead a new tensor holding that
     reduction of it, computed in the same pass (``t`` stays pending)."""
     rg = t.requires_grad
-    key, pendings, inputs, values, numbers, op_params = _linearise(t, rg)
+    key, pendings, owners, inputs, values, numbers, op_params = _linearise(t, rg)
     key = (key, reduce, t.device)
     program = _PROGRAMS.get(key)
     if program is None:
@@ -429,6 +435,10 @@ def materialize(t: Tensor, reduce: str | None = None) -> Any:
     B = _BACKENDS.get(device)
     if B is None:
         B = backend_for(device)
+    if not _kernels.compiles(program, op_params, B):
+        done = _replay(t, owners, program, inputs, values, numbers, op_params, reduce)
+        if done is not None:
+            return done
     out = forward(program.op, B, values, params)
     version = [0] if reduce else t._version
     node = _record(program.op, inputs, params, out, device, version) if rg else None
@@ -438,6 +448,40 @@ def materialize(t: Tensor, reduce: str | None = None) -> Any:
     t._node = node
     t._lazy = None
     return out
+
+
+def _replay(t: Tensor, owners: list, program: Program, inputs: list, values: list, numbers: list,
+            op_params: list, reduce: str | None) -> Any:
+    """A chain the compiler does not take, run as its ops would have run without fusion: each
+    recorded on the tape with its saved values, and every pending tensor of the chain becoming
+    what its op computed (the cheapest way for a short chain of small arrays, with exactly the
+    unfused semantics). None when an operand's ``data`` was rebound since the call (the fused
+    op's rule, which reads the kept arrays, runs instead)."""
+    from gpugrad.ops import reduce as _reduce
+
+    for tensor, arr in zip(inputs, values):
+        if tensor.data is not arr:
+            return None
+    full = program.inputs(inputs, numbers)
+    outs: list[Any] = []
+    prev_fuse, prev_grad = STATE.fuse, STATE.grad_enabled
+    STATE.fuse = False
+    STATE.grad_enabled = t.requires_grad
+    try:
+        for (op, refs, _, _), p, owner in zip(program.steps, op_params, owners):
+            res = _apply(op, tuple([full[r] if r >= 0 else outs[-1 - r] for r in refs]), p)
+            if owner._lazy is not None:
+                owner.data = res.data
+                owner._node = res._node
+                owner._version = res._version
+                owner._lazy = None
+                res = owner
+            outs.append(res)
+        if reduce is not None:
+            return _reduce.sum(t) if reduce == "sum" else _reduce.mean(t)
+    finally:
+        STATE.fuse, STATE.grad_enabled = prev_fuse, prev_grad
+    return t.data
 
 
 def reduce_all(t: Tensor, how: str) -> Tensor:
