@@ -46,3 +46,39 @@ def is_basic_index(index: Any) -> bool:
         if not (item is None or item is Ellipsis or isinstance(item, (int, np.integer, slice))):
             return False
     return True
+
+
+# Where element i of each operand of an elementwise kernel (or a fused chain) is: the output
+# shape with adjacent dims merged wherever every operand allows it.
+
+
+def element_strides(shape: tuple, a: Any) -> list[int]:
+    """``a``'s strides in elements along the (right-aligned) dims of ``shape``; 0 where broadcast."""
+    nd = len(shape)
+    st = [0] * nd
+    if a is None or not hasattr(a, "shape"):
+        return st
+    off = nd - a.ndim
+    item = a.itemsize
+    for d in range(a.ndim):
+        if a.shape[d] != 1:
+            st[off + d] = a.strides[d] // item
+    return st
+
+
+def merged(shape: tuple, arrays: list) -> list[tuple[int, list[int]]]:
+    """``shape`` as few (size, per-array element strides) dims as the strides allow; dims of
+    size 1 vanish, so a chain of one element has no dims at all."""
+    strides = [element_strides(shape, a) for a in arrays]
+    out: list[tuple[int, list[int]]] = []
+    for d, size in enumerate(shape):
+        if size == 1:
+            continue
+        col = [st[d] for st in strides]
+        if out:
+            psize, pcol = out[-1]
+            if all(p == c * size for p, c in zip(pcol, col)):
+                out[-1] = (psize * size, col)
+                continue
+        out.append((size, col))
+    return out

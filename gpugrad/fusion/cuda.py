@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from gpugrad.backends import cuda_codegen as cg
+from gpugrad.backends.cuda.geometry import layout as kernel_layout
 from gpugrad.fusion.c_render import statements, storage
 from gpugrad.fusion.chain import Chain
-from gpugrad.fusion.geometry import merged
 from gpugrad.fusion.lower import Program, backward_program, forward_program
 
 BLOCK = 256  # threads per block; the reduction's shared buffer holds one value per thread
@@ -188,20 +188,11 @@ def write_sources(out_dir: str | Path) -> list[str]:
 
 # ---- launching ---------------------------------------------------------------------------------
 def _geometry(B: Any, shape: tuple, arrays: list) -> tuple[str, Any]:
-    m = merged(shape, arrays)
-    if len(m) <= 1:
-        return "c", [m[0][1][k] if m else 0 for k in range(len(arrays))]
-    if len(m) > cg.MAXDIM or len(arrays) > cg.MAXOPS:
+    """The elementwise kernels' layout rule (``'m'``: copy first), for any number of operands
+    up to the geometry record's."""
+    if len(arrays) > cg.MAXOPS:
         return "m", None
-    from gpugrad.backends.cuda.geometry import GEOM_DTYPE
-
-    geom = np.zeros(1, dtype=GEOM_DTYPE)
-    geom["ndim"] = len(m)
-    for d, (size, col) in enumerate(m):
-        geom["shape"][0, d] = size
-        for k, s in enumerate(col):
-            geom["strides"][0, k, d] = s
-    return "s", geom
+    return kernel_layout(shape, arrays)
 
 
 def _launch(B: Any, p: Program, chain: Chain, grads: list, outs: list, role: str) -> Any:

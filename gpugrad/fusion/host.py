@@ -249,7 +249,7 @@ _addr = address
 def plan(shape: tuple, arrays: list) -> tuple[int, int, list[int], list[int]] | None:
     """(rows, cols, row strides, inner strides) of ``arrays`` over ``shape``, or None when the
     dims do not merge into two."""
-    from gpugrad.fusion.geometry import merged
+    from gpugrad.backends.shapes import merged
 
     m = merged(shape, arrays)
     if len(m) > 2:

@@ -16,6 +16,7 @@ import numpy as np
 
 from gpugrad.backends import cuda_codegen as cg
 from gpugrad.backends.shapes import broadcast_shape
+from gpugrad.backends.shapes import merged as merge_dims
 
 __all__ = ["ACC", "BLOCK", "DTNAME", "F16", "F32", "F64", "FLOATS", "GEOM_DTYPE", "MAXDIM", "MAXOPS", "SCALAR",
            "SFX", "UNROLL", "broadcast_shape", "grid_for", "layout", "pow2_at_least", "prod", "reduction_plan"]
@@ -66,28 +67,7 @@ def layout(out_shape: tuple, arrays: list) -> tuple[str, Any]:
     with the collapsed output shape and each array's element strides (0 where broadcast).
     ('m', None): more than GG_MAXDIM dims after merging: the caller makes copies first.
     """
-    nd = len(out_shape)
-    strides = []
-    for a in arrays:
-        st = [0] * nd
-        off = nd - a.ndim
-        item = a.itemsize
-        for d in range(a.ndim):
-            if a.shape[d] != 1:
-                st[off + d] = a.strides[d] // item
-        strides.append(st)
-    merged: list[tuple[int, list[int]]] = []
-    for d in range(nd):
-        size = out_shape[d]
-        if size == 1:
-            continue
-        col = [st[d] for st in strides]
-        if merged:
-            psize, pcol = merged[-1]
-            if all(p == c * size for p, c in zip(pcol, col)):
-                merged[-1] = (psize * size, col)
-                continue
-        merged.append((size, col))
+    merged = merge_dims(out_shape, arrays)
     if len(merged) <= 1:
         return "c", tuple(merged[0][1]) if merged else (0,) * len(arrays)
     if len(merged) > MAXDIM:
