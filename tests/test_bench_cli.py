@@ -125,11 +125,12 @@ def test_usage_errors_exit_2_with_one_line(args: tuple) -> None:
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
-def test_cuda_without_a_gpu_exits_2() -> None:
+def test_cuda_without_a_gpu_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.conftest import GPU_DEVICE
 
     if GPU_DEVICE["kind"] == "gpu":
         pytest.skip("a real GPU is available here")
+    monkeypatch.delenv("GPUGRAD_CUDA_EMULATOR", raising=False)  # a machine with neither a GPU nor the emulator
     proc = _cli("bench", "--quick", "--device", "cuda", timeout=60)
     assert proc.returncode == 2
     assert "CuPy" in proc.stderr or "GPU" in proc.stderr
