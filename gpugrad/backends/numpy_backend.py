@@ -200,19 +200,16 @@ def ew_vjp(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> 
 def ew_vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, acc: Any,
                g_owned: bool) -> tuple[tuple, tuple]:
     """:func:`ew_vjp` for the backward pass: ``(grads, fresh)``, gradient i added into the
-    engine's buffer ``acc[i]`` when there is one (then ``grads[i] is acc[i]``); ``fresh[i]``
+    engine's buffer ``acc[i]`` when there is one (``acc`` None: none; then ``grads[i] is acc[i]``); ``fresh[i]``
     says nothing else refers to grads[i]. (The CUDA backend does the same in one kernel.)"""
     grads = ew_vjp(op, g, args, out, params, needs)
-    fresh = []
-    if any(a is not None for a in acc):
+    if acc is not None:
         grads = list(grads)
         for i, (gi, a) in enumerate(zip(grads, acc)):
             if gi is not None and a is not None:
                 np.add(a, gi, out=a)
                 grads[i] = a
-    for gi in grads:
-        fresh.append(gi.__class__ is _ndarray and gi is not g and gi.base is None)
-    return tuple(grads), tuple(fresh)
+    return grads, tuple([gi.__class__ is _ndarray and gi is not g and gi.base is None for gi in grads])
 
 
 def add_into(dst: Any, src: Any) -> None:
