@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gpugrad.backends import host_memory as _host_memory
 from gpugrad.backends import lowerings as _lowerings
 from gpugrad.backends._erf import erf as _erf
 from gpugrad.backends._erf import scipy_special as _scipy_special
@@ -43,6 +44,8 @@ TAG = "numpy"
 # faster implementations of op rules, keyed by (op name, "forward" | "vjp") (gpugrad.ops.base);
 # NumPy runs the rules themselves, except where the fusion compiler registers its kernels
 lowerings = _lowerings.CPU
+
+_host_memory.tune()  # NumPy's large temporaries are reused, not page-faulted in again each step
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
