@@ -97,10 +97,11 @@ class _Fast:
     backward gives, (input, written array, the input's shape where it was broadcast, whether to
     copy because another input got the same array)."""
 
-    __slots__ = ("call", "shape", "out_dtypes", "reduce", "reduced_dtype", "results")
+    __slots__ = ("call", "shape", "out_dtypes", "reduce", "reduced_dtype", "results", "like")
 
     def __init__(self, call: host.Call, shape: tuple, out_dtypes: list, reduce: str | None = None,
-                 reduced_dtype: Any = None, results: list | None = None) -> None:
+                 reduced_dtype: Any = None, results: list | None = None, like: int | None = None) -> None:
+        self.like = like  # the operand whose memory order the outputs take (run.layout_of), or None
         self.call = call
         self.shape = shape
         self.out_dtypes = out_dtypes
@@ -166,6 +167,17 @@ def _tables(t: _Template, args: Any, params: dict, arrays: list) -> tuple[list, 
     return P, S
 
 
+def _like_position(outs: list, args: list) -> int | None | bool:
+    """Which operand a cached call allocates its outputs like (run.layout_of): None for C
+    order, its position in ``args``, or False when no operand gives the outputs' layout."""
+    if not outs or outs[0].flags.c_contiguous:
+        return None
+    for i, a in enumerate(args):
+        if a.shape == outs[0].shape and a.strides == outs[0].strides:
+            return i
+    return False
+
+
 def _runs_here(f: _Fast) -> bool:
     # the cached call runs on this thread; a large chain on several threads takes the full path
     return host.Settings.enabled and (f.call.n < host.PARALLEL_MIN or numpy_eval.Settings.threads <= 1)
@@ -184,7 +196,8 @@ def forward(B: Any, args: list, params: dict) -> Any:
         key = tuple([a.strides for a in args])
         f = t.fast.get(key)
         if f is not None and _runs_here(f):
-            outs = [np.empty(f.shape, dt) for dt in f.out_dtypes]
+            like = None if f.like is None else args[f.like]
+            outs = [run.empty(f.shape, dt, like) for dt in f.out_dtypes]
             P, S = _tables(t, args, params, outs)
             total = f.call(P, S)
             if f.reduce is None:
@@ -199,9 +212,10 @@ def forward(B: Any, args: list, params: dict) -> Any:
         if host_side and key not in t.fast:
             p = forward_program(chain.signature)
             call = run.host_call(p, chain, [], outs)
-            if call is not None:
+            like = _like_position(outs, list(args))
+            if call is not None and like is not False:
                 rdt = None if p.reduced is None else chain.nodes[chain.reduction[0]][2]
-                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, program.reduce, rdt))
+                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, program.reduce, rdt, like=like))
     finally:
         chain.leaves = t.leaves
     return reduced if program.reduce is not None else outs[0]
@@ -241,7 +255,8 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
             return NotImplemented
         f = t.fast.get(key)
         if f is not None and _runs_here(f):
-            outs = [np.empty(f.shape, dt) for dt in f.out_dtypes]
+            like = None if f.like is None else g if f.like < 0 else args[f.like]
+            outs = [run.empty(f.shape, dt, like) for dt in f.out_dtypes]
             P, S = _tables(t, args, params, [g, *outs])
             f.call(P, S)
             grads: list = [None] * len(needs)
@@ -258,10 +273,12 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
         grads = run.backward(chain, [g], full, None if host_side else B)
         if host_side and key not in t.fast:
             p = backward_program(chain.signature, (True,), full)
-            outs = [np.empty(chain.shape, dt) for dt in p.out_dtypes]
+            like = run.layout_of(chain.shape, [g, *chain.arrays()])
+            outs = [run.empty(chain.shape, dt, like) for dt in p.out_dtypes]
             call = run.host_call(p, chain, [g], outs)
-            if call is not None:
-                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, results=_results(t, p)))
+            pos = -1 if like is g else _like_position(outs, list(args))
+            if call is not None and pos is not False:
+                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, results=_results(t, p), like=pos))
     finally:
         chain.leaves = t.leaves
     return tuple(grads[k] for k in t.arrays)
