@@ -50,6 +50,8 @@ class Settings:
 
 
 def _worth_compiling_on_cpu(program: Any) -> bool:
+    if len(program.steps) == 1 and program.reduce is None:
+        return False  # one op is one pass either way: its own kernel is as fast, and cheaper to call
     shape = program.steps[-1][3]
     n = 1
     for d in shape:
