@@ -322,3 +322,13 @@ def test_a_chain_over_channel_major_arrays_keeps_their_memory_order(compiled_fus
         assert x.grad.data.strides == x.data.strides
         np.testing.assert_allclose(y.numpy(), np.maximum(x.numpy() * 2 + 1, 0), rtol=1e-6)
         np.testing.assert_allclose(x.grad.numpy(), 2 * g * (x.numpy() * 2 + 1 > 0), rtol=1e-6)
+
+
+def test_one_op_runs_as_itself_but_one_op_and_its_sum_are_one_pass(compiled_fusion):
+    x = gg.tensor(np.linspace(-1, 1, 50, dtype=np.float32), requires_grad=True)
+    y = gg.tanh(x)
+    assert type(y.grad_fn.op).__name__ == "ElementwiseOp" and y.grad_fn.name == "tanh"  # not compiled
+    loss = gg.tanh(x).sum()
+    assert type(loss.grad_fn.op).__name__ == "FusedElementwise"  # the reduction joins: one pass
+    two = gg.tanh(x) * 2.0
+    assert type(two.grad_fn.op).__name__ == "FusedElementwise"
