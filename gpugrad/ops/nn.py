@@ -580,6 +580,7 @@ class LayerNorm(Op):
 
     name = "layer_norm"
     save_inputs = (True, True, False)
+    fresh_grads = True  # new arrays (the engine hands them to .grad as they are); a bias gradient that is g is not
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
         x, w, b = args
