@@ -210,7 +210,7 @@ def forward(B: Any, args: list, params: dict) -> Any:
     chain = _bind(t, args, params)
     try:
         with np.errstate(all="ignore"):  # (the NumPy evaluator's blocks may overflow to inf)
-            outs, reduced = run.forward(chain, None if host_side else B)
+            outs, reduced = run.forward(chain) if host_side else run.forward(chain, B, out=params.get("out"))
         if host_side and key not in t.fast:
             p = forward_program(chain.signature)
             call = run.host_call(p, chain, [], outs)

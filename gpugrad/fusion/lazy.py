@@ -212,9 +212,10 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     return t
 
 
-def flush() -> None:
+def flush(keep: Tensor | None = None) -> None:
     """Materialise every pending tensor still alive (before an in-place change: a chain must
-    read the values its operands had when its ops were called)."""
+    read the values its operands had when its ops were called), except ``keep`` (the operand of
+    the in-place op itself, computed by it)."""
     if not _LIVE:
         return
     refs = _LIVE[:]
@@ -222,7 +223,10 @@ def flush() -> None:
     for r in refs:
         t = r()
         if t is not None and t._lazy is not None:
-            materialize(t)
+            if t is keep:
+                _LIVE.append(r)
+            else:
+                materialize(t)
 
 
 # ---- materialisation ---------------------------------------------------------------------------
@@ -430,10 +434,11 @@ def _decode(key: tuple, pendings: list) -> tuple[list, list, list]:
     return steps, in_shapes, in_kinds
 
 
-def materialize(t: Tensor, reduce: str | None = None) -> Any:
+def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
     """Compute pending ``t`` (one fused op on the tape when it requires grad) and make it an
     ordinary tensor; with ``reduce`` ("sum"/"mean") return instead a new tensor holding that
-    reduction of it, computed in the same pass (``t`` stays pending)."""
+    reduction of it, computed in the same pass (``t`` stays pending). ``out``: an array the
+    compiled pass may write the value into (an in-place update); the value is returned."""
     rg = t.requires_grad
     key, pendings, owners, inputs, values, numbers, op_params = _linearise(t, rg)
     key = (key, reduce, t.device)
@@ -443,6 +448,8 @@ def materialize(t: Tensor, reduce: str | None = None) -> Any:
             _PROGRAMS.clear()
         program = _PROGRAMS[key] = Program(key, *_decode(key[0], pendings), reduce)
     params = {"program": program, "params": op_params, "numbers": numbers}
+    if out is not None:
+        params["out"] = out
     device = t.device
     B = _BACKENDS.get(device)
     if B is None:

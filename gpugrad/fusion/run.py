@@ -103,17 +103,18 @@ def host_call(p: Program, chain: Chain, grads: list, outs: list) -> host.Call | 
     return None if fn is None else host.Call(fn, geo)
 
 
-def forward(chain: Chain, B: Any = None, threads: int | None = None) -> tuple[list, Any]:
+def forward(chain: Chain, B: Any = None, threads: int | None = None, out: Any = None) -> tuple[list, Any]:
     """``(outputs, reduced)``: each output's value (arrays of the chain's shape) and the closing
     reduction (a 0-d array of the reduced value's dtype) or None. ``B``: the CUDA backend when
-    the leaves are CuPy arrays."""
+    the leaves are CuPy arrays; ``out``: on CUDA, an array the output may be written into (the
+    caller checks whether it was)."""
     _check_outputs(chain)
     sig = chain.signature
     p = forward_program(sig)
     if B is not None and getattr(B, "xp", np) is not np:
         from gpugrad.fusion import cuda
 
-        return cuda.forward(B, chain, p)
+        return cuda.forward(B, chain, p, out)
     like = layout_of(chain.shape, chain.arrays())
     outs = [empty(chain.shape, dt, like) for dt in p.out_dtypes]
     total = _evaluate(p, chain, [], outs, threads)
