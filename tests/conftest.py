@@ -41,6 +41,7 @@ def compiled_fusion(monkeypatch: pytest.MonkeyPatch) -> None:
     from gpugrad.fusion import host, kernels
 
     monkeypatch.setattr(kernels.Settings, "cpu_min_elements", 0)
+    monkeypatch.setattr(kernels.Settings, "cpu_min_elements_cheap", 0)
     monkeypatch.setattr(kernels.Settings, "cuda", True)
     monkeypatch.setattr(host.Settings, "compile_after", 1)
 

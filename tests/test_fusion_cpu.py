@@ -332,3 +332,15 @@ def test_one_op_runs_as_itself_but_one_op_and_its_sum_are_one_pass(compiled_fusi
     assert type(loss.grad_fn.op).__name__ == "FusedElementwise"  # the reduction joins: one pass
     two = gg.tanh(x) * 2.0
     assert type(two.grad_fn.op).__name__ == "FusedElementwise"
+
+
+def test_plain_arithmetic_compiles_from_a_larger_size_than_transcendental_chains(compiled_fusion, monkeypatch):
+    from gpugrad.fusion import kernels
+
+    monkeypatch.setattr(kernels.Settings, "cpu_min_elements_cheap", 1000)
+    x = gg.tensor(np.linspace(-1, 1, 100, dtype=np.float32), requires_grad=True)
+    b = gg.tensor(np.float32(0.25), requires_grad=True)
+    assert type(gg.relu(x + b).grad_fn.op).__name__ == "ElementwiseOp"  # op by op: add, relu
+    assert type((gg.tanh(x) * 2.0).grad_fn.op).__name__ == "FusedElementwise"
+    big = gg.tensor(np.linspace(-1, 1, 1000, dtype=np.float32), requires_grad=True)
+    assert type(gg.relu(big + b).grad_fn.op).__name__ == "FusedElementwise"

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import ast
 import os
 from typing import Any
 
@@ -36,15 +37,18 @@ class Settings:
     """Which chains run compiled. The decision depends on the chain alone (never on how often it
     ran), so that two runs of a program compute the same bits.
 
-    On the CPU, a chain with at least ``cpu_min_elements`` elements or ``cpu_min_ops`` ops
-    (``GPUGRAD_FUSION_CPU_MIN_ELEMENTS``, ``GPUGRAD_FUSION_CPU_MIN_OPS``): a smaller one costs less
-    op by op than its compiler run. On CUDA every chain (each op would be a launch) unless
+    On the CPU, a chain with at least ``cpu_min_ops`` ops, or ``cpu_min_elements`` elements
+    (``cpu_min_elements_cheap`` when it only does arithmetic, max/min, where, abs...)
+    (``GPUGRAD_FUSION_CPU_MIN_OPS``, ``GPUGRAD_FUSION_CPU_MIN_ELEMENTS``,
+    ``GPUGRAD_FUSION_CPU_MIN_ELEMENTS_CHEAP``): a smaller one costs less op by op than its compiled
+    call (and its compiler run), measured with ``gpugrad bench``. On CUDA every chain (each op would be a launch) unless
     ``GPUGRAD_FUSION_CUDA=0``. The test suite raises the CPU bars and turns the CUDA kernels off
     (each new chain would be a compiler run on the emulated device); tests/test_fusion_*.py set
     them back.
     """
 
     cpu_min_elements: int = int(os.environ.get("GPUGRAD_FUSION_CPU_MIN_ELEMENTS", str(1 << 14)))
+    cpu_min_elements_cheap: int = int(os.environ.get("GPUGRAD_FUSION_CPU_MIN_ELEMENTS_CHEAP", str(1 << 18)))
     cpu_min_ops: int = int(os.environ.get("GPUGRAD_FUSION_CPU_MIN_OPS", "16"))
     cuda: bool = os.environ.get("GPUGRAD_FUSION_CUDA", "1") != "0"
 
@@ -52,11 +56,31 @@ class Settings:
 def _worth_compiling_on_cpu(program: Any) -> bool:
     if len(program.steps) == 1 and program.reduce is None:
         return False  # one op is one pass either way: its own kernel is as fast, and cheaper to call
+    if len(program.steps) >= Settings.cpu_min_ops:
+        return True
     shape = program.steps[-1][3]
     n = 1
     for d in shape:
         n *= d
-    return n >= Settings.cpu_min_elements or len(program.steps) >= Settings.cpu_min_ops
+    if n < Settings.cpu_min_elements:
+        return False
+    # Plain arithmetic (x @ W + b then relu) gains only the memory passes it saves, which NumPy's
+    # in-cache passes make cheap: measured on the bench's MLP (1 thread), compiled loses at 2^16
+    # elements (1.48 ms vs 1.45 ms a step) and wins at 2^19 (33.1 ms vs 33.6 ms).
+    return n >= Settings.cpu_min_elements_cheap or any(not _cheap(op) for op, *_ in program.steps)
+
+
+_CHEAP_OPS: dict[Any, bool] = {}
+
+
+def _cheap(op: Any) -> bool:
+    """Whether ``op``'s value calls no function beyond run._CHEAP (arithmetic, max, where...)."""
+    got = _CHEAP_OPS.get(op)
+    if got is None:
+        calls = {n.func.id for n in ast.walk(op.out_expr.tree)
+                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        got = _CHEAP_OPS[op] = calls <= run.CHEAP_FUNCTIONS
+    return got
 
 
 class _Template:

@@ -28,8 +28,8 @@ from gpugrad.fusion.lower import Program, backward_program, forward_program
 # overhead dominates) and on plain arithmetic, but loses on large arrays through tanh/exp/...
 # (NumPy's SIMD loops are 4-8x faster than scalar libm there).
 HOST_MAX_TRANSCENDENTAL = 1 << 14
-_CHEAP = {"where", "maximum", "minimum", "abs", "sign", "floor", "ceil", "rint", "trunc", "isnan", "isfinite",
-          "isinf", "logical_not", "logical_and", "logical_or", "logical_xor"}
+CHEAP_FUNCTIONS = _CHEAP = {"where", "maximum", "minimum", "abs", "sign", "floor", "ceil", "rint", "trunc", "isnan",
+                            "isfinite", "isinf", "logical_not", "logical_and", "logical_or", "logical_xor"}
 
 
 def _transcendental(p: Program) -> bool:
