@@ -156,21 +156,28 @@ def recorded() -> dict[str, str]:
     return {p.stem: p.read_text() for p in sorted(cache_dir().glob("gg_fz_*.cu"))}
 
 
+def kernels_of(chain: Chain, grads_in: tuple | None = None, needs: tuple | None = None) -> dict[str, str]:
+    """Names and sources of the kernels the CUDA backend renders for ``chain``: its forward
+    (``grads_in`` None) or its backward (``grads_in`` as booleans, ``needs``), in both layouts;
+    nothing is recorded (the ahead-of-time build's list, :mod:`gpugrad.fusion.aot`)."""
+    if grads_in is None:
+        prog, role = forward_program(chain.signature), "f"
+        _prepare(prog, chain)
+    else:
+        prog, role = backward_program(chain.signature, tuple(grads_in), tuple(needs or ())), "b"
+    return dict(_render(prog, layout, role) for layout in ("c", "s"))
+
+
 def kernels_for(chains: list[tuple[Chain, tuple | None, tuple | None]]) -> dict[str, str]:
     """Names and sources of the kernels for ``(chain, grads_in, needs)`` (both layouts; the
-    backward when ``grads_in`` is given, ``grads_in`` as booleans)."""
+    backward when ``grads_in`` is given, ``grads_in`` as booleans), recorded on disk."""
     out = {}
     for chain, grads_in, needs in chains:
-        fp = forward_program(chain.signature)
-        _prepare(fp, chain)
-        progs = [(fp, "f")]
+        out.update(kernels_of(chain))
         if grads_in is not None:
-            progs.append((backward_program(chain.signature, tuple(grads_in), tuple(needs)), "b"))
-        for prog, role in progs:
-            for layout in ("c", "s"):
-                name, src = source_for(prog, layout, role)
-                record(name, src)
-                out[name] = src
+            out.update(kernels_of(chain, grads_in, needs))
+    for name, src in out.items():
+        record(name, src)
     return out
 
 
