@@ -31,9 +31,10 @@ def test_the_list_is_every_workloads_fused_kernels_and_deterministic(kernels) ->
     assert all(n.startswith("gg_fz_") and f"void {n}(" in s for n, s in kernels.items())
     # each chain forward and backward, each in the contiguous and the strided layout
     assert {n[-3:] for n in kernels} == {"f_c", "f_s", "b_c", "b_s"}
-    chain = aot.collect(["chain"])  # the 100-op chain: one chain, one kernel each way and layout
+    chain = aot.collect(["chain"], models={})  # the 100-op chain: one chain, one kernel each way and layout
     assert len(chain) == 4 and set(chain) <= set(kernels)
-    assert len(aot.collect(["mlp"])) >= 4
+    assert len(aot.collect(["mlp"], models={})) >= 4
+    assert set(aot.collect((), models={"mlp": {}})) <= set(kernels)
 
 
 def test_sizes_are_cut_in_order_and_stay_multiples_of_eight() -> None:
@@ -81,29 +82,41 @@ def test_every_ahead_of_time_fused_kernel_compiles_with_nvrtc_alone(kernels) -> 
     assert not failed, "\n".join(failed)
 
 
-# One workload's gpugrad step, from a fresh process's first step, on the emulated device: what
-# the device counted, what the backend loaded and compiled, and the step's outputs.
+# One gpugrad step of a bench workload (or "train:<model>": of `gpugrad train`), from a fresh
+# process's first step, on the emulated device: what the device counted, what the backend loaded
+# and compiled, and the step's outputs.
 _STEP = r"""
 import json, sys
 import numpy as np
 import gpugrad as gg
 from gpugrad.backends import backend_for
-from gpugrad.bench import Settings, select
-from gpugrad.bench.env import Env
-from gpugrad.bench.runner import make_inputs
 
-settings = Settings(device="cuda", quick=False, only=[sys.argv[1]])
-settings.gpu = settings.emulated = True
-(w, case), = select(settings)
-env = Env("cuda:0")
-ins = make_inputs(w, case, settings)
-impl = w.builders["gpugrad"](case, env, ins)
-gg.cuda.reset_counters()
-impl.step(0)
+what = sys.argv[1]
+if what.startswith("train:"):
+    from gpugrad.cli import train as T
+    from gpugrad.fusion.aot import _StopAfter
+
+    cfg = T.TrainConfig.from_options(what[6:], device="cuda", epochs=1, progress=False)
+    run, *_ = T.build_run(cfg, "cuda:0", None)
+    gg.cuda.reset_counters()
+    T.train_epoch(run, 0, 0, T._fresh_running(), _StopAfter(1), None, T._progress_factory(False))
+    outputs = {k: v.numpy() for k, v in run.model.state_dict().items()}
+else:
+    from gpugrad.bench import Settings, select
+    from gpugrad.bench.env import Env
+    from gpugrad.bench.runner import make_inputs
+
+    settings = Settings(device="cuda", quick=False, only=[what])
+    settings.gpu = settings.emulated = True
+    (w, case), = select(settings)
+    ins = make_inputs(w, case, settings)
+    impl = w.builders["gpugrad"](case, Env("cuda:0"), ins)
+    gg.cuda.reset_counters()
+    impl.step(0)
+    outputs = impl.outputs()
 B = backend_for("cuda:0")
-out = {"counters": gg.cuda.counters(), "aot_loaded": B.aot_loaded, "runtime_compiled": B.runtime_compiled,
-       "outputs": {k: np.asarray(v, dtype=np.float64).tolist() for k, v in impl.outputs().items()}}
-print(json.dumps(out))
+print(json.dumps({"counters": gg.cuda.counters(), "aot_loaded": B.aot_loaded, "runtime_compiled": B.runtime_compiled,
+                  "outputs": {k: np.asarray(v, dtype=np.float64).tolist() for k, v in outputs.items()}}))
 """
 
 
@@ -118,7 +131,7 @@ def _first_step(workload: str, kernels_dir: Path, aot_dir: str) -> dict:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("workload", ["chain", "mlp"])
+@pytest.mark.parametrize("workload", ["chain", "mlp", "train:mlp"])
 def test_a_bench_step_compiles_nothing_from_its_first_step(workload) -> None:
     from tests.conftest import GPU_DEVICE
 
@@ -136,3 +149,24 @@ def test_a_bench_step_compiles_nothing_from_its_first_step(workload) -> None:
     assert jit["counters"]["launches"] == ahead["counters"]["launches"]
     for k, v in ahead["outputs"].items():
         np.testing.assert_allclose(jit["outputs"][k], v, rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+def test_recorded_kernels_join_the_build_when_asked(tmp_path, monkeypatch, kernels) -> None:
+    from gpugrad import fusion
+    from gpugrad.fusion import cuda
+    from gpugrad.ops.elementwise import OPS
+
+    monkeypatch.setenv("GPUGRAD_FUSION_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(aot, "collect", lambda: dict(kernels))
+    c = fusion.Chain()
+    c.output(c.apply(OPS["cos"], [c.leaf(np.zeros(3, np.float64))]))
+    mine = cuda.kernels_for([(c, None, None)])  # what a run on CUDA records
+    gen = tmp_path / "gen"
+    cg.write_sources(gen)
+    assert aot.main([str(gen)]) == 0
+    listed = json.loads((gen / "manifest.json").read_text())["kernels"]
+    assert not set(mine) & set(listed) and set(kernels) <= set(listed)
+    assert aot.main([str(gen), "--recorded"]) == 0
+    listed = json.loads((gen / "manifest.json").read_text())["kernels"]
+    assert set(mine) | set(kernels) <= set(listed)
+    assert aot.main([]) == 2

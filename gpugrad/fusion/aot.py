@@ -1,25 +1,27 @@
 """Fused chains ahead of time: the CUDA kernels of the chains that the ``gpugrad bench --device
-cuda`` workloads make, rendered without a GPU for the CMake build.
+cuda`` workloads and the training steps of ``gpugrad train``'s models make, rendered without a
+GPU for the CMake build.
 
 A fused kernel's source depends on its chain's signature (ops, wiring, dtypes, scalar leaves,
 outputs, reduction) and, backward, on which gradients come in and which leaves need one; never
 on sizes, shapes or strides (the 'c' and 's' layouts are both rendered). So the chains a workload
 makes on CUDA are the chains it makes on the CPU: :func:`collect` runs each workload's gpugrad
-step on the CPU at its smallest case, with every chain taken by the fusion compiler and the
-NumPy evaluator running it, and records what the CUDA backend would render for each chain it
-sees (:func:`gpugrad.fusion.cuda.kernels_of`).
+step on the CPU at small sizes (and two steps of each model in :data:`TRAIN_MODELS`), every
+chain taken by the fusion compiler and run by the NumPy evaluator, and keeps what the CUDA
+backend would render for each chain (:func:`gpugrad.fusion.cuda.kernels_of`).
 
 ``python -m gpugrad.fusion.aot GEN_DIR`` (CMake's configure step, after
-``python -m gpugrad.backends.cuda_codegen GEN_DIR``) writes them as ``fused_<k>.cu`` units
-(compiled by nvcc into fatbins) and ``emu_fused_<k>.cpp`` (their host builds in libgg_emu.so,
-for the emulated device), and adds them to ``manifest.json`` and ``emu_index.json``: the CuPy
+``python -m gpugrad.backends.cuda_codegen GEN_DIR``) writes them as ``fused_<e|r>0.cu`` units
+(compiled by nvcc into fatbins) and ``emu_fused_*.cpp`` (their host builds in libgg_emu.so, for
+the emulated device), and adds them to ``manifest.json`` and ``emu_index.json``: the CuPy
 backend then loads them from the fatbins by name and source hash, and a step of those workloads
-compiles nothing at run time, from its first step on.
+compiles nothing at run time, from its first step on. Any other chain is compiled at run time
+and recorded on disk (:mod:`gpugrad.fusion.cuda`), as before.
 
 Example::
 
-    kernels = collect(["chain"])     # kernel name -> standalone source
-    len(kernels)                     # forward and backward, each in layouts 'c' and 's'
+    kernels = collect(["chain"], models={})    # kernel name -> standalone source
+    len(kernels)                               # 4: forward and backward, layouts 'c' and 's'
 """
 
 from __future__ import annotations
@@ -40,8 +42,12 @@ from gpugrad.backends import cuda_codegen as cg
 # The workloads of `gpugrad bench --device cuda` whose fused kernels the build holds: every
 # registered one (None), each at its smallest case per dtype (the sizes do not change a kernel).
 WORKLOADS: tuple[str, ...] | None = None
+# The `gpugrad train` models whose training steps' kernels the build holds too, with the config
+# overrides that make a step cheap here (smaller sizes: the same chains). Not the LSTM: each time
+# step of its unrolled loop makes chains of its own (about 300 kernels for one step).
+TRAIN_MODELS: dict[str, dict] = {"mlp": {}, "cnn": {}, "gpt": {"gpt": {"block_size": 16, "n_embd": 32, "n_layer": 2}}}
 SEED = 0
-UNITS = 2  # translation units per kind (CI builds with -j2)
+UNITS = 1  # translation units per kind (nvcc start-up dominates a unit of a few dozen small kernels)
 SMALL = 16  # sizes above this are cut (the chains and their kernels stay the same)
 
 
@@ -109,6 +115,8 @@ def cases(names: list[str] | tuple[str, ...] | None = None) -> list:
     (cases that differ only in size are one)."""
     from gpugrad.bench import runner
 
+    if names is not None and not names:
+        return []
     seen: dict[tuple, tuple] = {}
     for quick in (True, False):
         settings = runner.Settings(device="cuda", quick=quick, only=list(names) if names else None, seed=SEED)
@@ -119,9 +127,33 @@ def cases(names: list[str] | tuple[str, ...] | None = None) -> list:
     return list(seen.values())
 
 
-def collect(names: list[str] | tuple[str, ...] | None = WORKLOADS, steps: int = 2) -> dict[str, str]:
-    """Kernel name -> standalone source of every fused kernel the gpugrad steps of the named bench
-    workloads (all when None) make on CUDA, in a deterministic order."""
+class _StopAfter:
+    """Stands for train_epoch's interrupt flag: stop after ``n`` steps."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def agreed(self) -> bool:
+        self.n -= 1
+        return self.n <= 0
+
+
+def _train_steps(model: str, overrides: dict, steps: int) -> None:
+    """``steps`` steps of ``gpugrad train --model <model>`` on the CPU (loss, backward, clipping,
+    optimiser and schedule: train_epoch itself)."""
+    from gpugrad.cli import train as T
+
+    cfg = T.TrainConfig.from_options(model, device="cpu", epochs=1, progress=False, seed=SEED, **overrides)
+    run, *_ = T.build_run(cfg, "cpu", None)
+    run.model.train()
+    T.train_epoch(run, 0, 0, T._fresh_running(), _StopAfter(steps), None, T._progress_factory(False))
+
+
+def collect(names: list[str] | tuple[str, ...] | None = WORKLOADS, steps: int = 2,
+            models: dict[str, dict] | None = None) -> dict[str, str]:
+    """Kernel name -> standalone source of every fused kernel that ``steps`` gpugrad steps of the
+    named bench workloads (all when None) and training steps of ``models`` (model -> config
+    overrides; :data:`TRAIN_MODELS` when None) make on CUDA, in a deterministic order."""
     from gpugrad.bench import runner
     from gpugrad.bench.env import Env
 
@@ -137,6 +169,8 @@ def collect(names: list[str] | tuple[str, ...] | None = WORKLOADS, steps: int = 
             for k in range(steps):
                 impl.step(k % len(ins.sets))
             del impl, ins
+        for model, overrides in (TRAIN_MODELS if models is None else models).items():
+            _train_steps(model, overrides, steps)
     return dict(sorted(found.items()))
 
 
@@ -192,15 +226,22 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gpugrad.fusion.aot GEN_DIR``: add the workloads' fused kernels to the build."""
+    """``python -m gpugrad.fusion.aot GEN_DIR [--recorded]``: add the workloads' fused kernels to
+    the build; ``--recorded`` adds every fused kernel this machine's runs have recorded too
+    (:func:`gpugrad.fusion.cuda.recorded`: CMake's ``-DGPUGRAD_AOT_RECORDED=ON``)."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m gpugrad.fusion.aot GEN_DIR (after python -m gpugrad.backends.cuda_codegen GEN_DIR)",
-              file=sys.stderr)
+    args = [a for a in argv if a != "--recorded"]
+    if len(args) != 1 or len(argv) - len(args) > 1:
+        print("usage: python -m gpugrad.fusion.aot GEN_DIR [--recorded] (after python -m gpugrad.backends.cuda_codegen "
+              "GEN_DIR)", file=sys.stderr)
         return 2
     kernels = collect()
-    units = write_units(kernels, argv[0])
-    print(f"gpugrad: wrote {len(kernels)} fused kernels of the bench workloads in {len(units)} units to {argv[0]}")
+    if "--recorded" in argv:
+        from gpugrad.fusion import cuda
+
+        kernels = dict(sorted({**cuda.recorded(), **kernels}.items()))
+    units = write_units(kernels, args[0])
+    print(f"gpugrad: wrote {len(kernels)} fused kernels in {len(units)} units to {args[0]}")
     return 0
 
 
