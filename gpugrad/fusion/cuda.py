@@ -11,8 +11,10 @@ block order (and divides by N for a mean): one launch, the same result on every 
 
 Sources are named by their own hash (``gg_fz_<hash>_<f|b>_<layout>``), kept in memory per
 (program, layout) and recorded on disk (``~/.cache/gpugrad/fusion/cuda/``, see
-:func:`recorded`) so that the ahead-of-time build can compile every fused kernel a workload
-has produced; :func:`kernels_for` lists the kernels of given chains without running them.
+:func:`recorded`; CMake's ``-DGPUGRAD_AOT_RECORDED=ON`` builds them ahead of time);
+:func:`kernels_of` and :func:`kernels_for` list the kernels of given chains without running
+them (:mod:`gpugrad.fusion.aot` builds the bench workloads' kernels ahead of time, and the
+backend loads them from there by name and source hash).
 
 Example::
 
@@ -22,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -179,18 +180,6 @@ def kernels_for(chains: list[tuple[Chain, tuple | None, tuple | None]]) -> dict[
     for name, src in out.items():
         record(name, src)
     return out
-
-
-def write_sources(out_dir: str | Path) -> list[str]:
-    """Write every recorded fused kernel into ``out_dir`` (one .cu per kernel) for CMake."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    names = []
-    for name, src in recorded().items():
-        (out / f"{name}.cu").write_text(src)
-        names.append(name)
-    (out / "fused_index.json").write_text(json.dumps({n: cg.source_hash(s) for n, s in recorded().items()}))
-    return names
 
 
 # ---- launching ---------------------------------------------------------------------------------
