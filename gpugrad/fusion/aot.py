@@ -85,7 +85,7 @@ def _recording(found: dict[str, str]) -> Iterator[None]:
     """Within: every chain the fusion compiler runs on the CPU adds its CUDA kernels to ``found``
     (every chain is taken, whatever its size, as on CUDA)."""
     from gpugrad.autograd.state import STATE
-    from gpugrad.fusion import cuda, host, kernels, run
+    from gpugrad.fusion import cuda, host, kernels, lazy, run
 
     saved = (run.forward, run.backward, kernels.Settings.cpu_min_elements, kernels.Settings.cpu_min_ops,
              host.Settings.enabled, STATE.fusion)
@@ -102,9 +102,15 @@ def _recording(found: dict[str, str]) -> Iterator[None]:
     kernels.Settings.cpu_min_elements = kernels.Settings.cpu_min_ops = 0
     host.Settings.enabled = False  # the NumPy evaluator: no host compiler runs here
     STATE.fusion = True  # (whatever GPUGRAD_FUSION says)
+    # Programs seen before were decided under other settings (a small chain not worth compiling
+    # on the CPU); the ones made here run compiled whatever their size: neither crosses over.
+    programs = dict(lazy._PROGRAMS)
+    lazy._PROGRAMS.clear()
     try:
         yield
     finally:
+        lazy._PROGRAMS.clear()
+        lazy._PROGRAMS.update(programs)
         (run.forward, run.backward, kernels.Settings.cpu_min_elements, kernels.Settings.cpu_min_ops,
          host.Settings.enabled, STATE.fusion) = saved
 
