@@ -301,3 +301,34 @@ def test_leaves_with_the_same_gradient_share_one_pass_output_but_not_arrays(nump
     assert len(p.written) == 1 and p.grad_slot == [0, 0]
     gx, gy = fusion.backward(c, [np.full((2, 3), 3.0)], [True, True])
     assert gx is not gy and (gx == 3).all() and (gy == 3).all()
+
+
+def test_a_chain_over_channel_major_arrays_keeps_their_memory_order(compiled_fusion):
+    # a convolution's output is (N, C, H, W) stored channel-major: the fused passes write their
+    # results in that order (as NumPy's ufuncs do) and walk every operand in memory order
+    from gpugrad.backends.shapes import merged
+
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((8, 4, 5, 6)).astype(np.float32)  # (C, N, H, W) in memory
+    x = gg.tensor(base.transpose(1, 0, 2, 3), requires_grad=True)
+    assert not x.data.flags.c_contiguous
+    assert len(merged(x.shape, [x.data], reorder=True)) == 1 and len(merged(x.shape, [x.data])) == 3
+    g = rng.standard_normal((8, 4, 5, 6)).astype(np.float32).transpose(1, 0, 2, 3)
+    for _ in range(2):  # the first call plans and caches the compiled call; the second reuses it
+        x.grad = None
+        y = gg.relu(x * 2.0 + 1.0)
+        assert y.data.strides == x.data.strides
+        y.backward(g)
+        assert x.grad.data.strides == x.data.strides
+        np.testing.assert_allclose(y.numpy(), np.maximum(x.numpy() * 2 + 1, 0), rtol=1e-6)
+        np.testing.assert_allclose(x.grad.numpy(), 2 * g * (x.numpy() * 2 + 1 > 0), rtol=1e-6)
+
+
+def test_one_op_runs_as_itself_but_one_op_and_its_sum_are_one_pass(compiled_fusion):
+    x = gg.tensor(np.linspace(-1, 1, 50, dtype=np.float32), requires_grad=True)
+    y = gg.tanh(x)
+    assert type(y.grad_fn.op).__name__ == "ElementwiseOp" and y.grad_fn.name == "tanh"  # not compiled
+    loss = gg.tanh(x).sum()
+    assert type(loss.grad_fn.op).__name__ == "FusedElementwise"  # the reduction joins: one pass
+    two = gg.tanh(x) * 2.0
+    assert type(two.grad_fn.op).__name__ == "FusedElementwise"

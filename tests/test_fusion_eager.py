@@ -130,6 +130,47 @@ def test_a_short_chain_of_small_arrays_runs_op_by_op_as_without_fusion() -> None
         loss.backward()
 
 
+def test_ops_of_a_chain_replayed_op_by_op_run_at_once_next_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lazy, "LEARN", True)
+    monkeypatch.setattr(lazy, "_EAGER", set())
+    x = gg.tensor(RNG.standard_normal(37).astype(np.float32), requires_grad=True)
+
+    def f() -> tuple[gg.Tensor, gg.Tensor]:
+        y = gg.tanh(x) * gg.sigmoid(x)
+        return y, y.sum()
+
+    y, first = f()
+    first.backward()
+    g1 = x.grad.numpy().copy()
+    assert lazy._EAGER  # the chain (tanh, sigmoid, multiply) was replayed op by op and learned
+    x.grad = None
+    y2, second = f()
+    assert not _pending(y2) and y2.grad_fn.name == "multiply"  # ran at once: no chain this time
+    second.backward()
+    np.testing.assert_array_equal(second.numpy(), first.numpy())  # the same bits
+    np.testing.assert_array_equal(x.grad.numpy(), g1)
+    # another shape, or a chain that heads with another op, still waits
+    assert _pending(gg.tanh(gg.tensor(np.ones(38, np.float32))) * 2.0)
+    assert _pending(gg.exp(x))
+
+
+def test_compiled_chains_are_not_learned(compiled_fusion: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lazy, "LEARN", True)
+    monkeypatch.setattr(lazy, "_EAGER", set())
+    x = gg.tensor(RNG.standard_normal(37).astype(np.float32), requires_grad=True)
+    (gg.tanh(x) * gg.sigmoid(x)).sum().backward()  # compiled: one pass each way
+    assert not lazy._EAGER and _pending(gg.tanh(x))
+
+
+@pytest.mark.gpu
+def test_chains_on_cuda_are_not_learned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lazy, "LEARN", True)
+    monkeypatch.setattr(lazy, "_EAGER", set())
+    x = gg.tensor(RNG.standard_normal(37).astype(np.float32), device="cuda", requires_grad=True)
+    (gg.tanh(x) * gg.sigmoid(x)).sum().backward()  # (the suite replays CUDA chains op by op)
+    assert not lazy._EAGER and _pending(gg.tanh(x))
+
+
 def test_a_chain_longer_than_the_bound_is_cut() -> None:
     x = gg.tensor(RNG.normal(size=8), requires_grad=True)
     h = x

@@ -15,7 +15,7 @@ import pytest
 import gpugrad as gg
 from gpugrad.backends import backend_for
 from gpugrad.backends import numpy_backend as npb
-from gpugrad.ops.nn import LOG_SOFTMAX, SOFTMAX
+from gpugrad.ops.nn import LAYER_NORM, LOG_SOFTMAX, SOFTMAX
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 RTOL = {F16: 5e-3, F32: 2e-5, F64: 1e-12}
@@ -131,3 +131,41 @@ def test_the_kernels_decline_what_they_do_not_cover(cuda: Any) -> None:
     want.backward()
     _close(loss.numpy(), want.numpy(), 1e-12, "weighted cross_entropy")
     _close(xt.grad.numpy(), wt.grad.numpy(), 1e-12, "weighted cross_entropy grad")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dt", [F16, F32, F64], ids=["float16", "float32", "float64"])
+def test_layer_norm_kernels_match_the_rule(cuda: Any, dt: np.dtype) -> None:
+    B = cuda
+    fwd, vjp = B.lowerings[("layer_norm", "forward")], B.lowerings[("layer_norm", "vjp")]
+    rng = np.random.default_rng(11)
+    for shape, k in [((6, 10), 1), ((4, 5, 300), 1), ((3, 4, 5), 2), ((1, 7), 1)]:
+        x = (rng.standard_normal(shape) * 2 + 1).astype(dt)
+        w, b = (rng.standard_normal(shape[-k:]).astype(dt) for _ in range(2))
+        params = {"axes": tuple(range(len(shape) - k, len(shape))), "eps": 1e-5}
+        y = fwd(B, [B.from_host(x), B.from_host(w), B.from_host(b)], params)
+        h = [a.astype(np.float64) for a in (x, w, b)]
+        _close(y.get(), LAYER_NORM.forward(npb, h, dict(params)), RTOL[dt], f"layer_norm forward {shape}")
+        g = rng.standard_normal(shape).astype(dt)
+        got = vjp(B, B.from_host(g), (B.from_host(x), B.from_host(w), None), None, params, (True, True, True))
+        want = LAYER_NORM.vjp(npb, g.astype(np.float64), (h[0], h[1], None), None, params, (True, True, True))
+        for name, a, e in zip(("x", "weight", "bias"), got, want):
+            _close(a.get(), e, RTOL[dt] * 10, f"layer_norm grad {name} {shape}")
+    # the dispatcher runs them: one launch forward, two backward (and .grad takes the arrays)
+    x = gg.tensor(rng.standard_normal((8, 32)).astype(np.float32), device="cuda", requires_grad=True)
+    w = gg.tensor(np.ones(32, np.float32), device="cuda", requires_grad=True)
+    b = gg.tensor(np.zeros(32, np.float32), device="cuda", requires_grad=True)
+    before = B.counters["launches"]
+    y = gg.nn.functional.layer_norm(x, (32,), w, b)
+    assert B.counters["launches"] - before == 1
+    g = gg.tensor(rng.standard_normal((8, 32)).astype(np.float32), device="cuda")
+    before = gg.cuda.counters()["launches"]
+    y.backward(g)
+    assert gg.cuda.counters()["launches"] - before == 2
+    # they decline what they do not cover: no weight or bias, another dtype
+    xs = B.from_host(np.ones((2, 3), np.float32))
+    assert fwd(B, [xs, None, None], {"axes": (1,), "eps": 1e-5}) is NotImplemented
+    assert fwd(B, [xs, B.from_host(np.ones(3)), B.from_host(np.ones(3))], {"axes": (1,), "eps": 1e-5}) \
+        is NotImplemented
+    assert vjp(B, xs, (xs, B.from_host(np.ones(3, np.float32)), None), None, {"axes": (1,), "eps": 1e-5},
+               (True, True, True)) is NotImplemented  # no statistics from a forward kernel

@@ -178,18 +178,25 @@ def run_backward(
                         _modified(op, node.out_vc[0], node.out_version, output=True)
                 elif node.freed:
                     _freed(op)
-                g_owned = node in owned and node.extra is None and (live is None or id(node) not in targets)
-                owned.discard(node)
+                if owned and node in owned:
+                    g_owned = node.extra is None and (live is None or id(node) not in targets)
+                    owned.discard(node)
+                else:
+                    g_owned = False
                 g_in, fresh, acc = _node_vjp(ns, node, g, g_owned, needs, grads, owned, create_graph, live)
                 if anomaly:
                     _check_finite_backward(node, g_in, create_graph)
-                for i, (edge, gi) in enumerate(zip(node.next, g_in)):
+                i = -1
+                for edge, gi in zip(node.next, g_in):
+                    i += 1
                     if gi is None or edge is None or (live is not None and id(edge) not in live):
                         continue
                     if acc is not None and gi is acc[i]:
                         continue  # the backend already added it into grads[edge]
-                    B = ns if create_graph or edge.device == node.device else backend_for(edge.device)
                     f = fresh[i]
+                    B = ns
+                    if not create_graph and edge.device != node.device:
+                        B = backend_for(edge.device)
                     if gi.shape != edge.shape:
                         gi = B.sum_to(gi, edge.shape)
                         # a new reduction result (not a view, not a NumPy scalar)
@@ -248,14 +255,17 @@ def _node_vjp(ns: Any, node: Node, g: Any, g_owned: bool, needs: tuple, grads: d
     else:
         args = [a.data if isinstance(a, Tensor) else a for a in saved]
     if op.accumulates:
-        acc = []
-        for edge, need in zip(node.next, needs):
-            buf = None
-            if need and edge in owned and (live is None or id(edge) in live):
-                buf = grads[edge]
-                if buf.shape != node.shape or buf.dtype != node.dtype or any(b is buf for b in acc):
-                    buf = None  # the same input twice (x * x): one of them accumulates in place
-            acc.append(buf)
+        acc = None
+        if owned:
+            for k, (edge, need) in enumerate(zip(node.next, needs)):
+                if need and edge in owned and (live is None or id(edge) in live):
+                    buf = grads[edge]
+                    if buf.shape != node.shape or buf.dtype != node.dtype or (acc is not None and any(
+                            b is buf for b in acc)):
+                        continue  # the same input twice (x * x): one of them accumulates in place
+                    if acc is None:
+                        acc = [None] * len(needs)
+                    acc[k] = buf
         g_in, fresh = ns.ew_vjp_acc(op, g, args, node.out, node.params, needs, acc, g_owned)
         return g_in, fresh, acc
     g_in = vjp(op, ns, g, args, node.out, node.params, needs)

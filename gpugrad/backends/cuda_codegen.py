@@ -65,6 +65,11 @@ HANDWRITTEN: dict[str, dict[str, tuple[str, ...]]] = {
     "scatter.cu": {
         "gg_index_add": ("f16", "f32", "f64"),
     },
+    "layer_norm.cu": {
+        "gg_ln_fwd_rows": ("f16", "f32", "f64"),
+        "gg_ln_bwd_rows": ("f16", "f32", "f64"),
+        "gg_ln_bwd_params": ("f16", "f32", "f64"),
+    },
 }
 # Options the CUDA backend compiles with (CuPy's RawModule adds its own, see
 # gpugrad.testing.cuda_emulator.nvrtc.cupy_options); the ahead-of-time build uses the same
@@ -73,8 +78,12 @@ NVRTC_STD = "-std=c++17"
 
 
 def kernels_dir() -> Path:
-    """The folder holding the CUDA sources: the installed ``gpugrad.kernels`` package data, or
-    ``kernels/`` at the top of a source checkout."""
+    """The folder holding the CUDA sources: ``kernels/`` at the top of the source checkout this
+    gpugrad comes from, else the installed ``gpugrad.kernels`` package data (an editable install
+    of another checkout must not lend its sources to this one)."""
+    local = Path(__file__).resolve().parents[2] / "kernels"
+    if (local / "gg_common.cuh").is_file():
+        return local
     try:
         from importlib.resources import files
 
@@ -83,7 +92,7 @@ def kernels_dir() -> Path:
             return path
     except (ImportError, ModuleNotFoundError, TypeError):
         pass
-    return Path(__file__).resolve().parents[2] / "kernels"
+    return local
 
 
 @cache

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gpugrad.backends import host_memory as _host_memory
 from gpugrad.backends import lowerings as _lowerings
 from gpugrad.backends._erf import erf as _erf
 from gpugrad.backends._erf import scipy_special as _scipy_special
@@ -43,6 +44,8 @@ TAG = "numpy"
 # faster implementations of op rules, keyed by (op name, "forward" | "vjp") (gpugrad.ops.base);
 # NumPy runs the rules themselves, except where the fusion compiler registers its kernels
 lowerings = _lowerings.CPU
+
+_host_memory.tune()  # NumPy's large temporaries are reused, not page-faulted in again each step
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
@@ -200,19 +203,16 @@ def ew_vjp(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> 
 def ew_vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, acc: Any,
                g_owned: bool) -> tuple[tuple, tuple]:
     """:func:`ew_vjp` for the backward pass: ``(grads, fresh)``, gradient i added into the
-    engine's buffer ``acc[i]`` when there is one (then ``grads[i] is acc[i]``); ``fresh[i]``
+    engine's buffer ``acc[i]`` when there is one (``acc`` None: none; then ``grads[i] is acc[i]``); ``fresh[i]``
     says nothing else refers to grads[i]. (The CUDA backend does the same in one kernel.)"""
     grads = ew_vjp(op, g, args, out, params, needs)
-    fresh = []
-    if any(a is not None for a in acc):
+    if acc is not None:
         grads = list(grads)
         for i, (gi, a) in enumerate(zip(grads, acc)):
             if gi is not None and a is not None:
                 np.add(a, gi, out=a)
                 grads[i] = a
-    for gi in grads:
-        fresh.append(gi.__class__ is _ndarray and gi is not g and gi.base is None)
-    return tuple(grads), tuple(fresh)
+    return grads, tuple([gi.__class__ is _ndarray and gi is not g and gi.base is None for gi in grads])
 
 
 def add_into(dst: Any, src: Any) -> None:

@@ -66,12 +66,22 @@ def element_strides(shape: tuple, a: Any) -> list[int]:
     return st
 
 
-def merged(shape: tuple, arrays: list) -> list[tuple[int, list[int]]]:
+def merged(shape: tuple, arrays: list, reorder: bool = False) -> list[tuple[int, list[int]]]:
     """``shape`` as few (size, per-array element strides) dims as the strides allow; dims of
-    size 1 vanish, so a chain of one element has no dims at all."""
+    size 1 vanish, so a chain of one element has no dims at all. With ``reorder`` (an
+    elementwise pass, which may visit elements in any order) the dims are first put in the
+    memory order of the first operand that broadcasts nowhere, so that operands stored in
+    another order than C's (a convolution's channel-major output) still merge."""
     strides = [element_strides(shape, a) for a in arrays]
+    dims: Any = range(len(shape))
+    if reorder:
+        for st in strides:
+            if all(s != 0 or n == 1 for s, n in zip(st, shape)):
+                dims = sorted(dims, key=lambda d: -abs(st[d]))  # (stable: ties keep C order)
+                break
     out: list[tuple[int, list[int]]] = []
-    for d, size in enumerate(shape):
+    for d in dims:
+        size = shape[d]
         if size == 1:
             continue
         col = [st[d] for st in strides]

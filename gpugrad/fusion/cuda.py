@@ -225,6 +225,37 @@ def _launch(B: Any, p: Program, chain: Chain, grads: list, outs: list, role: str
     return out
 
 
+def _span(a: Any) -> tuple[int, int]:
+    """The device addresses [lo, hi) an array's elements lie in."""
+    lo = hi = a.data.ptr
+    for n, st in zip(a.shape, a.strides):
+        if n == 0:
+            return lo, lo
+        if st < 0:
+            lo += (n - 1) * st
+        else:
+            hi += (n - 1) * st
+    return lo, hi + a.itemsize
+
+
+def writable_into(p: Program, chain: Chain, out: Any) -> bool:
+    """Whether the forward kernel may write the chain's value into ``out``: one output of
+    ``out``'s dtype and the chain's shape, ``out`` contiguous (element i written at i), and every
+    leaf either ``out`` itself (read at the index it is written at, by the same thread) or
+    clear of its memory."""
+    if (p.reduced is not None or len(p.out_dtypes) != 1 or p.out_dtypes[0] != out.dtype
+            or tuple(out.shape) != tuple(chain.shape) or not out.flags.c_contiguous):
+        return False
+    lo, hi = _span(out)
+    for k, leaf in enumerate(chain.leaves):
+        if chain.is_scalar(k) or leaf is out:
+            continue
+        a, b = _span(leaf)
+        if a < hi and lo < b:
+            return False
+    return True
+
+
 _COUNTERS: dict[int, Any] = {}
 
 
@@ -238,11 +269,16 @@ def _counter(B: Any) -> Any:
     return c
 
 
-def forward(B: Any, chain: Chain, p: Program) -> tuple[list, Any]:
-    """The chain's outputs and reduction on CUDA arrays: one kernel."""
+def forward(B: Any, chain: Chain, p: Program, out: Any = None) -> tuple[list, Any]:
+    """The chain's outputs and reduction on CUDA arrays: one kernel. ``out``: an array to write
+    the chain's one output into (an in-place update, ``x -= lr * g``), used where it can be
+    (see :func:`writable_into`)."""
     _prepare(p, chain)
     cp = B.cp
-    outs = [cp.empty(chain.shape, dtype=dt) for dt in p.out_dtypes]
+    if out is not None and writable_into(p, chain, out):
+        outs = [out]
+    else:
+        outs = [cp.empty(chain.shape, dtype=dt) for dt in p.out_dtypes]
     if chain.size() == 0:
         red = None
         if p.reduced is not None:

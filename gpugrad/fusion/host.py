@@ -251,7 +251,7 @@ def plan(shape: tuple, arrays: list) -> tuple[int, int, list[int], list[int]] | 
     dims do not merge into two."""
     from gpugrad.backends.shapes import merged
 
-    m = merged(shape, arrays)
+    m = merged(shape, arrays, reorder=True)
     if len(m) > 2:
         return None
     if not m:

@@ -50,6 +50,8 @@ class Settings:
 
 
 def _worth_compiling_on_cpu(program: Any) -> bool:
+    if len(program.steps) == 1 and program.reduce is None:
+        return False  # one op is one pass either way: its own kernel is as fast, and cheaper to call
     shape = program.steps[-1][3]
     n = 1
     for d in shape:
@@ -97,10 +99,11 @@ class _Fast:
     backward gives, (input, written array, the input's shape where it was broadcast, whether to
     copy because another input got the same array)."""
 
-    __slots__ = ("call", "shape", "out_dtypes", "reduce", "reduced_dtype", "results")
+    __slots__ = ("call", "shape", "out_dtypes", "reduce", "reduced_dtype", "results", "like")
 
     def __init__(self, call: host.Call, shape: tuple, out_dtypes: list, reduce: str | None = None,
-                 reduced_dtype: Any = None, results: list | None = None) -> None:
+                 reduced_dtype: Any = None, results: list | None = None, like: int | None = None) -> None:
+        self.like = like  # the operand whose memory order the outputs take (run.layout_of), or None
         self.call = call
         self.shape = shape
         self.out_dtypes = out_dtypes
@@ -166,6 +169,17 @@ def _tables(t: _Template, args: Any, params: dict, arrays: list) -> tuple[list, 
     return P, S
 
 
+def _like_position(outs: list, args: list) -> int | None | bool:
+    """Which operand a cached call allocates its outputs like (run.layout_of): None for C
+    order, its position in ``args``, or False when no operand gives the outputs' layout."""
+    if not outs or outs[0].flags.c_contiguous:
+        return None
+    for i, a in enumerate(args):
+        if a.shape == outs[0].shape and a.strides == outs[0].strides:
+            return i
+    return False
+
+
 def _runs_here(f: _Fast) -> bool:
     # the cached call runs on this thread; a large chain on several threads takes the full path
     return host.Settings.enabled and (f.call.n < host.PARALLEL_MIN or numpy_eval.Settings.threads <= 1)
@@ -184,7 +198,8 @@ def forward(B: Any, args: list, params: dict) -> Any:
         key = tuple([a.strides for a in args])
         f = t.fast.get(key)
         if f is not None and _runs_here(f):
-            outs = [np.empty(f.shape, dt) for dt in f.out_dtypes]
+            like = None if f.like is None else args[f.like]
+            outs = [run.empty(f.shape, dt, like) for dt in f.out_dtypes]
             P, S = _tables(t, args, params, outs)
             total = f.call(P, S)
             if f.reduce is None:
@@ -195,13 +210,14 @@ def forward(B: Any, args: list, params: dict) -> Any:
     chain = _bind(t, args, params)
     try:
         with np.errstate(all="ignore"):  # (the NumPy evaluator's blocks may overflow to inf)
-            outs, reduced = run.forward(chain, None if host_side else B)
+            outs, reduced = run.forward(chain) if host_side else run.forward(chain, B, out=params.get("out"))
         if host_side and key not in t.fast:
             p = forward_program(chain.signature)
             call = run.host_call(p, chain, [], outs)
-            if call is not None:
+            like = _like_position(outs, list(args))
+            if call is not None and like is not False:
                 rdt = None if p.reduced is None else chain.nodes[chain.reduction[0]][2]
-                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, program.reduce, rdt))
+                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, program.reduce, rdt, like=like))
     finally:
         chain.leaves = t.leaves
     return reduced if program.reduce is not None else outs[0]
@@ -241,7 +257,8 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
             return NotImplemented
         f = t.fast.get(key)
         if f is not None and _runs_here(f):
-            outs = [np.empty(f.shape, dt) for dt in f.out_dtypes]
+            like = None if f.like is None else g if f.like < 0 else args[f.like]
+            outs = [run.empty(f.shape, dt, like) for dt in f.out_dtypes]
             P, S = _tables(t, args, params, [g, *outs])
             f.call(P, S)
             grads: list = [None] * len(needs)
@@ -258,10 +275,12 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
         grads = run.backward(chain, [g], full, None if host_side else B)
         if host_side and key not in t.fast:
             p = backward_program(chain.signature, (True,), full)
-            outs = [np.empty(chain.shape, dt) for dt in p.out_dtypes]
+            like = run.layout_of(chain.shape, [g, *chain.arrays()])
+            outs = [run.empty(chain.shape, dt, like) for dt in p.out_dtypes]
             call = run.host_call(p, chain, [g], outs)
-            if call is not None:
-                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, results=_results(t, p)))
+            pos = -1 if like is g else _like_position(outs, list(args))
+            if call is not None and pos is not False:
+                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, results=_results(t, p), like=pos))
     finally:
         chain.leaves = t.leaves
     return tuple(grads[k] for k in t.arrays)

@@ -30,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import os
 import weakref
 from typing import Any
 
@@ -47,6 +48,14 @@ MAX_OPS = 128  # ops in one chain; a longer one is cut (its head materialised as
 _new = object.__new__
 _ref = weakref.ref
 _PY_SCALARS = (int, float)
+
+# Ops that head a chain the CPU ran op by op (a short chain of small arrays, or one the
+# compiler declined), by (op, operand dtypes or number types, result shape): such an op runs
+# at once next time rather than waiting, since waiting buys nothing there and costs the chain's
+# bookkeeping (a chain replayed op by op computes the same bits as ops run at once, so this
+# never changes a result). See :func:`_learn_eager`; ``GPUGRAD_FUSION_LEARN=0`` turns it off.
+_EAGER: set = set()
+LEARN = os.environ.get("GPUGRAD_FUSION_LEARN", "1") != "0"
 
 
 class Pending:
@@ -173,6 +182,8 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
             shape = np.broadcast_shapes(*[a.shape for a in args if isinstance(a, Tensor)])
         except ValueError:
             return None  # the op runs now and raises its own error, as without fusion
+    if count == 1 and _EAGER and (key, shape) in _EAGER and device == "cpu":
+        return None  # heads a chain that ran op by op last time: run it now
     if count > MAX_OPS:  # cut the chain: its long operands become inputs
         for i, a in enumerate(kept):
             if a.__class__ is not tuple and isinstance(a, Tensor):
@@ -201,9 +212,10 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     return t
 
 
-def flush() -> None:
+def flush(keep: Tensor | None = None) -> None:
     """Materialise every pending tensor still alive (before an in-place change: a chain must
-    read the values its operands had when its ops were called)."""
+    read the values its operands had when its ops were called), except ``keep`` (the operand of
+    the in-place op itself, computed by it)."""
     if not _LIVE:
         return
     refs = _LIVE[:]
@@ -211,7 +223,10 @@ def flush() -> None:
     for r in refs:
         t = r()
         if t is not None and t._lazy is not None:
-            materialize(t)
+            if t is keep:
+                _LIVE.append(r)
+            else:
+                materialize(t)
 
 
 # ---- materialisation ---------------------------------------------------------------------------
@@ -226,7 +241,7 @@ class Program:
     parameter holds the numbers (inputs ``numbers``)."""
 
     __slots__ = ("steps", "in_shapes", "in_kinds", "reduce", "key", "names", "op", "compiled",
-                 "arrays", "numbers", "_plans", "_needs", "__weakref__")
+                 "arrays", "numbers", "learned", "_plans", "_needs", "__weakref__")
 
     def __init__(self, key: tuple, steps: list, in_shapes: list, in_kinds: list, reduce: str | None) -> None:
         self.key = key
@@ -241,6 +256,7 @@ class Program:
         self.numbers = [i for i, s in enumerate(in_shapes) if s is None]
         self._plans: dict[tuple, tuple] = {}
         self._needs: dict[tuple, tuple] = {}
+        self.learned = False  # its ops were added to _EAGER (after it was replayed)
 
     def inputs(self, args: Any, numbers: list) -> list:
         """All the chain's inputs from the fused op's operands (or None) and its numbers."""
@@ -418,10 +434,11 @@ def _decode(key: tuple, pendings: list) -> tuple[list, list, list]:
     return steps, in_shapes, in_kinds
 
 
-def materialize(t: Tensor, reduce: str | None = None) -> Any:
+def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
     """Compute pending ``t`` (one fused op on the tape when it requires grad) and make it an
     ordinary tensor; with ``reduce`` ("sum"/"mean") return instead a new tensor holding that
-    reduction of it, computed in the same pass (``t`` stays pending)."""
+    reduction of it, computed in the same pass (``t`` stays pending). ``out``: an array the
+    compiled pass may write the value into (an in-place update); the value is returned."""
     rg = t.requires_grad
     key, pendings, owners, inputs, values, numbers, op_params = _linearise(t, rg)
     key = (key, reduce, t.device)
@@ -431,6 +448,8 @@ def materialize(t: Tensor, reduce: str | None = None) -> Any:
             _PROGRAMS.clear()
         program = _PROGRAMS[key] = Program(key, *_decode(key[0], pendings), reduce)
     params = {"program": program, "params": op_params, "numbers": numbers}
+    if out is not None:
+        params["out"] = out
     device = t.device
     B = _BACKENDS.get(device)
     if B is None:
@@ -438,6 +457,8 @@ def materialize(t: Tensor, reduce: str | None = None) -> Any:
     if not _kernels.compiles(program, op_params, B):
         done = _replay(t, owners, program, inputs, values, numbers, op_params, reduce)
         if done is not None:
+            if not program.learned and device == "cpu":
+                _learn_eager(program)
             return done
     out = forward(program.op, B, values, params)
     version = [0] if reduce else t._version
@@ -448,6 +469,20 @@ def materialize(t: Tensor, reduce: str | None = None) -> Any:
     t._node = node
     t._lazy = None
     return out
+
+
+def _learn_eager(program: Program) -> None:
+    """Remember the ops of a chain the CPU replayed op by op as ones to run at once (see
+    ``_EAGER``): each step, keyed as :func:`record` sees it when the step heads a chain."""
+    program.learned = True
+    if not LEARN:
+        return
+    if len(_EAGER) > 65536:  # ever new shapes: keep it bounded
+        _EAGER.clear()
+    steps = program.steps
+    for op, refs, _, shape in steps:
+        kinds = [program.in_kinds[r] if r >= 0 else steps[-1 - r][2] for r in refs]
+        _EAGER.add(((op, *kinds), shape))
 
 
 def _replay(t: Tensor, owners: list, program: Program, inputs: list, values: list, numbers: list,

@@ -40,6 +40,23 @@ def _transcendental(p: Program) -> bool:
     return got
 
 
+def layout_of(shape: tuple, arrays: Any) -> Any:
+    """The operand whose memory order a chain's outputs take, or None (C order): the first
+    array of the chain's shape that is dense but not C-contiguous (a convolution's output is
+    (N, C, H, W) stored channel-major). Outputs written in C order beside it would make every
+    pass walk one of them across memory (NumPy's ufuncs keep such a layout too: order K)."""
+    for a in arrays:
+        if a is not None and a.__class__ is np.ndarray and a.shape == shape and not a.flags.c_contiguous:
+            like = np.empty_like(a)
+            return a if like.strides == a.strides else None
+    return None
+
+
+def empty(shape: tuple, dtype: Any, like: Any) -> Any:
+    """An output of a chain: C order, or the memory order of ``like`` (see :func:`layout_of`)."""
+    return np.empty(shape, dtype) if like is None else np.empty_like(like, dtype=dtype)
+
+
 def use_host(p: Program, n: int) -> bool:
     """Whether compiled host code should run ``p`` on ``n`` elements (when it is available)."""
     return host.available() and (host.Settings.vectorized or n <= HOST_MAX_TRANSCENDENTAL
@@ -86,18 +103,20 @@ def host_call(p: Program, chain: Chain, grads: list, outs: list) -> host.Call | 
     return None if fn is None else host.Call(fn, geo)
 
 
-def forward(chain: Chain, B: Any = None, threads: int | None = None) -> tuple[list, Any]:
+def forward(chain: Chain, B: Any = None, threads: int | None = None, out: Any = None) -> tuple[list, Any]:
     """``(outputs, reduced)``: each output's value (arrays of the chain's shape) and the closing
     reduction (a 0-d array of the reduced value's dtype) or None. ``B``: the CUDA backend when
-    the leaves are CuPy arrays."""
+    the leaves are CuPy arrays; ``out``: on CUDA, an array the output may be written into (the
+    caller checks whether it was)."""
     _check_outputs(chain)
     sig = chain.signature
     p = forward_program(sig)
     if B is not None and getattr(B, "xp", np) is not np:
         from gpugrad.fusion import cuda
 
-        return cuda.forward(B, chain, p)
-    outs = [np.empty(chain.shape, dt) for dt in p.out_dtypes]
+        return cuda.forward(B, chain, p, out)
+    like = layout_of(chain.shape, chain.arrays())
+    outs = [empty(chain.shape, dt, like) for dt in p.out_dtypes]
     total = _evaluate(p, chain, [], outs, threads)
     reduced = None
     if p.reduced is not None:
@@ -130,7 +149,8 @@ def backward(chain: Chain, grads_in: list, needs: list[bool] | tuple[bool, ...],
 
         return cuda.backward(B, chain, p, grads)
     grads = [np.asarray(g) for g in grads]
-    outs = [np.empty(chain.shape, dt) for dt in p.out_dtypes]
+    like = layout_of(chain.shape, [*grads, *chain.arrays()])
+    outs = [empty(chain.shape, dt, like) for dt in p.out_dtypes]
     _evaluate(p, chain, grads, outs, threads)
     result: list = [None] * len(chain.leaves)
     taken: set[int] = set()

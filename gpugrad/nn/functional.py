@@ -23,6 +23,7 @@ from gpugrad.backends import backend_for
 from gpugrad.errors import ArgumentError, DTypeError, ShapeError
 from gpugrad.ops import nn as _nn
 from gpugrad.ops._util import as_tensor_operand
+from gpugrad.ops.linalg import matmul_transposed
 from gpugrad.tensor import Tensor
 
 __all__ = [
@@ -96,7 +97,7 @@ def linear(input: Any, weight: Any, bias: Any = None) -> Tensor:
     if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise ShapeError(f"linear: input {input.shape} has {input.shape[-1] if input.ndim else 'no'} features "
                          f"but weight {weight.shape} expects {weight.shape[1]}")
-    out = _ops.matmul(input, _ops.transpose(weight))
+    out = matmul_transposed(input, weight)
     if bias is not None:
         out = out + bias
     return out

@@ -254,14 +254,15 @@ def inplace(x: Tensor, fn: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
     detected at backward time.
     """
     name = getattr(fn, "name", "inplace")
-    _fusion.flush()  # pending chains read x's storage as it is now
+    # pending chains read x's storage as it is now (the operand's own, when pending, is computed below)
+    _fusion.flush(other if other.__class__ is Tensor and other._lazy is not None else None)
     recording = STATE.grad_enabled and (x.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
     tangents = _has_tangents(x, other)
     if recording or tangents:
         if recording:
             _check_inplace_target(x, f"{name}_")
         result = fn(_snapshot(x), other)
-    elif name in _UFUNC_INPLACE and _ufunc_inplace(x, name, other):
+    elif name in _UFUNC_INPLACE and _ufunc_inplace(x, name, other, fn):
         return x
     else:
         result = fn(x.detach(), other)
@@ -282,12 +283,15 @@ def inplace(x: Tensor, fn: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
 _UFUNC_INPLACE = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide"}
 
 
-def _ufunc_inplace(x: Tensor, name: str, other: Any) -> bool:
+def _ufunc_inplace(x: Tensor, name: str, other: Any, fn: Callable[[Any, Any], Tensor]) -> bool:
     """Unrecorded ``x op= other`` as one ufunc writing into x's storage (a parameter update does
     one pass and allocates nothing). Returns False where the general path must decide."""
     if isinstance(other, Tensor):
         if other.device != x.device:
             raise DeviceError(f"{name}_: the operand is on {other.device} but the tensor is on {x.device}")
+        if other._lazy is not None and x.device != "cpu" and _fused_into(x, fn, other):
+            x._version[0] += 1
+            return True
         operand = other.data
     elif other is None or isinstance(other, (int, float, bool)):
         operand = other
@@ -305,6 +309,22 @@ def _ufunc_inplace(x: Tensor, name: str, other: Any) -> bool:
         raise ShapeError(f"{name}_: operand of shape {getattr(operand, 'shape', ())} does not broadcast to the "
                          f"in-place target's shape {x.shape}") from None
     x._version[0] += 1
+    return True
+
+
+def _fused_into(x: Tensor, fn: Callable[[Any, Any], Tensor], other: Tensor) -> bool:
+    """``x op= other`` for a pending ``other`` on CUDA: ``x op other`` joins its chain, and the
+    fused kernel writes the value into x's storage (``p -= lr * g``: one launch, not two).
+    False where it does not apply (the caller computes the operand first, as for any other)."""
+    data = x.data
+    if other.dtype != data.dtype or other.ndim > data.ndim or not data.flags.c_contiguous:
+        return False  # (a result of another dtype or shape, or a layout the kernel does not write)
+    r = fn(make_tensor(data, x.device), other)
+    if r._lazy is None or r.shape != x.shape or r.dtype != x.dtype:
+        return False
+    value = _fusion.materialize(r, out=data)
+    if value is not data:  # the kernel could not write there (its operands overlap x's memory)
+        data[...] = value
     return True
 
 

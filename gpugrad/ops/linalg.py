@@ -20,6 +20,9 @@ from gpugrad.tensor import Tensor
 
 
 class MatMul(Op):
+    """``a @ b``; with params ``t_b`` (b 2-D) ``a @ b.T``, a linear layer's ``x @ W.T``: W's
+    gradient is then made in W's own layout, a new array the engine hands to ``.grad``."""
+
     name = "matmul"
     fresh_grads = True
 
@@ -31,6 +34,8 @@ class MatMul(Op):
         a, b = args
         if a.ndim == 0 or b.ndim == 0:
             raise ShapeError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}")
+        if params.get("t_b"):
+            b = B.swapaxes(b, -1, -2)
         return B.matmul(a, b)
 
     def vjp(self, ns: Any, g: Any, args: tuple, out: Any, params: dict, needs: tuple) -> tuple:
@@ -42,15 +47,23 @@ class MatMul(Op):
             g = ns.expand_dims(g, -2)
         if b_nd == 1:
             g = ns.expand_dims(g, -1)
+        t_b = params.get("t_b")
         ga = gb = None
         if needs[0]:
-            b2 = ns.reshape(b, (b.shape[0], 1)) if b_nd == 1 else b
-            ga = ns.matmul(g, ns.swapaxes(b2, -1, -2))
+            if t_b:
+                ga = ns.matmul(g, b)
+            else:
+                b2 = ns.reshape(b, (b.shape[0], 1)) if b_nd == 1 else b
+                ga = ns.matmul(g, ns.swapaxes(b2, -1, -2))
             if a_nd == 1:
                 ga = ns.reshape(ga, ga.shape[:-2] + ga.shape[-1:])
         if needs[1]:
             a2 = ns.reshape(a, (1, a.shape[0])) if a_nd == 1 else a
-            gb = ns.matmul(ns.swapaxes(a2, -1, -2), g)
+            if a_nd > 2 and b_nd == 2:  # b met every row of a's batch: one product, not a batch summed
+                rows = int(np.prod(a2.shape[:-1], dtype=np.int64))
+                a2 = ns.reshape(a2, (rows, a2.shape[-1]))
+                g = ns.reshape(g, (rows, g.shape[-1]))
+            gb = ns.matmul(ns.swapaxes(g, -1, -2), a2) if t_b else ns.matmul(ns.swapaxes(a2, -1, -2), g)
             if b_nd == 1:
                 gb = ns.reshape(gb, gb.shape[:-1])
         return ga, gb
@@ -58,6 +71,9 @@ class MatMul(Op):
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         ta, tb = tangents
         a, b = args
+        if params.get("t_b"):
+            b = ns.swapaxes(b, -1, -2)
+            tb = None if tb is None else ns.swapaxes(tb, -1, -2)
         out_t = None
         if ta is not None:
             out_t = ns.matmul(ta, b)
@@ -145,6 +161,20 @@ def matmul(a: Any, b: Any) -> Tensor:
     b = as_tensor_operand(b, a)
     _check_product("matmul", a.shape, b.shape)
     return apply(MATMUL, (a, b), {"ndims": (a.ndim, b.ndim)})
+
+
+def matmul_transposed(a: Any, b: Any) -> Tensor:
+    """``a @ b.T`` for a 2-D ``b`` (a linear layer's ``x @ W.T``), one op: no transposed view of
+    ``b`` on the tape, and b's gradient made in b's layout.
+
+    Example: ``matmul_transposed(x, w)`` maps (N, in) to (N, out) for w (out, in).
+    """
+    a = as_tensor_operand(a, b if isinstance(b, Tensor) else None)
+    b = as_tensor_operand(b, a)
+    if b.ndim != 2:
+        raise ShapeError(f"matmul: the transposed operand must be 2-D, got shape {b.shape}")
+    _check_product("matmul", a.shape, (b.shape[1], b.shape[0]))
+    return apply(MATMUL, (a, b), {"ndims": (a.ndim, 2), "t_b": True})
 
 
 def _check_product(name: str, sa: tuple, sb: tuple) -> None:

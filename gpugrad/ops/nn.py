@@ -580,6 +580,7 @@ class LayerNorm(Op):
 
     name = "layer_norm"
     save_inputs = (True, True, False)
+    fresh_grads = True  # new arrays (the engine hands them to .grad as they are); a bias gradient that is g is not
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
         x, w, b = args
@@ -878,6 +879,7 @@ class CrossEntropy(Op):
     def forward(self, B: Any, args: list, params: dict) -> Any:
         x, t = args
         xp = B.xp
+        _label_state(params)
         lsm = forward(LOG_SOFTMAX, B, [x], {"axis": -1})
         s = params["smoothing"]
         w = params["weight"]
@@ -947,6 +949,7 @@ class CrossEntropy(Op):
     def vjp(self, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
         x, t = args
         m = x.shape[0]
+        _label_state(params)
         lsm = ns.log_softmax(x, -1)
         scale = self._scale(ns, g, params, m)
         gx = gt = None
@@ -963,6 +966,7 @@ class CrossEntropy(Op):
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
         tx, tt = tangents
         x, t = args
+        _label_state(params)
         lsm = ns.log_softmax(x, -1)
         rows = None
         if tx is not None:
@@ -982,11 +986,16 @@ class CrossEntropy(Op):
 CROSS_ENTROPY = CrossEntropy()
 
 
-def _label_params(xp: Any, params: dict) -> None:
-    """What the rules need of integer labels, set once when the op is applied: safe labels, the 0/1 row mask, the mean's
-    denominator, and that denominator for the gradient (1 when every row is ignored: PyTorch gives a
-    NaN loss but a zero gradient)."""
-    raw, w = params["raw_labels"], params["weight"]
+def _label_state(params: dict) -> None:
+    """What the rules need of integer labels, set in ``params`` the first time a rule runs: safe
+    labels, the 0/1 row mask, the mean's denominator, and that denominator for the gradient (1
+    when every row is ignored: PyTorch gives a NaN loss but a zero gradient). Not at the call: on
+    CUDA the cross-entropy kernels read the raw labels and need none of it (seven launches saved)."""
+    raw = params.get("raw_labels")
+    if raw is None or params["labels"] is not None:
+        return
+    xp = _backend_of(raw).xp
+    w = params["weight"]
     valid_b = raw != params["ignore_index"]
     labels = xp.where(valid_b, raw, 0)
     valid = valid_b.astype(params["dtype"])
@@ -1055,14 +1064,15 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
             raise ShapeError(f"cross_entropy: integer labels must have shape {batch_shape} for logits of shape "
                              f"{logits.shape}, got {tuple(t_arr.shape)}")
         labels = t_arr.reshape(m).astype(np.int64)
-        valid_b = labels != ignore_index
         if B.xp is np and labels.size:
-            bad = valid_b & ((labels < 0) | (labels >= c))
+            bad = (labels != ignore_index) & ((labels < 0) | (labels >= c))
             if bad.any():
                 raise ArgumentError(f"cross_entropy: labels must be in [0, {c}) or equal ignore_index "
                                     f"({ignore_index}); got {int(labels[bad][0])}")
-        params.update(raw_labels=labels, ignore_index=int(ignore_index), dtype=logits.dtype)
-        _label_params(B.xp, params)
+        # labels, valid and denom: computed by _label_state when the rule runs (a backend's
+        # kernel reads raw_labels alone)
+        params.update(raw_labels=labels, ignore_index=int(ignore_index), dtype=logits.dtype, denom=None,
+                      grad_denom=None)
         return apply(CROSS_ENTROPY, (x, None), params)
     if t_arr.dtype.kind != "f":
         raise DTypeError(f"cross_entropy: target must hold integer labels or float probabilities, got {t_arr.dtype}")

@@ -39,7 +39,7 @@ ON_DEVICE = (
     "sum", "mean", "sum_to", "amax", "amin",
     # softmax, cross-entropy
     "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy_logits",
-    "cross_entropy_logits_backward",
+    "cross_entropy_logits_backward", "layer_norm_rows", "layer_norm_rows_backward",
     # indexing
     "getitem", "index_scatter", "index_put", "take", "take_scatter",
     # CuPy library calls and views

@@ -126,7 +126,7 @@ class Elementwise:
                    g_owned: bool) -> tuple[tuple, tuple]:
         """The fused backward: ``(grads, fresh)``.
 
-        ``acc[i]`` (or None) is a C-contiguous buffer of g's shape and dtype that the engine
+        ``acc[i]`` (or None; ``acc`` None: none) is a C-contiguous buffer of g's shape and dtype that the engine
         owns: gradient i is added into it in the kernel and ``grads[i] is acc[i]``. ``fresh[i]``
         says grads[i] is a buffer nothing else refers to (new, or acc[i], or g itself when
         ``g_owned`` and only one input takes it). One kernel computes every gradient that is
@@ -135,6 +135,8 @@ class Elementwise:
         n_in = len(op.inputs)
         if args is None:
             args = (None,) * n_in
+        if acc is None:  # no buffer to add into
+            acc = op._nones
         dt = g.dtype
         cp = self.cp
         results: list[Any] = [None] * n_in

@@ -133,6 +133,52 @@ class NNKernels:
                           np.float64(label_smoothing)))
         return dx
 
+    def layer_norm_rows(self, x: Any, w: Any, b: Any, eps: float) -> tuple[Any, Any]:
+        """Layer normalisation of ``x`` over its trailing ``w.shape`` (R elements: x as (rows, R))
+        with weight and bias, one kernel: ``(y, stats)``, stats the rows' mean and 1/std ((rows,
+        2), float32 for float16, else x's dtype) that :meth:`layer_norm_rows_backward` reads.
+        Float dtypes, contiguous operands."""
+        cp = self.cp
+        R = w.size
+        rows = x.size // R if R else 0
+        with self.device:
+            y = cp.empty(x.shape, dtype=x.dtype)
+            stats = cp.empty((rows, 2), dtype=ACC[x.dtype])
+        if rows and R:
+            k = self._handwritten("layer_norm.cu", f"gg_ln_fwd_rows_{SFX[x.dtype]}")
+            self._launch(k, min(rows, self.sm_count * 8), pow2_at_least(R),
+                         (x, w, b, y, stats, np.int64(rows), np.int64(R), np.float64(eps)))
+        return y, stats
+
+    def layer_norm_rows_backward(self, g: Any, x: Any, w: Any, stats: Any, need_x: bool,
+                                 need_params: bool) -> tuple[Any, Any, Any]:
+        """``(gx, gw, gb)`` of :meth:`layer_norm_rows` for the output gradient ``g`` (x's shape):
+        one kernel for gx (when ``need_x``), one for both parameter gradients (``need_params``),
+        new arrays of x's and w's shapes; None where not needed."""
+        cp = self.cp
+        R = w.size
+        rows = stats.shape[0]
+        if g.dtype != x.dtype or not g.flags.c_contiguous:
+            g = cp.ascontiguousarray(g.astype(x.dtype, copy=False))
+            self.counters["launches"] += 1
+        sfx = SFX[x.dtype]
+        gx = gw = gb = None
+        with self.device:
+            if need_x:
+                gx = cp.empty(x.shape, dtype=x.dtype)
+            if need_params:
+                gw = cp.empty(w.shape, dtype=x.dtype)
+                gb = cp.empty(w.shape, dtype=x.dtype)
+        if need_x and rows and R:
+            k = self._handwritten("layer_norm.cu", f"gg_ln_bwd_rows_{sfx}")
+            self._launch(k, min(rows, self.sm_count * 8), pow2_at_least(R),
+                         (g, x, w, stats, gx, np.int64(rows), np.int64(R)))
+        if need_params and R:
+            k = self._handwritten("layer_norm.cu", f"gg_ln_bwd_params_{sfx}")
+            self._launch(k, max(1, min(-(-R // BLOCK), self._max_grid)), BLOCK,
+                         (g, x, stats, gw, gb, np.int64(rows), np.int64(R)))
+        return gx, gw, gb
+
     def _ce_operands(self, logits: Any, labels: Any) -> tuple[Any, Any]:
         cp = self.cp
         if logits.ndim != 2 or labels.shape != logits.shape[:1]:
@@ -209,8 +255,43 @@ def _cross_entropy_vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs:
     return gx, None
 
 
+_LN_STATS = "cuda_ln_stats"
+
+
+def _ln_rows(B: Any, args: Any, params: dict) -> tuple[int, int] | None:
+    """(rows, R) when the layer-norm kernels compute this case: float x, weight and bias given,
+    all contiguous, of one dtype."""
+    x, w, b = args
+    if w is None or b is None or x.dtype not in FLOATS or w.dtype != x.dtype or b.dtype != x.dtype:
+        return None
+    if not (x.flags.c_contiguous and w.flags.c_contiguous and b.flags.c_contiguous):
+        return None
+    R = prod(x.shape[x.ndim - len(params["axes"]):])
+    return (prod(x.shape) // R if R else 0), R
+
+
+def _layer_norm_forward(B: Any, args: list, params: dict) -> Any:
+    shape = _ln_rows(B, args, params)
+    if shape is None or 0 in shape:
+        return NotImplemented
+    x, w, b = args
+    # the statistics are kept with this call's params for the backward (as cross-entropy's)
+    y, params[_LN_STATS] = B.layer_norm_rows(x, w, b, params["eps"])
+    return y
+
+
+def _layer_norm_vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
+    stats = params.get(_LN_STATS)
+    x, w, _ = args
+    if stats is None or x is None or w is None or needs[1] != needs[2] or g.shape != x.shape:
+        return NotImplemented
+    return B.layer_norm_rows_backward(g, x, w, stats, needs[0], needs[1])
+
+
 LOWERINGS = lowerings.CUDA
 LOWERINGS.update({
+    ("layer_norm", "forward"): _layer_norm_forward,
+    ("layer_norm", "vjp"): _layer_norm_vjp,
     ("softmax", "forward"): _softmax_forward,
     ("softmax", "vjp"): _softmax_vjp,
     ("log_softmax", "forward"): _log_softmax_forward,

@@ -21,8 +21,12 @@ from gpugrad.backends.shapes import sum_to_axes
 class Reductions:
     """CupyBackend's sums and extrema."""
 
-    def _sum_pass(self, x: Any, outer: int, R: int, inner: int, out_dt: np.dtype, scale: float) -> Any:
-        """One (outer, R, inner) -> (outer, inner) sum of a contiguous float array."""
+    def _sum_pass(self, x: Any, outer: int, R: int, inner: int, out_dt: np.dtype, scale: float,
+                  out_shape: tuple | None = None) -> Any:
+        """One (outer, R, inner) -> (outer, inner) sum of a contiguous float array, allocated with
+        ``out_shape`` (the same elements) when given: a new array, not a view (the autograd engine
+        adds into such a gradient in place and hands it to ``.grad`` without a copy)."""
+        final = (outer, inner) if out_shape is None else out_shape
         cp = self.cp
         dt = x.dtype
         acc = ACC[dt]
@@ -42,12 +46,15 @@ class Reductions:
         chunk = -(-R // nch)
         first_dt = out_dt if nch == 1 else acc
         with self.device:
-            y = cp.empty((outer, nch, inner) if kind == "cols" else (outer, nch), dtype=first_dt)
+            if nch == 1:
+                y = cp.empty(final, dtype=first_dt)
+            else:
+                y = cp.empty((outer, nch, inner) if kind == "cols" else (outer, nch), dtype=first_dt)
         self._sum_launch(kind, x, y, outer, R, inner, nch, chunk, scale if nch == 1 else 1.0)
         if nch == 1:
-            return y.reshape(outer, inner)
+            return y
         with self.device:
-            z = cp.empty((outer, inner), dtype=out_dt)
+            z = cp.empty(final, dtype=out_dt)
         self._sum_launch(kind, y, z, outer, nch, inner, 1, nch, scale)
         return z
 
@@ -66,11 +73,12 @@ class Reductions:
                     np.float64(scale))
         self._launch(kernel, max(1, min(work, self.sm_count * 8)), block, args)
 
-    def _reduce(self, x: Any, axes: tuple[int, ...], scale: float) -> Any:
-        """Sum over ``axes`` (sorted, non-negative) times ``scale``; the reduced axes are dropped."""
+    def _reduce(self, x: Any, axes: tuple[int, ...], scale: float, shape: tuple | None = None) -> Any:
+        """Sum over ``axes`` (sorted, non-negative) times ``scale``; the reduced axes are dropped,
+        or the result has ``shape`` (the same number of elements: kept axes of length 1)."""
         cp = self.cp
         dt = x.dtype
-        out_shape = tuple(s for d, s in enumerate(x.shape) if d not in axes)
+        out_shape = tuple(s for d, s in enumerate(x.shape) if d not in axes) if shape is None else shape
         if not x.flags.c_contiguous:
             x = cp.ascontiguousarray(x)
             self.counters["launches"] += 1
@@ -86,8 +94,8 @@ class Reductions:
         y = x
         for i, (outer, R, inner) in enumerate(passes):
             last = i == len(passes) - 1
-            y = self._sum_pass(y, outer, R, inner, dt, scale if last else 1.0)
-        return y.reshape(out_shape)
+            y = self._sum_pass(y, outer, R, inner, dt, scale if last else 1.0, out_shape if last else None)
+        return y
 
     def _axes(self, x: Any, axis: Any) -> tuple[int, ...]:
         if axis is None:
@@ -104,8 +112,8 @@ class Reductions:
             self.counters["launches"] += 1
             return r
         axes = self._axes(x, axis)
-        r = self._reduce(x, axes, 1.0)
-        return r.reshape(tuple(1 if d in axes else s for d, s in enumerate(x.shape))) if keepdims else r
+        return self._reduce(x, axes, 1.0, tuple(1 if d in axes else s for d, s in enumerate(x.shape))
+                            if keepdims else None)
 
     def mean(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         cp = self.cp
@@ -116,8 +124,8 @@ class Reductions:
             return r
         axes = self._axes(x, axis)
         n = prod(tuple(x.shape[a] for a in axes))
-        r = self._reduce(x, axes, 1.0 / n)
-        return r.reshape(tuple(1 if d in axes else s for d, s in enumerate(x.shape))) if keepdims else r
+        return self._reduce(x, axes, 1.0 / n, tuple(1 if d in axes else s for d, s in enumerate(x.shape))
+                            if keepdims else None)
 
     def sum_to(self, x: Any, shape: tuple) -> Any:
         """Sum ``x`` over the axes it was broadcast along so that it has ``shape`` (a new array)."""
@@ -129,7 +137,7 @@ class Reductions:
                 r = self.cp.sum(x, axis=axes) if axes else x
             self.counters["launches"] += 1
             return r.reshape(shape)
-        return self._reduce(x, axes, 1.0).reshape(shape)
+        return self._reduce(x, axes, 1.0, tuple(shape))
 
     def amax(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         with self.device:
