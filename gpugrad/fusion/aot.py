@@ -82,37 +82,53 @@ def _shrunk(params: Mapping[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _recording(found: dict[str, str]) -> Iterator[None]:
-    """Within: every chain the fusion compiler runs on the CPU adds its CUDA kernels to ``found``
-    (every chain is taken, whatever its size, as on CUDA)."""
+    """Within: every chain the fusion compiler runs on the CPU adds its CUDA kernels to ``found``.
+    Chains form as on CUDA: every chain is compiled (one op or many, whatever its size), nothing
+    is learned to run at once, and ``x op= pending`` joins the pending chain."""
     from gpugrad.autograd.state import STATE
     from gpugrad.fusion import cuda, host, kernels, lazy, run
+    from gpugrad.ops import index
+    from gpugrad.tensor import Tensor
 
-    saved = (run.forward, run.backward, kernels.Settings.cpu_min_elements, kernels.Settings.cpu_min_ops,
-             host.Settings.enabled, STATE.fusion)
+    saved = (run.forward, run.backward, kernels._worth_compiling_on_cpu, host.Settings.enabled, STATE.fusion,
+             index._ufunc_inplace)
 
-    def forward(chain, B=None, threads=None):  # noqa: ANN001, ANN202
+    def in_place(x, name, other, fn):  # noqa: ANN001, ANN202
+        # CUDA's rule in ops/index._ufunc_inplace: ``x op= pending`` joins the pending chain
+        # (``p -= lr * g``: one kernel writing into p), where the CPU computes the operand first
+        if isinstance(other, Tensor) and other._lazy is not None and other.device == x.device \
+                and index._fused_into(x, fn, other):
+            x._version[0] += 1
+            return True
+        return saved[5](x, name, other, fn)
+
+    def forward(chain, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         found.update(cuda.kernels_of(chain, None, None))
-        return saved[0](chain, B, threads)
+        return saved[0](chain, *args, **kwargs)
 
-    def backward(chain, grads_in, needs, B=None, threads=None):  # noqa: ANN001, ANN202
+    def backward(chain, grads_in, needs, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         found.update(cuda.kernels_of(chain, tuple(g is not None for g in grads_in), tuple(bool(x) for x in needs)))
-        return saved[1](chain, grads_in, needs, B, threads)
+        return saved[1](chain, grads_in, needs, *args, **kwargs)
 
-    run.forward, run.backward = forward, backward
-    kernels.Settings.cpu_min_elements = kernels.Settings.cpu_min_ops = 0
+    run.forward, run.backward, index._ufunc_inplace = forward, backward, in_place
+    kernels._worth_compiling_on_cpu = lambda program: True  # as on CUDA: every chain, one op or many
     host.Settings.enabled = False  # the NumPy evaluator: no host compiler runs here
     STATE.fusion = True  # (whatever GPUGRAD_FUSION says)
     # Programs seen before were decided under other settings (a small chain not worth compiling
-    # on the CPU); the ones made here run compiled whatever their size: neither crosses over.
-    programs = dict(lazy._PROGRAMS)
+    # on the CPU), and ops the CPU learned to run at once do not wait on CUDA; the programs made
+    # here run compiled whatever their size: nothing crosses over either way.
+    programs, eager = dict(lazy._PROGRAMS), set(lazy._EAGER)
     lazy._PROGRAMS.clear()
+    lazy._EAGER.clear()
     try:
         yield
     finally:
         lazy._PROGRAMS.clear()
         lazy._PROGRAMS.update(programs)
-        (run.forward, run.backward, kernels.Settings.cpu_min_elements, kernels.Settings.cpu_min_ops,
-         host.Settings.enabled, STATE.fusion) = saved
+        lazy._EAGER.clear()
+        lazy._EAGER.update(eager)
+        (run.forward, run.backward, kernels._worth_compiling_on_cpu, host.Settings.enabled, STATE.fusion,
+         index._ufunc_inplace) = saved
 
 
 def cases(names: list[str] | tuple[str, ...] | None = None) -> list:
