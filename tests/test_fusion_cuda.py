@@ -89,8 +89,6 @@ def test_kernel_sources_compile_with_nvrtc_alone(tmp_path, monkeypatch):
         assert f"void {name}(" in src
     # every listed kernel was recorded on disk for the ahead-of-time build
     assert set(cuda.recorded()) == set(kernels)
-    written = cuda.write_sources(tmp_path / "gen")
-    assert sorted(written) == sorted(kernels)
     if nvrtc.library() is None:
         pytest.skip("NVRTC is not installed (pip install nvidia-cuda-nvrtc)")
     from gpugrad.backends import cuda_codegen as cg

@@ -11,8 +11,10 @@ block order (and divides by N for a mean): one launch, the same result on every 
 
 Sources are named by their own hash (``gg_fz_<hash>_<f|b>_<layout>``), kept in memory per
 (program, layout) and recorded on disk (``~/.cache/gpugrad/fusion/cuda/``, see
-:func:`recorded`) so that the ahead-of-time build can compile every fused kernel a workload
-has produced; :func:`kernels_for` lists the kernels of given chains without running them.
+:func:`recorded`; CMake's ``-DGPUGRAD_AOT_RECORDED=ON`` builds them ahead of time);
+:func:`kernels_of` and :func:`kernels_for` list the kernels of given chains without running
+them (:mod:`gpugrad.fusion.aot` builds the bench workloads' kernels ahead of time, and the
+backend loads them from there by name and source hash).
 
 Example::
 
@@ -22,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -156,34 +157,29 @@ def recorded() -> dict[str, str]:
     return {p.stem: p.read_text() for p in sorted(cache_dir().glob("gg_fz_*.cu"))}
 
 
+def kernels_of(chain: Chain, grads_in: tuple | None = None, needs: tuple | None = None) -> dict[str, str]:
+    """Names and sources of the kernels the CUDA backend renders for ``chain``: its forward
+    (``grads_in`` None) or its backward (``grads_in`` as booleans, ``needs``), in both layouts;
+    nothing is recorded (the ahead-of-time build's list, :mod:`gpugrad.fusion.aot`)."""
+    if grads_in is None:
+        prog, role = forward_program(chain.signature), "f"
+        _prepare(prog, chain)
+    else:
+        prog, role = backward_program(chain.signature, tuple(grads_in), tuple(needs or ())), "b"
+    return dict(_render(prog, layout, role) for layout in ("c", "s"))
+
+
 def kernels_for(chains: list[tuple[Chain, tuple | None, tuple | None]]) -> dict[str, str]:
     """Names and sources of the kernels for ``(chain, grads_in, needs)`` (both layouts; the
-    backward when ``grads_in`` is given, ``grads_in`` as booleans)."""
+    backward when ``grads_in`` is given, ``grads_in`` as booleans), recorded on disk."""
     out = {}
     for chain, grads_in, needs in chains:
-        fp = forward_program(chain.signature)
-        _prepare(fp, chain)
-        progs = [(fp, "f")]
+        out.update(kernels_of(chain))
         if grads_in is not None:
-            progs.append((backward_program(chain.signature, tuple(grads_in), tuple(needs)), "b"))
-        for prog, role in progs:
-            for layout in ("c", "s"):
-                name, src = source_for(prog, layout, role)
-                record(name, src)
-                out[name] = src
+            out.update(kernels_of(chain, grads_in, needs))
+    for name, src in out.items():
+        record(name, src)
     return out
-
-
-def write_sources(out_dir: str | Path) -> list[str]:
-    """Write every recorded fused kernel into ``out_dir`` (one .cu per kernel) for CMake."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    names = []
-    for name, src in recorded().items():
-        (out / f"{name}.cu").write_text(src)
-        names.append(name)
-    (out / "fused_index.json").write_text(json.dumps({n: cg.source_hash(s) for n, s in recorded().items()}))
-    return names
 
 
 # ---- launching ---------------------------------------------------------------------------------

@@ -74,7 +74,16 @@ class Kernels:
 
     def load_kernel(self, name: str, source: str) -> Any:
         """The kernel ``name`` of ``source``: from the ahead-of-time fatbin when the manifest
-        lists it with this source's hash, else compiled by NVRTC (cached by CuPy on disk)."""
+        lists it with this source's hash, else compiled by NVRTC (cached by CuPy on disk).
+        Loaded once per name and source (the fused chains' kernels ask at every launch)."""
+        got = self._kernels.get(("load", name))
+        if got is not None and (got[0] is source or got[0] == source):
+            return got[1]
+        kernel = self._load(name, source)
+        self._kernels[("load", name)] = (source, kernel)
+        return kernel
+
+    def _load(self, name: str, source: str) -> Any:
         entry = self._aot_entry(name, source)
         if entry is not None:
             self.aot_loaded += 1
