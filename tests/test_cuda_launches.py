@@ -40,7 +40,7 @@ def _bench_step(workload: str):
 
 def test_mlp_training_step_launches(compiled_fusion) -> None:
     """The bench's MLP step (64-256-256-10, batch 256: forward, backward, SGD by hand) was 46
-    launches op by op before fusion (benchmarks/results/emulated-cuda-unfused-2026-12-05.json);
+    launches op by op before fusion (benchmarks/results/emulated-cuda-2026-12-05-before.json);
     fused, at most 27, 40% fewer (three matmuls, two bias+ReLU kernels, the logits' bias,
     cross-entropy in two, the loss's seed gradient, cross-entropy's backward, five matmuls,
     two bias+ReLU backwards, three bias sums, one update kernel per parameter)."""

@@ -29,6 +29,8 @@ from gpugrad.ops.base import vjp
 from gpugrad.ops.namespace import tensor_namespace
 from gpugrad.tensor import Tensor, make_tensor
 
+_generic = np.generic
+
 
 def _collect(root_nodes: Sequence[Node], hooked: list) -> list[Node]:
     """All nodes reachable from ``root_nodes``, in decreasing sequence order.
@@ -271,8 +273,8 @@ def _node_vjp(ns: Any, node: Node, g: Any, g_owned: bool, needs: tuple, grads: d
     g_in = vjp(op, ns, g, args, node.out, node.params, needs)
     if op.fresh_grads:
         # a NumPy scalar (a ufunc's 0-d result) cannot be added into in place
-        fresh = tuple(gi is not None and gi is not g and gi.base is None and not isinstance(gi, np.generic)
-                      for gi in g_in)
+        fresh = tuple([gi is not None and gi is not g and gi.base is None and not isinstance(gi, _generic)
+                       for gi in g_in])
     else:
         fresh = (False,) * len(g_in)
     return g_in, fresh, None
