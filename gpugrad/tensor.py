@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from gpugrad.autograd.state import STATE
+from gpugrad.backends import backend_for
 from gpugrad.errors import DTypeError, GpugradError, GraphError
 
 _new = object.__new__
@@ -134,8 +135,7 @@ class Tensor:
             loss.backward()
             w.grad
         """
-        from gpugrad.autograd.engine import run_backward
-
+        run_backward = _ENGINE_RUN[0] if _ENGINE_RUN else _engine_run()
         if not self.requires_grad:
             raise GraphError(
                 "backward: this tensor does not require grad and has no grad_fn (no input of the ops "
@@ -147,8 +147,6 @@ class Tensor:
                     f"backward: grad can be implicitly created only for scalar outputs; this output "
                     f"has shape {self.shape}, so pass grad= of that shape"
                 )
-            from gpugrad.backends import backend_for
-
             g = backend_for(self.device).ones_like(self.data)
         else:
             g = _grad_argument(self, grad)
@@ -245,8 +243,6 @@ class Tensor:
         tensor; writing to the copy never touches the tensor)."""
         if self.device == "cpu":
             return self.data.copy()
-        from gpugrad.backends import backend_for
-
         return backend_for(self.device).to_host(self.data)
 
     def item(self) -> Any:
@@ -255,8 +251,6 @@ class Tensor:
             raise GpugradError(f"item: only one-element tensors can be converted, this one has shape {self.shape}")
         if self.device == "cpu":
             return self.data.reshape(()).item()
-        from gpugrad.backends import backend_for
-
         return backend_for(self.device).to_host(self.data).item()
 
     def tolist(self) -> Any:
@@ -777,8 +771,6 @@ def _grad_argument(t: Tensor, grad: Any) -> Any:
         if grad.shape != t.shape:
             raise ShapeError(f"backward: grad has shape {grad.shape} but the output has shape {t.shape}")
         return grad
-    from gpugrad.backends import backend_for
-
     arr = backend_for(t.device).asarray(grad, dtype=t.dtype)
     if arr.shape != t.shape:
         raise ShapeError(f"backward: grad has shape {arr.shape} but the output has shape {t.shape}")
@@ -786,6 +778,16 @@ def _grad_argument(t: Tensor, grad: Any) -> Any:
 
 
 _ = STATE  # the op path reads grad mode through gpugrad.autograd.state
+
+_ENGINE_RUN: list = []  # the engine's run_backward, imported at the first backward (the engine imports this module)
+
+
+def _engine_run() -> Any:
+    from gpugrad.autograd.engine import run_backward
+
+    _ENGINE_RUN.append(run_backward)
+    return run_backward
+
 
 _NO_PARAMS: dict = {}  # shared by operator calls: elementwise ops never modify their params
 # Bound by gpugrad.ops.elementwise once the ops exist (they import this module).
