@@ -344,3 +344,44 @@ def test_plain_arithmetic_compiles_from_a_larger_size_than_transcendental_chains
     assert type((gg.tanh(x) * 2.0).grad_fn.op).__name__ == "FusedElementwise"
     big = gg.tensor(np.linspace(-1, 1, 1000, dtype=np.float32), requires_grad=True)
     assert type(gg.relu(big + b).grad_fn.op).__name__ == "FusedElementwise"
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+@pytest.mark.parametrize("dt", [np.float32, np.float64, np.float16])
+def test_a_loss_chain_makes_its_gradients_in_its_forward_pass(compiled_fusion, reduce, dt):
+    # sum/mean closing a chain that requires grad: one pass computes the value and the inputs'
+    # gradients (kept for backward); backward hands them out (scaled by an incoming gradient
+    # other than 1), and a second backward through the retained graph computes them again
+    rng = np.random.default_rng(5)
+    xv = rng.standard_normal((6, 7)).astype(dt)
+    bv = rng.standard_normal(7).astype(dt)
+
+    def loss_of(x, b):
+        y = gg.tanh(x) * gg.sigmoid(x + b)
+        return y.sum() if reduce == "sum" else y.mean()
+
+    def grads(scale, fuse):
+        x = gg.tensor(xv, requires_grad=True)
+        b = gg.tensor(bv, requires_grad=True)
+        if fuse:
+            loss = loss_of(x, b)
+            assert loss.grad_fn.params["value_grads"][0] == (True, True)  # made in the forward pass
+        else:
+            with gg.no_fusion():
+                loss = loss_of(x, b)
+        out = loss * scale if scale != 1 else loss
+        out.backward(retain_graph=True)
+        first = (x.grad.numpy().copy(), b.grad.numpy().copy())
+        x.grad = b.grad = None
+        out.backward()  # the kept gradients were handed out once: computed again
+        return loss, first, (x.grad.numpy(), b.grad.numpy())
+
+    tol = 2e-3 if dt == np.float16 else 1e-5
+    for scale in (1, 2.5):
+        loss, first, second = grads(scale, True)
+        assert type(loss.grad_fn.op).__name__ == "FusedElementwise"
+        assert "value_grads" not in loss.grad_fn.params
+        _, want, _ = grads(scale, False)
+        for got, again, ref in zip(first, second, want):
+            np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+            np.testing.assert_allclose(again, ref, rtol=tol, atol=tol)

@@ -91,7 +91,7 @@ def _recording(found: dict[str, str]) -> Iterator[None]:
     from gpugrad.tensor import Tensor
 
     saved = (run.forward, run.backward, kernels._worth_compiling_on_cpu, host.Settings.enabled, STATE.fusion,
-             index._ufunc_inplace)
+             index._ufunc_inplace, lazy.VALUE_AND_GRAD)
 
     def in_place(x, name, other, fn):  # noqa: ANN001, ANN202
         # CUDA's rule in ops/index._ufunc_inplace: ``x op= pending`` joins the pending chain
@@ -114,6 +114,7 @@ def _recording(found: dict[str, str]) -> Iterator[None]:
     kernels._worth_compiling_on_cpu = lambda program: True  # as on CUDA: every chain, one op or many
     host.Settings.enabled = False  # the NumPy evaluator: no host compiler runs here
     STATE.fusion = True  # (whatever GPUGRAD_FUSION says)
+    lazy.VALUE_AND_GRAD = False  # a loss's value and gradients in one pass is the CPU's alone
     # Programs seen before were decided under other settings (a small chain not worth compiling
     # on the CPU), and ops the CPU learned to run at once do not wait on CUDA; the programs made
     # here run compiled whatever their size: nothing crosses over either way.
@@ -128,7 +129,7 @@ def _recording(found: dict[str, str]) -> Iterator[None]:
         lazy._EAGER.clear()
         lazy._EAGER.update(eager)
         (run.forward, run.backward, kernels._worth_compiling_on_cpu, host.Settings.enabled, STATE.fusion,
-         index._ufunc_inplace) = saved
+         index._ufunc_inplace, lazy.VALUE_AND_GRAD) = saved
 
 
 def cases(names: list[str] | tuple[str, ...] | None = None) -> list:

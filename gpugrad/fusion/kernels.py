@@ -27,7 +27,7 @@ from gpugrad.backends import lowerings
 from gpugrad.backends.numpy_backend import sum_to
 from gpugrad.fusion import host, numpy_eval, run
 from gpugrad.fusion.chain import Chain, NotFusable
-from gpugrad.fusion.lower import backward_program, forward_program
+from gpugrad.fusion.lower import backward_program, forward_program, value_and_grad_program
 
 _NO = object()  # a program the compiler declined
 _address = host.address
@@ -218,6 +218,8 @@ def forward(B: Any, args: list, params: dict) -> Any:
     if t is _NO:
         return NotImplemented
     host_side = B.xp is np
+    if host_side and params.get("grad_needs") is not None:
+        return _value_and_grad(t, program, args, params)
     if host_side:
         key = tuple([a.strides for a in args])
         f = t.fast.get(key)
@@ -247,6 +249,65 @@ def forward(B: Any, args: list, params: dict) -> Any:
     return reduced if program.reduce is not None else outs[0]
 
 
+def _value_and_grad(t: _Template, program: Any, args: list, params: dict) -> Any:
+    """A chain ending in a reduction whose backward will be asked for (``params["grad_needs"]``,
+    per operand, set by fusion.lazy.materialize): its value and the gradients of that value in
+    one pass (the inputs read once, each transcendental computed once), the gradients kept in
+    ``params["value_grads"]`` for :func:`vjp`, which hands them out for an incoming gradient of
+    1 (a loss's ``backward()``) and scales them otherwise."""
+    needs = params["grad_needs"]
+    key = ("value_and_grad", needs, *[a.strides for a in args])
+    f = t.fast.get(key)
+    if f is not None and _runs_here(f):
+        like = None if f.like is None else args[f.like]
+        outs = [run.empty(f.shape, dt, like) for dt in f.out_dtypes]
+        seed = np.ones((), f.reduced_dtype)
+        P, S = _tables(t, args, params, [seed, *outs])
+        total = f.call(P, S)
+        if f.reduce == "mean":
+            total = total / f.call.n
+        grads: list = [None] * len(needs)
+        for k, slot, shape, copy in f.results:
+            gk = outs[slot]
+            grads[k] = sum_to(gk, shape) if shape is not None else gk.copy() if copy else gk
+        params["value_grads"] = (needs, grads)
+        return np.asarray(total, dtype=f.reduced_dtype)
+    chain = _bind(t, args, params)
+    try:
+        full = program.needs(needs)
+        full = tuple(bool(x) for x in full) + (False,) * (len(chain.leaves) - len(full))
+        with np.errstate(all="ignore"):
+            reduced, leaf_grads = run.value_and_grad(chain, full)
+        params["value_grads"] = (needs, [leaf_grads[k] for k in t.arrays])
+        if key not in t.fast:
+            p = value_and_grad_program(chain.signature, full)
+            rdt = chain.nodes[chain.reduction[0]][2]
+            seed = np.ones((), rdt)
+            outs = [np.empty(chain.shape, dt) for dt in p.out_dtypes]
+            call = run.host_call(p, chain, [seed], outs)
+            if call is not None:
+                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, program.reduce, rdt,
+                                        results=_results(t, p)))
+    finally:
+        chain.leaves = t.leaves
+    return reduced
+
+
+def _scaled(grads: list, g: Any) -> tuple | None:
+    """The gradients kept by :func:`_value_and_grad` for incoming gradient ``g`` (a 0-d array):
+    as they are for 1, multiplied in place by g (this pass owns them) for float32/float64, None
+    (compute them again, with g inside, as the unfused rounding has it) for float16."""
+    gv = float(g)
+    if gv == 1.0:
+        return tuple(grads)
+    if any(gk is not None and gk.dtype.itemsize < 4 for gk in grads):
+        return None
+    for gk in grads:
+        if gk is not None:
+            np.multiply(gk, g, out=gk, casting="unsafe")
+    return tuple(grads)
+
+
 def _results(t: _Template, p: Any) -> list:
     """What :func:`run.backward` does with the written arrays, for the fused op's operands."""
     chain = t.chain
@@ -272,6 +333,11 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
     if t is _NO or args is None:
         return NotImplemented
     host_side = B.xp is np
+    kept = params.pop("value_grads", None) if host_side else None  # (handed out once: see _value_and_grad)
+    if kept is not None and kept[0] == tuple(needs):
+        scaled = _scaled(kept[1], g)
+        if scaled is not None:
+            return scaled
     if host_side:
         if g.__class__ is not np.ndarray:
             g = np.asarray(g)

@@ -56,6 +56,9 @@ _PY_SCALARS = (int, float)
 # never changes a result). See :func:`_learn_eager`; ``GPUGRAD_FUSION_LEARN=0`` turns it off.
 _EAGER: set = set()
 LEARN = os.environ.get("GPUGRAD_FUSION_LEARN", "1") != "0"
+# On the CPU, a compiled chain closed by sum/mean that requires grad (a loss) computes its value
+# and its inputs' gradients in one pass, kept for backward (fusion.kernels._value_and_grad).
+VALUE_AND_GRAD = True
 
 
 class Pending:
@@ -460,6 +463,9 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
             if not program.learned and device == "cpu":
                 _learn_eager(program)
             return done
+    if rg and reduce is not None and device == "cpu" and VALUE_AND_GRAD:
+        # a loss: its gradients are made in the same pass and kept for backward (kernels._value_and_grad)
+        params["grad_needs"] = tuple([i.requires_grad for i in inputs])
     out = forward(program.op, B, values, params)
     version = [0] if reduce else t._version
     node = _record(program.op, inputs, params, out, device, version) if rg else None

@@ -227,6 +227,23 @@ def backward_program(sig: tuple, grads_in: tuple[bool, ...], needs: tuple[bool, 
     leaf k's gradient at the chain's (broadcast) shape, in the leaf's compute type (the caller
     sums it to the leaf's shape).
     """
+    return _backward(sig, grads_in, needs)[0]
+
+
+@lru_cache(maxsize=512)
+def value_and_grad_program(sig: tuple, needs: tuple[bool, ...]) -> Program:
+    """One pass over a chain that ends in a reduction: the reduced value and the needed leaves'
+    gradients of it, i.e. the backward program for an incoming gradient on the reduction alone
+    (passed as a one-element array, 1 for the value's own gradient) with the reduction taken too.
+    Its gradients are those :func:`backward_program` computes for that incoming gradient."""
+    _, _, outputs, reduction = sig
+    p, values = _backward(sig, (False,) * len(outputs) + (True,), needs)
+    p.reduced = values[reduction[0]]
+    p.reduce_kind = reduction[1]
+    return p
+
+
+def _backward(sig: tuple, grads_in: tuple[bool, ...], needs: tuple[bool, ...]) -> tuple[Program, list[int]]:
     leaves, nodes, outputs, reduction = sig
     p = Program()
     values, node_args, ctypes = _forward(p, sig)
@@ -298,4 +315,4 @@ def backward_program(sig: tuple, grads_in: tuple[bool, ...], needs: tuple[bool, 
             p.written.append(v)
             p.out_dtypes.append(key[1])
         p.grad_slot.append(slots[key])
-    return p
+    return p, values

@@ -21,7 +21,7 @@ import numpy as np
 from gpugrad.backends.numpy_backend import sum_to
 from gpugrad.fusion import host, numpy_eval
 from gpugrad.fusion.chain import Chain, NotFusable
-from gpugrad.fusion.lower import Program, backward_program, forward_program
+from gpugrad.fusion.lower import Program, backward_program, forward_program, value_and_grad_program
 
 # Measured (benchmarks/test_fusion.py, 1 thread): compiled C with glibc's vector math (libmvec)
 # beats NumPy at every size. Without libmvec it still wins below ~16k elements (NumPy's per-call
@@ -152,6 +152,28 @@ def backward(chain: Chain, grads_in: list, needs: list[bool] | tuple[bool, ...],
     like = layout_of(chain.shape, [*grads, *chain.arrays()])
     outs = [empty(chain.shape, dt, like) for dt in p.out_dtypes]
     _evaluate(p, chain, grads, outs, threads)
+    return _leaf_grads(p, chain, outs)
+
+
+def value_and_grad(chain: Chain, needs: list[bool] | tuple[bool, ...], threads: int | None = None) -> tuple[Any, list]:
+    """``(reduced, grads)`` of a chain on NumPy arrays that ends in a reduction, in one pass: the
+    reduced value (a 0-d array) and per leaf the gradient of that value (None where not needed),
+    as :func:`backward` gives them for an incoming gradient of 1."""
+    sig = chain.signature
+    needs = tuple(bool(x) for x in needs)
+    p = value_and_grad_program(sig, needs)
+    r, kind = sig[3]
+    seed = np.ones((), chain.nodes[r][2])
+    like = layout_of(chain.shape, chain.arrays())
+    outs = [empty(chain.shape, dt, like) for dt in p.out_dtypes]
+    total = _evaluate(p, chain, [seed], outs, threads)
+    if kind == "mean":
+        total = total / chain.size() if chain.size() else np.nan
+    reduced = np.asarray(total, dtype=chain.nodes[r][2])
+    return reduced, _leaf_grads(p, chain, outs)
+
+
+def _leaf_grads(p: Program, chain: Chain, outs: list) -> list:
     result: list = [None] * len(chain.leaves)
     taken: set[int] = set()
     for k, slot in enumerate(p.grad_slot):
