@@ -23,7 +23,6 @@ Example::
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -44,7 +43,8 @@ def tune() -> bool:
     if os.environ.get("GPUGRAD_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # the process's own symbols (libc among them): find_library would run ldconfig at import
+        libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018  (glibc only: musl has no mallopt thresholds)
         mallopt = libc.mallopt
     except (OSError, AttributeError):
