@@ -135,6 +135,18 @@ class _Fast:
         self.reduced_dtype = reduced_dtype
         self.results = results
 
+    def reduced(self, total: float) -> Any:
+        """The reduction's value (a 0-d array) from the call's float64 sum."""
+        return np.asarray(total / self.call.n if self.reduce == "mean" else total, dtype=self.reduced_dtype)
+
+    def grads(self, outs: list, n: int) -> list:
+        """The fused op's ``n`` operands' gradients from the written arrays (see _results)."""
+        grads: list = [None] * n
+        for k, slot, shape, copy in self.results:
+            gk = outs[slot]
+            grads[k] = sum_to(gk, shape) if shape is not None else gk.copy() if copy else gk
+        return grads
+
 
 def _template(program: Any, params: list, cpu: bool) -> Any:
     t = program.compiled
@@ -228,11 +240,7 @@ def forward(B: Any, args: list, params: dict) -> Any:
             outs = [run.empty(f.shape, dt, like) for dt in f.out_dtypes]
             P, S = _tables(t, args, params, outs)
             total = f.call(P, S)
-            if f.reduce is None:
-                return outs[0]
-            if f.reduce == "mean":
-                total = total / f.call.n
-            return np.asarray(total, dtype=f.reduced_dtype)
+            return outs[0] if f.reduce is None else f.reduced(total)
     chain = _bind(t, args, params)
     try:
         with np.errstate(all="ignore"):  # (the NumPy evaluator's blocks may overflow to inf)
@@ -264,14 +272,8 @@ def _value_and_grad(t: _Template, program: Any, args: list, params: dict) -> Any
         seed = np.ones((), f.reduced_dtype)
         P, S = _tables(t, args, params, [seed, *outs])
         total = f.call(P, S)
-        if f.reduce == "mean":
-            total = total / f.call.n
-        grads: list = [None] * len(needs)
-        for k, slot, shape, copy in f.results:
-            gk = outs[slot]
-            grads[k] = sum_to(gk, shape) if shape is not None else gk.copy() if copy else gk
-        params["value_grads"] = (needs, grads)
-        return np.asarray(total, dtype=f.reduced_dtype)
+        params["value_grads"] = (needs, f.grads(outs, len(needs)))
+        return f.reduced(total)
     chain = _bind(t, args, params)
     try:
         full = program.needs(needs)
@@ -351,11 +353,7 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
             outs = [run.empty(f.shape, dt, like) for dt in f.out_dtypes]
             P, S = _tables(t, args, params, [g, *outs])
             f.call(P, S)
-            grads: list = [None] * len(needs)
-            for k, slot, shape, copy in f.results:
-                gk = outs[slot]
-                grads[k] = sum_to(gk, shape) if shape is not None else gk.copy() if copy else gk
-            return tuple(grads)
+            return tuple(f.grads(outs, len(needs)))
     chain = _bind(t, args, params)
     if chain is None:
         return NotImplemented

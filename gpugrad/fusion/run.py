@@ -118,13 +118,15 @@ def forward(chain: Chain, B: Any = None, threads: int | None = None, out: Any = 
     like = layout_of(chain.shape, chain.arrays())
     outs = [empty(chain.shape, dt, like) for dt in p.out_dtypes]
     total = _evaluate(p, chain, [], outs, threads)
-    reduced = None
-    if p.reduced is not None:
-        r, kind = sig[3]
-        if kind == "mean":
-            total = total / chain.size() if chain.size() else np.nan
-        reduced = np.asarray(total, dtype=chain.nodes[r][2])
-    return outs, reduced
+    return outs, None if p.reduced is None else _reduced(chain, total)
+
+
+def _reduced(chain: Chain, total: float) -> Any:
+    """The closing reduction's value (a 0-d array of its dtype) from the pass's float64 sum."""
+    r, kind = chain.signature[3]
+    if kind == "mean":
+        total = total / chain.size() if chain.size() else np.nan
+    return np.asarray(total, dtype=chain.nodes[r][2])
 
 
 def backward(chain: Chain, grads_in: list, needs: list[bool] | tuple[bool, ...], B: Any = None,
@@ -162,15 +164,11 @@ def value_and_grad(chain: Chain, needs: list[bool] | tuple[bool, ...], threads: 
     sig = chain.signature
     needs = tuple(bool(x) for x in needs)
     p = value_and_grad_program(sig, needs)
-    r, kind = sig[3]
-    seed = np.ones((), chain.nodes[r][2])
+    seed = np.ones((), chain.nodes[sig[3][0]][2])
     like = layout_of(chain.shape, chain.arrays())
     outs = [empty(chain.shape, dt, like) for dt in p.out_dtypes]
     total = _evaluate(p, chain, [seed], outs, threads)
-    if kind == "mean":
-        total = total / chain.size() if chain.size() else np.nan
-    reduced = np.asarray(total, dtype=chain.nodes[r][2])
-    return reduced, _leaf_grads(p, chain, outs)
+    return _reduced(chain, total), _leaf_grads(p, chain, outs)
 
 
 def _leaf_grads(p: Program, chain: Chain, outs: list) -> list:
