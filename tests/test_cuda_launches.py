@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import gpugrad as gg
+from gpugrad.bench.runner import first_step
 
 pytestmark = pytest.mark.gpu
 
@@ -22,29 +23,13 @@ def _launches(fn):
     return after["launches"] - before["launches"], after["bytes"] - before["bytes"]
 
 
-def _bench_step(workload: str):
-    import gpugrad.bench.workloads  # noqa: F401  (registers the workloads)
-    from gpugrad.bench.core import WORKLOADS, Inputs
-    from gpugrad.bench.env import Env
-    from gpugrad.bench.runner import Settings
-
-    w = WORKLOADS[workload]
-    settings = Settings(device="cuda", quick=False)
-    settings.gpu = True
-    case = w.cases(settings)[0]
-    rng = np.random.default_rng(0)
-    shared = w.shared(case, rng) if w.shared else {}
-    ins = Inputs(shared=shared, sets=[w.inputs(case, rng, 0)])
-    return case, w.builders["gpugrad"](case, Env("cuda:0"), ins)
-
-
 def test_mlp_training_step_launches(compiled_fusion) -> None:
     """The bench's MLP step (64-256-256-10, batch 256: forward, backward, SGD by hand) was 46
     launches op by op before fusion (benchmarks/results/emulated-cuda-2026-12-05-before.json);
     fused, at most 27, 40% fewer (three matmuls, two bias+ReLU kernels, the logits' bias,
     cross-entropy in two, the loss's seed gradient, cross-entropy's backward, five matmuls,
     two bias+ReLU backwards, three bias sums, one update kernel per parameter)."""
-    case, impl = _bench_step("mlp")
+    case, impl = first_step("mlp", "cuda:0")
     assert case.params["dims"] == (64, 256, 256, 10)
     for _ in range(2):  # warm-up: kernels built
         impl.step(0)

@@ -17,8 +17,6 @@ import sys
 import traceback
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gpugrad
 
 
@@ -55,31 +53,15 @@ def _where() -> str:
     return f"{what:48s} <- {site}"
 
 
-def _step(workload: str):  # noqa: ANN202
-    import gpugrad as gg
-    import gpugrad.bench.workloads  # noqa: F401  (registers the workloads)
-    from gpugrad.bench.core import WORKLOADS, Inputs
-    from gpugrad.bench.env import Env
-    from gpugrad.bench.runner import Settings
-
-    w = WORKLOADS[workload]
-    settings = Settings(device="cuda", quick=False)
-    settings.gpu = True
-    case = w.cases(settings)[0]
-    rng = np.random.default_rng(0)
-    shared = w.shared(case, rng) if w.shared else {}
-    env = Env("cuda:0")
-    ins = Inputs(shared=shared, sets=[w.inputs(case, rng, 0)])
-    impl = w.builders["gpugrad"](case, env, ins)
-    return gg, case, impl
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("workload", default="mlp", nargs="?")
     ap.add_argument("--full", action="store_true")
     args = ap.parse_args()
-    gg, case, impl = _step(args.workload)
+    import gpugrad as gg
+    from gpugrad.bench.runner import first_step
+
+    case, impl = first_step(args.workload, "cuda:0")
     for _ in range(2):  # warm-up: compilations, first allocations
         impl.step(0)
     gg.cuda.synchronize()

@@ -265,6 +265,22 @@ def make_inputs(w: Workload, case: Case, settings: Settings) -> Inputs:
     return Inputs([first] + [w.inputs(case, rng, k) for k in range(1, n)], shared)
 
 
+def first_step(workload: str, device: str = "cpu") -> tuple[Case, Any]:
+    """gpugrad's step (an ``Impl``: ``step(i)``, ``outputs()``) of a workload's first case on
+    ``device``, with its inputs made as a run makes them: for tools and tests that look at one
+    step (tools/launch_trace.py, the launch-count tests).
+
+    Example: ``case, impl = first_step("mlp", "cuda:0"); impl.step(0)``.
+    """
+    import gpugrad.bench.workloads  # noqa: F401  (registers the workloads)
+
+    w = WORKLOADS[workload]
+    settings = Settings(device=device)
+    settings.gpu = device.startswith("cuda")
+    case = w.cases(settings)[0]
+    return case, w.builders["gpugrad"](case, Env(device), make_inputs(w, case, settings))
+
+
 def _free(env: Env) -> None:
     gc.collect()
     if env.gpu:
