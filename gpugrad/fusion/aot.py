@@ -88,19 +88,9 @@ def _recording(found: dict[str, str]) -> Iterator[None]:
     from gpugrad.autograd.state import STATE
     from gpugrad.fusion import cuda, host, kernels, lazy, run
     from gpugrad.ops import index
-    from gpugrad.tensor import Tensor
 
     saved = (run.forward, run.backward, kernels._worth_compiling_on_cpu, host.Settings.enabled, STATE.fusion,
-             index._ufunc_inplace, lazy.VALUE_AND_GRAD)
-
-    def in_place(x, name, other, fn):  # noqa: ANN001, ANN202
-        # CUDA's rule in ops/index._ufunc_inplace: ``x op= pending`` joins the pending chain
-        # (``p -= lr * g``: one kernel writing into p), where the CPU computes the operand first
-        if isinstance(other, Tensor) and other._lazy is not None and other.device == x.device \
-                and index._fused_into(x, fn, other):
-            x._version[0] += 1
-            return True
-        return saved[5](x, name, other, fn)
+             index.FUSE_INTO_ON_CPU, lazy.VALUE_AND_GRAD)
 
     def forward(chain, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         found.update(cuda.kernels_of(chain, None, None))
@@ -110,7 +100,8 @@ def _recording(found: dict[str, str]) -> Iterator[None]:
         found.update(cuda.kernels_of(chain, tuple(g is not None for g in grads_in), tuple(bool(x) for x in needs)))
         return saved[1](chain, grads_in, needs, *args, **kwargs)
 
-    run.forward, run.backward, index._ufunc_inplace = forward, backward, in_place
+    run.forward, run.backward = forward, backward
+    index.FUSE_INTO_ON_CPU = True  # ``x op= pending`` joins its chain, as on CUDA
     kernels._worth_compiling_on_cpu = lambda program: True  # as on CUDA: every chain, one op or many
     host.Settings.enabled = False  # the NumPy evaluator: no host compiler runs here
     STATE.fusion = True  # (whatever GPUGRAD_FUSION says)
@@ -129,7 +120,7 @@ def _recording(found: dict[str, str]) -> Iterator[None]:
         lazy._EAGER.clear()
         lazy._EAGER.update(eager)
         (run.forward, run.backward, kernels._worth_compiling_on_cpu, host.Settings.enabled, STATE.fusion,
-         index._ufunc_inplace, lazy.VALUE_AND_GRAD) = saved
+         index.FUSE_INTO_ON_CPU, lazy.VALUE_AND_GRAD) = saved
 
 
 def cases(names: list[str] | tuple[str, ...] | None = None) -> list:

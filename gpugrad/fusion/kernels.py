@@ -74,7 +74,7 @@ _CHEAP_OPS: dict[Any, bool] = {}
 
 
 def _cheap(op: Any) -> bool:
-    """Whether ``op``'s value calls no function beyond run._CHEAP (arithmetic, max, where...)."""
+    """Whether ``op``'s value calls no function beyond run.CHEAP_FUNCTIONS (arithmetic, max, where...)."""
     got = _CHEAP_OPS.get(op)
     if got is None:
         calls = {n.func.id for n in ast.walk(op.out_expr.tree)

@@ -28,14 +28,14 @@ from gpugrad.fusion.lower import Program, backward_program, forward_program, val
 # overhead dominates) and on plain arithmetic, but loses on large arrays through tanh/exp/...
 # (NumPy's SIMD loops are 4-8x faster than scalar libm there).
 HOST_MAX_TRANSCENDENTAL = 1 << 14
-CHEAP_FUNCTIONS = _CHEAP = {"where", "maximum", "minimum", "abs", "sign", "floor", "ceil", "rint", "trunc", "isnan",
+CHEAP_FUNCTIONS = {"where", "maximum", "minimum", "abs", "sign", "floor", "ceil", "rint", "trunc", "isnan",
                             "isfinite", "isinf", "logical_not", "logical_and", "logical_or", "logical_xor"}
 
 
 def _transcendental(p: Program) -> bool:
     got = getattr(p, "_transcendental", None)
     if got is None:
-        got = any(ins[0] == "call" and ins[2] not in _CHEAP for ins in p.instrs)
+        got = any(ins[0] == "call" and ins[2] not in CHEAP_FUNCTIONS for ins in p.instrs)
         p._transcendental = got  # type: ignore[attr-defined]
     return got
 

@@ -283,13 +283,18 @@ def inplace(x: Tensor, fn: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
 _UFUNC_INPLACE = {"add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide"}
 
 
+# ``x op= pending`` joins the pending chain (one kernel writing into x) on CUDA; on the CPU the
+# operand is computed first. fusion.aot turns this on to see, on the CPU, the chains CUDA runs.
+FUSE_INTO_ON_CPU = False
+
+
 def _ufunc_inplace(x: Tensor, name: str, other: Any, fn: Callable[[Any, Any], Tensor]) -> bool:
     """Unrecorded ``x op= other`` as one ufunc writing into x's storage (a parameter update does
     one pass and allocates nothing). Returns False where the general path must decide."""
     if isinstance(other, Tensor):
         if other.device != x.device:
             raise DeviceError(f"{name}_: the operand is on {other.device} but the tensor is on {x.device}")
-        if other._lazy is not None and x.device != "cpu" and _fused_into(x, fn, other):
+        if other._lazy is not None and (x.device != "cpu" or FUSE_INTO_ON_CPU) and _fused_into(x, fn, other):
             x._version[0] += 1
             return True
         operand = other.data
