@@ -29,8 +29,6 @@ from gpugrad.ops.base import vjp
 from gpugrad.ops.namespace import tensor_namespace
 from gpugrad.tensor import Tensor, make_tensor
 
-_generic = np.generic
-
 
 def _collect(root_nodes: Sequence[Node], hooked: list) -> list[Node]:
     """All nodes reachable from ``root_nodes``, in decreasing sequence order.
@@ -188,17 +186,13 @@ def run_backward(
                 g_in, fresh, acc = _node_vjp(ns, node, g, g_owned, needs, grads, owned, create_graph, live)
                 if anomaly:
                     _check_finite_backward(node, g_in, create_graph)
-                i = -1
-                for edge, gi in zip(node.next, g_in):
-                    i += 1
+                for i, (edge, gi) in enumerate(zip(node.next, g_in)):
                     if gi is None or edge is None or (live is not None and id(edge) not in live):
                         continue
                     if acc is not None and gi is acc[i]:
                         continue  # the backend already added it into grads[edge]
+                    B = ns if create_graph or edge.device == node.device else backend_for(edge.device)
                     f = fresh[i]
-                    B = ns
-                    if not create_graph and edge.device != node.device:
-                        B = backend_for(edge.device)
                     if gi.shape != edge.shape:
                         gi = B.sum_to(gi, edge.shape)
                         # a new reduction result (not a view, not a NumPy scalar)
@@ -273,7 +267,7 @@ def _node_vjp(ns: Any, node: Node, g: Any, g_owned: bool, needs: tuple, grads: d
     g_in = vjp(op, ns, g, args, node.out, node.params, needs)
     if op.fresh_grads:
         # a NumPy scalar (a ufunc's 0-d result) cannot be added into in place
-        fresh = tuple([gi is not None and gi is not g and gi.base is None and not isinstance(gi, _generic)
+        fresh = tuple([gi is not None and gi is not g and gi.base is None and not isinstance(gi, np.generic)
                        for gi in g_in])
     else:
         fresh = (False,) * len(g_in)
