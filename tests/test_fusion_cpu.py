@@ -342,6 +342,11 @@ def test_plain_arithmetic_compiles_from_a_larger_size_than_transcendental_chains
     b = gg.tensor(np.float32(0.25), requires_grad=True)
     assert type(gg.relu(x + b).grad_fn.op).__name__ == "ElementwiseOp"  # op by op: add, relu
     assert type((gg.tanh(x) * 2.0).grad_fn.op).__name__ == "FusedElementwise"
+    # closed by a sum (a loss), plain arithmetic is one pass at any size: value and gradients
+    loss = gg.relu(x + b).sum()
+    assert type(loss.grad_fn.op).__name__ == "FusedElementwise"
+    loss.backward()
+    np.testing.assert_allclose(b.grad.numpy(), np.sum(x.numpy() + 0.25 > 0), rtol=1e-6)
     big = gg.tensor(np.linspace(-1, 1, 1000, dtype=np.float32), requires_grad=True)
     assert type(gg.relu(big + b).grad_fn.op).__name__ == "FusedElementwise"
 

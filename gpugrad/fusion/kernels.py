@@ -37,17 +37,22 @@ class Settings:
     """Which chains run compiled. The decision depends on the chain alone (never on how often it
     ran), so that two runs of a program compute the same bits.
 
-    On the CPU, a chain with at least ``cpu_min_ops`` ops, or ``cpu_min_elements`` elements
-    (``cpu_min_elements_cheap`` when it only does arithmetic, max/min, where, abs...)
+    On the CPU, a chain of two ops or more (or one op and the sum closing it) with at least
+    ``cpu_min_ops`` ops, or ``cpu_min_elements`` elements; when it only does arithmetic (max/min,
+    where, abs...) and no reduction closes it, ``cpu_min_elements_cheap`` elements
     (``GPUGRAD_FUSION_CPU_MIN_OPS``, ``GPUGRAD_FUSION_CPU_MIN_ELEMENTS``,
     ``GPUGRAD_FUSION_CPU_MIN_ELEMENTS_CHEAP``): a smaller one costs less op by op than its compiled
-    call (and its compiler run), measured with ``gpugrad bench``. On CUDA every chain (each op would be a launch) unless
+    call (and its compiler run, once per chain and machine), measured with ``gpugrad bench``.
+    On CUDA every chain (each op would be a launch) unless
     ``GPUGRAD_FUSION_CUDA=0``. The test suite raises the CPU bars and turns the CUDA kernels off
     (each new chain would be a compiler run on the emulated device); tests/test_fusion_*.py set
     them back.
     """
 
-    cpu_min_elements: int = int(os.environ.get("GPUGRAD_FUSION_CPU_MIN_ELEMENTS", str(1 << 14)))
+    # 0: measured (1 thread), a compiled chain with a transcendental op or a closing sum beats
+    # the same ops one by one at every size, 64 elements included: sum(tanh(x) * sigmoid(x))
+    # fwd+bwd on 1K floats takes 36 us compiled against 68 us op by op.
+    cpu_min_elements: int = int(os.environ.get("GPUGRAD_FUSION_CPU_MIN_ELEMENTS", "0"))
     cpu_min_elements_cheap: int = int(os.environ.get("GPUGRAD_FUSION_CPU_MIN_ELEMENTS_CHEAP", str(1 << 18)))
     cpu_min_ops: int = int(os.environ.get("GPUGRAD_FUSION_CPU_MIN_OPS", "16"))
     cuda: bool = os.environ.get("GPUGRAD_FUSION_CUDA", "1") != "0"
@@ -66,8 +71,10 @@ def _worth_compiling_on_cpu(program: Any) -> bool:
         return False
     # Plain arithmetic (x @ W + b then relu) gains only the memory passes it saves, which NumPy's
     # in-cache passes make cheap: measured on the bench's MLP (1 thread), compiled loses at 2^16
-    # elements (1.48 ms vs 1.45 ms a step) and wins at 2^19 (33.1 ms vs 33.6 ms).
-    return n >= Settings.cpu_min_elements_cheap or any(not _cheap(op) for op, *_ in program.steps)
+    # elements (1.48 ms vs 1.45 ms a step) and wins at 2^19 (33.1 ms vs 33.6 ms). A closing sum
+    # (a loss) is another matter: its value and gradients come out of one pass.
+    return (n >= Settings.cpu_min_elements_cheap or program.reduce is not None
+            or any(not _cheap(op) for op, *_ in program.steps))
 
 
 _CHEAP_OPS: dict[Any, bool] = {}

@@ -50,7 +50,7 @@ _ref = weakref.ref
 _PY_SCALARS = (int, float)
 
 # Ops that head a chain the CPU ran op by op (a short chain of small arrays, or one the
-# compiler declined), by (op, operand dtypes or number types, result shape): such an op runs
+# compiler declined), by (op, operand dtypes or number types; operand shapes): such an op runs
 # at once next time rather than waiting, since waiting buys nothing there and costs the chain's
 # bookkeeping (a chain replayed op by op computes the same bits as ops run at once, so this
 # never changes a result). See :func:`_learn_eager`; ``GPUGRAD_FUSION_LEARN=0`` turns it off.
@@ -145,6 +145,7 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     count = 1
     kept = []
     key = [op]
+    shapes = []  # the operands' shapes (None for a number): with ``key``, how _EAGER knows a call
     for a in args:
         cls = a.__class__
         if cls is Tensor or (cls is not float and cls is not int and isinstance(a, Tensor)):
@@ -159,6 +160,7 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
                 s = lz.shape
                 count += lz.count
                 kept.append(a)
+            shapes.append(s)
             if device is None:
                 device = a.device
                 shape = s
@@ -172,9 +174,12 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
         elif cls is float or cls is int:
             key.append(cls)
             kept.append(a)
+            shapes.append(None)
         else:
             return None
     key = tuple(key)
+    if count == 1 and _EAGER and device == "cpu" and (key, tuple(shapes)) in _EAGER:
+        return None  # heads a chain that ran op by op last time: run it now
     dt = _RESULT.get(key)
     if dt is None:
         dt = _RESULT[key] = _result(op, args, key)
@@ -185,8 +190,6 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
             shape = np.broadcast_shapes(*[a.shape for a in args if isinstance(a, Tensor)])
         except ValueError:
             return None  # the op runs now and raises its own error, as without fusion
-    if count == 1 and _EAGER and (key, shape) in _EAGER and device == "cpu":
-        return None  # heads a chain that ran op by op last time: run it now
     if count > MAX_OPS:  # cut the chain: its long operands become inputs
         for i, a in enumerate(kept):
             if a.__class__ is not tuple and isinstance(a, Tensor):
@@ -486,9 +489,10 @@ def _learn_eager(program: Program) -> None:
     if len(_EAGER) > 65536:  # ever new shapes: keep it bounded
         _EAGER.clear()
     steps = program.steps
-    for op, refs, _, shape in steps:
+    for op, refs, _, _ in steps:
         kinds = [program.in_kinds[r] if r >= 0 else steps[-1 - r][2] for r in refs]
-        _EAGER.add(((op, *kinds), shape))
+        shapes = [program.in_shapes[r] if r >= 0 else steps[-1 - r][3] for r in refs]
+        _EAGER.add(((op, *kinds), tuple(shapes)))
 
 
 def _replay(t: Tensor, owners: list, program: Program, inputs: list, values: list, numbers: list,
