@@ -31,6 +31,7 @@ from gpugrad.backends.portable import (  # noqa: F401  (the NumPy backend's name
     pool_gather,
     pool_output_size,
     pool_scatter,
+    short_row_extremum,
     softmax,
 )
 from gpugrad.backends.portable import where as _where
@@ -261,7 +262,8 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def amax(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    return np.asarray(np.amax(x, axis=axis, keepdims=keepdims))
+    m = short_row_extremum(np.maximum, x, axis, keepdims)
+    return np.asarray(np.amax(x, axis=axis, keepdims=keepdims)) if m is None else m
 
 
 def reshape(x: Any, shape: Any) -> Any:
@@ -456,7 +458,8 @@ def fftn(x: Any, kind: str, s: tuple, axes: tuple, norm: Any) -> Any:
 
 
 def amin(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    return np.asarray(np.amin(x, axis=axis, keepdims=keepdims))
+    m = short_row_extremum(np.minimum, x, axis, keepdims)
+    return np.asarray(np.amin(x, axis=axis, keepdims=keepdims)) if m is None else m
 
 
 # ---- optimiser updates ------------------------------------------------------------------------

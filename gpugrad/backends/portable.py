@@ -68,6 +68,45 @@ def where(c: Any, a: Any, b: Any) -> Any:
     return out.view(dt)
 
 
+# ---- max / min over short rows --------------------------------------------------------------
+
+# NumPy reduces a short contiguous last axis one row at a time: the max over rows of 10 floats
+# cost 218 us for 4096 rows where ten column passes take 20 us (a softmax over 10 classes, the
+# row max of cross-entropy). Columns are folded instead, exactly (max and min round nothing).
+_SHORT_ROW_LOOP = 12  # up to this many columns: one pass per column
+_SHORT_ROW_FOLD = 96  # up to this many: halve the row repeatedly (log2 passes)
+
+
+def short_row_extremum(ufunc: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    """``ufunc.reduce`` (np.maximum or np.minimum) of NumPy array ``x`` over its last axis, by
+    columns, or None where NumPy's own reduction is as fast (long rows, few rows, other axes)."""
+    if x.__class__ is not np.ndarray or x.ndim == 0 or x.dtype.kind not in "fiu":
+        return None
+    nd = x.ndim
+    if axis.__class__ is tuple:
+        if len(axis) != 1:
+            return None
+        axis = axis[0]
+    if axis != nd - 1 and axis != -1:
+        return None
+    c = x.shape[-1]
+    if c < 2 or c > _SHORT_ROW_FOLD or x.size < 64 * c:
+        return None
+    if c <= _SHORT_ROW_LOOP:
+        out = x[..., 0:1].copy()
+        for j in range(1, c):
+            ufunc(out, x[..., j:j + 1], out=out)
+    else:
+        out = x
+        while c > 1:
+            h = c // 2
+            nxt = ufunc(out[..., :h], out[..., h:2 * h])
+            if c % 2:
+                ufunc(nxt[..., :1], out[..., 2 * h:], out=nxt[..., :1])
+            out, c = nxt, h
+    return out if keepdims else out[..., 0]
+
+
 # ---- softmax: stable, as the CUDA kernels (kernels/softmax.cu) ---------------------------------
 
 
@@ -77,7 +116,9 @@ def _shift(x: Any, axis: int) -> Any:
     dt = np.result_type(x.dtype, np.float16)
     if not x.size:
         return xp.array(x, dtype=dt)
-    m = xp.max(x, axis=axis, keepdims=True)
+    m = short_row_extremum(np.maximum, x, axis, True) if xp is np else None
+    if m is None:
+        m = xp.max(x, axis=axis, keepdims=True)
     if xp is not np:  # no host sync to ask whether it is needed
         m = xp.where(xp.isfinite(m), m, 0)
     elif not np.isfinite(m).all():

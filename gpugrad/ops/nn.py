@@ -8,6 +8,7 @@ ops); a backend may register a kernel for one (``lowerings``, see gpugrad.ops.ba
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -886,11 +887,12 @@ class CrossEntropy(Op):
         c = x.shape[-1]
         if t is None:
             labels = params["labels"]
-            picked = xp.take_along_axis(lsm, labels[:, None], 1)[:, 0]
+            picked = lsm[xp.arange(labels.shape[0]), labels]
             rows = picked * (-(1 - s)) if w is None else picked * (-(1 - s) * w[labels])
             if s:
                 rows -= (s / c) * (lsm.sum(-1) if w is None else lsm @ w)
-            rows = rows * params["valid"]
+            if params["valid"] is not None:
+                rows = rows * params["valid"]
         else:
             q = t * (1 - s) + s / c
             if w is not None:
@@ -950,17 +952,16 @@ class CrossEntropy(Op):
         x, t = args
         m = x.shape[0]
         _label_state(params)
-        lsm = ns.log_softmax(x, -1)
         scale = self._scale(ns, g, params, m)
         gx = gt = None
         if needs[0]:
             q, qsum = self._target(ns, t, x, params)
-            p = ns.exp(lsm)
+            p = ns.softmax(x, -1)
             gx = (p - q) * scale if qsum is None else (p * qsum - q) * scale
         if needs[1]:
             w = params["weight"]
             f = -(1 - params["smoothing"])
-            gt = lsm * (f if w is None else w * f) * scale
+            gt = ns.log_softmax(x, -1) * (f if w is None else w * f) * scale
         return gx, gt
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
@@ -996,6 +997,11 @@ def _label_state(params: dict) -> None:
         return
     xp = _backend_of(raw).xp
     w = params["weight"]
+    if xp is np and w is None and not (raw == params["ignore_index"]).any():
+        # no row ignored (asked of host memory, so free): no mask; the mean divides by the rows
+        n = np.asarray(raw.shape[0], params["dtype"])
+        params.update(labels=raw, valid=None, denom=n, grad_denom=n)
+        return
     valid_b = raw != params["ignore_index"]
     labels = xp.where(valid_b, raw, 0)
     valid = valid_b.astype(params["dtype"])
@@ -1054,7 +1060,7 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
     elif logits.ndim > 2:
         x = moveaxis(x, 1, -1)
     batch_shape = () if unbatched else (logits.shape[0],) + tuple(logits.shape[2:])
-    m = int(np.prod(batch_shape, dtype=np.int64)) if batch_shape else 1
+    m = math.prod(batch_shape)
     if x.shape != (m, c):
         x = reshape(x, (m, c))
     params: dict[str, Any] = {"smoothing": s, "weight": w, "reduction": reduction, "out_shape": batch_shape,
@@ -1063,8 +1069,8 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
         if tuple(t_arr.shape) != batch_shape:
             raise ShapeError(f"cross_entropy: integer labels must have shape {batch_shape} for logits of shape "
                              f"{logits.shape}, got {tuple(t_arr.shape)}")
-        labels = t_arr.reshape(m).astype(np.int64)
-        if B.xp is np and labels.size:
+        labels = t_arr.reshape(m).astype(np.int64)  # a copy: the tape keeps it
+        if B.xp is np and labels.size and not (0 <= labels.min() and labels.max() < c):
             bad = (labels != ignore_index) & ((labels < 0) | (labels >= c))
             if bad.any():
                 raise ArgumentError(f"cross_entropy: labels must be in [0, {c}) or equal ignore_index "
