@@ -439,3 +439,23 @@ def test_every_op_gives_the_same_values_and_gradients_with_and_without_fusion(sp
                 np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
 
     check()
+
+
+def test_a_pending_tensor_is_a_tensor_and_a_plain_one_once_computed():
+    import copy
+    import pickle
+
+    from gpugrad.tensor import PendingTensor, Tensor
+
+    x = gg.tensor(np.linspace(-1, 1, 12), requires_grad=True)
+    y = gg.tanh(x) * 2.0
+    assert _pending(y) and isinstance(y, Tensor) and type(y) is PendingTensor
+    assert y.shape == (12,) and y.dtype == np.float64  # known without computing
+    want = np.tanh(np.linspace(-1, 1, 12)) * 2.0
+    np.testing.assert_allclose(y.numpy(), want)
+    assert type(y) is Tensor and not _pending(y)  # computed: an ordinary tensor again
+    z = gg.sigmoid(x) + 1.0
+    w = copy.deepcopy(z)  # copy and pickle compute the chain first
+    np.testing.assert_allclose(w.numpy(), 1 / (1 + np.exp(-np.linspace(-1, 1, 12))) + 1.0)
+    p = pickle.loads(pickle.dumps(gg.exp(x.detach())))
+    np.testing.assert_allclose(p.numpy(), np.exp(np.linspace(-1, 1, 12)))

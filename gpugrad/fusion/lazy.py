@@ -5,7 +5,7 @@ elementwise op on floating-point tensors does not compute: it checks its operand
 dtypes, broadcast shapes: errors are raised here, at the op the user called, as without fusion)
 and returns a *pending* tensor that remembers the op and its operands. Its ``data`` and
 ``_node`` slots stay unset, so the first read of either (any other op, ``.numpy()``, printing,
-backward, a hook) lands in ``Tensor.__getattr__``, which calls :func:`materialize`: the pending
+backward, a hook) lands in ``PendingTensor.__getattr__``, which calls :func:`materialize`: the pending
 DAG behind the tensor (its shared subexpressions once) becomes one :class:`FusedElementwise`
 op application on the tape, whose operands are the chain's concrete tensors (its numbers are
 parameters: they never get a gradient, and the tape need not carry them). A
@@ -41,7 +41,7 @@ from gpugrad.backends import _BACKENDS, backend_for
 from gpugrad.fusion import kernels as _kernels  # noqa: F401  (registers the compiled passes)
 from gpugrad.ops.base import Op, _record, forward
 from gpugrad.ops.base import apply as _apply
-from gpugrad.tensor import Tensor, make_tensor
+from gpugrad.tensor import PendingTensor, Tensor, make_tensor
 
 MAX_OPS = 128  # ops in one chain; a longer one is cut (its head materialised as an input)
 
@@ -148,7 +148,7 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     shapes = []  # the operands' shapes (None for a number): with ``key``, how _EAGER knows a call
     for a in args:
         cls = a.__class__
-        if cls is Tensor or (cls is not float and cls is not int and isinstance(a, Tensor)):
+        if cls is Tensor or cls is PendingTensor or (cls is not float and cls is not int and isinstance(a, Tensor)):
             lz = a._lazy
             if lz is None:
                 arr = a.data
@@ -203,7 +203,7 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     lz.dtype = dt
     lz.count = count
     lz.mark = None
-    t = _new(Tensor)
+    t = _new(PendingTensor)
     t.grad = None
     t.requires_grad = rg and STATE.grad_enabled and op.differentiable
     t._version = [0]
@@ -477,6 +477,7 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
     t.data = out
     t._node = node
     t._lazy = None
+    t.__class__ = Tensor
     return out
 
 
@@ -520,6 +521,7 @@ def _replay(t: Tensor, owners: list, program: Program, inputs: list, values: lis
                 owner._node = res._node
                 owner._version = res._version
                 owner._lazy = None
+                owner.__class__ = Tensor
                 res = owner
             outs.append(res)
         if reduce is not None:

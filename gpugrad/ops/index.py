@@ -19,7 +19,7 @@ from gpugrad.fusion import lazy as _fusion  # (a module: fusion.lazy imports the
 from gpugrad.ops._util import as_tensor_operand, normalize_one_axis
 from gpugrad.ops.base import Op, apply
 from gpugrad.ops.spellings import accepts_dim
-from gpugrad.tensor import Tensor, make_tensor
+from gpugrad.tensor import PendingTensor, Tensor, make_tensor
 
 
 class GetItem(Op):
@@ -255,7 +255,7 @@ def inplace(x: Tensor, fn: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
     """
     name = getattr(fn, "name", "inplace")
     # pending chains read x's storage as it is now (the operand's own, when pending, is computed below)
-    _fusion.flush(other if other.__class__ is Tensor and other._lazy is not None else None)
+    _fusion.flush(other if other.__class__ is PendingTensor else None)
     recording = STATE.grad_enabled and (x.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
     tangents = _has_tangents(x, other)
     if recording or tangents:
