@@ -31,9 +31,9 @@ from gpugrad.backends.portable import (  # noqa: F401  (the NumPy backend's name
     pool_gather,
     pool_output_size,
     pool_scatter,
-    short_row_extremum,
     softmax,
 )
+from gpugrad.backends.portable import short_row_extremum as _short_row_extremum
 from gpugrad.backends.portable import where as _where
 from gpugrad.backends.shapes import is_basic_index as _is_basic_index
 from gpugrad.backends.shapes import sum_to_axes as _sum_to_axes
@@ -262,7 +262,7 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def amax(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    m = short_row_extremum(np.maximum, x, axis, keepdims)
+    m = _short_row_extremum(np.maximum, x, axis, keepdims)
     return np.asarray(np.amax(x, axis=axis, keepdims=keepdims)) if m is None else m
 
 
@@ -458,7 +458,7 @@ def fftn(x: Any, kind: str, s: tuple, axes: tuple, norm: Any) -> Any:
 
 
 def amin(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    m = short_row_extremum(np.minimum, x, axis, keepdims)
+    m = _short_row_extremum(np.minimum, x, axis, keepdims)
     return np.asarray(np.amin(x, axis=axis, keepdims=keepdims)) if m is None else m
 
 
