@@ -50,7 +50,7 @@ _ref = weakref.ref
 _PY_SCALARS = (int, float)
 
 # Ops that head a chain the CPU ran op by op (a short chain of small arrays, or one the
-# compiler declined), by (op, operand dtypes or number types; operand shapes): such an op runs
+# compiler declined), by (op, per operand its dtype and shape or its number type): such an op runs
 # at once next time rather than waiting, since waiting buys nothing there and costs the chain's
 # bookkeeping (a chain replayed op by op computes the same bits as ops run at once, so this
 # never changes a result). See :func:`_learn_eager`; ``GPUGRAD_FUSION_LEARN=0`` turns it off.
@@ -138,6 +138,8 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     later does not change what the chain computes (an in-place write calls flush() first).
     This runs for every elementwise op: it is written for speed (about 0.6 us).
     """
+    if _EAGER and _learned_eager(op, args):
+        return None  # heads a chain that ran op by op last time: run it now
     device = None
     rg = False
     shape = None
@@ -145,7 +147,6 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     count = 1
     kept = []
     key = [op]
-    shapes = []  # the operands' shapes (None for a number): with ``key``, how _EAGER knows a call
     for a in args:
         cls = a.__class__
         if cls is Tensor or cls is PendingTensor or (cls is not float and cls is not int and isinstance(a, Tensor)):
@@ -160,7 +161,6 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
                 s = lz.shape
                 count += lz.count
                 kept.append(a)
-            shapes.append(s)
             if device is None:
                 device = a.device
                 shape = s
@@ -174,12 +174,9 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
         elif cls is float or cls is int:
             key.append(cls)
             kept.append(a)
-            shapes.append(None)
         else:
             return None
     key = tuple(key)
-    if count == 1 and _EAGER and device == "cpu" and (key, tuple(shapes)) in _EAGER:
-        return None  # heads a chain that ran op by op last time: run it now
     dt = _RESULT.get(key)
     if dt is None:
         dt = _RESULT[key] = _result(op, args, key)
@@ -216,6 +213,27 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
         _LIVE[:] = [r for r in _LIVE if (x := r()) is not None and x._lazy is not None]
         _prune_at[0] = max(4096, 2 * len(_LIVE))  # (many live pending tensors: amortised)
     return t
+
+
+def _learned_eager(op: Any, args: tuple) -> bool:
+    """Whether ``op`` on these operands is in ``_EAGER``: CPU tensors not pending (class Tensor:
+    a pending one is a PendingTensor) and Python numbers, keyed as :func:`_learn_eager` keys a
+    step: (op, then per operand its dtype and shape, or its number type and None)."""
+    sig = [op]
+    for a in args:
+        cls = a.__class__
+        if cls is Tensor:
+            if a.device != "cpu":
+                return False
+            arr = a.data
+            sig.append(arr.dtype)
+            sig.append(arr.shape)
+        elif cls is float or cls is int:
+            sig.append(cls)
+            sig.append(None)
+        else:
+            return False
+    return tuple(sig) in _EAGER
 
 
 def flush(keep: Tensor | None = None) -> None:
@@ -491,9 +509,15 @@ def _learn_eager(program: Program) -> None:
         _EAGER.clear()
     steps = program.steps
     for op, refs, _, _ in steps:
-        kinds = [program.in_kinds[r] if r >= 0 else steps[-1 - r][2] for r in refs]
-        shapes = [program.in_shapes[r] if r >= 0 else steps[-1 - r][3] for r in refs]
-        _EAGER.add(((op, *kinds), tuple(shapes)))
+        sig = [op]
+        for r in refs:
+            if r >= 0:
+                sig.append(program.in_kinds[r])
+                sig.append(program.in_shapes[r])
+            else:
+                sig.append(steps[-1 - r][2])
+                sig.append(steps[-1 - r][3])
+        _EAGER.add(tuple(sig))
 
 
 def _replay(t: Tensor, owners: list, program: Program, inputs: list, values: list, numbers: list,
