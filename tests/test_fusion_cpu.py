@@ -390,3 +390,27 @@ def test_a_loss_chain_makes_its_gradients_in_its_forward_pass(compiled_fusion, r
         for got, again, ref in zip(first, second, want):
             np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
             np.testing.assert_allclose(again, ref, rtol=tol, atol=tol)
+
+
+def test_the_default_cpu_policy_compiles_small_transcendental_and_loss_chains():
+    # the library's defaults (the suite raises the bars): a chain with tanh/sigmoid, or closed by
+    # a sum, compiles at any size; plain arithmetic alone waits for 2^18 elements; one op never
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUGRAD_FUSION_CPU_MIN")}
+    code = """
+import numpy as np, gpugrad as gg
+from gpugrad.fusion import host
+assert host.available()
+kind = lambda t: type(t.grad_fn.op).__name__
+x = gg.tensor(np.linspace(-1, 1, 64, dtype=np.float32), requires_grad=True)
+b = gg.tensor(np.float32(0.25), requires_grad=True)
+print(kind(gg.tanh(x) * gg.sigmoid(x)), kind((gg.tanh(x) * gg.sigmoid(x)).sum()),
+      kind(gg.relu(x + b)), kind(gg.relu(x + b).sum()), kind(gg.tanh(x)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["FusedElementwise", "FusedElementwise", "ElementwiseOp", "FusedElementwise",
+                                  "ElementwiseOp"]
