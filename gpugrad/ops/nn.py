@@ -19,6 +19,7 @@ from gpugrad.backends import numpy_backend as _npb
 from gpugrad.errors import ArgumentError, DeviceError, DTypeError, ShapeError
 from gpugrad.ops._util import as_tensor_operand, normalize_one_axis
 from gpugrad.ops.base import Op, apply, forward
+from gpugrad.ops.reduce import LOGSUMEXP
 from gpugrad.ops.spellings import accepts_dim
 from gpugrad.tensor import Tensor, make_tensor
 
@@ -881,19 +882,25 @@ class CrossEntropy(Op):
         x, t = args
         xp = B.xp
         _label_state(params)
-        lsm = forward(LOG_SOFTMAX, B, [x], {"axis": -1})
         s = params["smoothing"]
         w = params["weight"]
-        c = x.shape[-1]
+        m, c = x.shape
         if t is None:
+            # From the rows' log-sum-exp: -log_softmax(x)[label] = lse - x[label] and, for the
+            # smoothing term, sum_j w_j log_softmax(x)_j = x @ w - lse * sum(w); the log-softmax of
+            # the whole array is never formed. lse is kept with this call's params for the backward
+            # (ROW_LSE), as the CUDA kernels keep their statistics.
             labels = params["labels"]
-            picked = lsm[xp.arange(labels.shape[0]), labels]
-            rows = picked * (-(1 - s)) if w is None else picked * (-(1 - s) * w[labels])
+            lse = forward(LOGSUMEXP, B, [x], {"axis": (1,), "keepdims": False, "shape": x.shape, "out_shape": (m,)})
+            params[ROW_LSE] = lse
+            nll = lse - x[xp.arange(m), labels]
+            rows = nll * (1 - s) if w is None else nll * ((1 - s) * w[labels])
             if s:
-                rows -= (s / c) * (lsm.sum(-1) if w is None else lsm @ w)
+                rows = rows + (s / c) * (c * lse - x.sum(-1) if w is None else lse * w.sum() - x @ w)
             if params["valid"] is not None:
                 rows = rows * params["valid"]
         else:
+            lsm = forward(LOG_SOFTMAX, B, [x], {"axis": -1})
             q = t * (1 - s) + s / c
             if w is not None:
                 q = q * w
@@ -956,7 +963,11 @@ class CrossEntropy(Op):
         gx = gt = None
         if needs[0]:
             q, qsum = self._target(ns, t, x, params)
-            p = ns.softmax(x, -1)
+            lse = params.get(ROW_LSE)
+            if lse is not None and not isinstance(x, Tensor):
+                p = ns.exp(x - ns.reshape(lse, (m, 1)))  # softmax from the forward's log-sum-exp
+            else:  # create_graph: differentiable in x; or the forward ran as a backend's kernel
+                p = ns.softmax(x, -1)
             gx = (p - q) * scale if qsum is None else (p * qsum - q) * scale
         if needs[1]:
             w = params["weight"]
@@ -985,6 +996,7 @@ class CrossEntropy(Op):
 
 
 CROSS_ENTROPY = CrossEntropy()
+ROW_LSE = "row_lse"  # the params key of the rows' log-sum-exp the rule's forward keeps
 
 
 def _label_state(params: dict) -> None:
