@@ -23,6 +23,8 @@ import numpy as np
 from gpugrad.table import expr as E
 
 _F16 = np.dtype(np.float16)
+_ndarray = np.ndarray
+_NUMBER_TYPES = (float, int, bool)
 
 
 class Elementwise:
@@ -62,6 +64,7 @@ class Elementwise:
             if not e.names <= allowed | {"out"}:
                 raise ValueError(f"{name}: d/d{k} uses unknown names {e.names - allowed - {'out'}}")
         self._saves: dict[tuple, tuple] = {}
+        self._result_dtypes: dict[Any, np.dtype] = {}  # by operand dtypes / number types
         # Python functions per (tag, role, dtype) and NumPy functions per dtype, made on first use.
         self.compiled: dict[Any, Callable] = {}
         self.n_inputs = len(inputs)
@@ -86,7 +89,31 @@ class Elementwise:
         return got
 
     def result_dtype(self, args: list | tuple) -> np.dtype:
-        """NumPy's promotion of the operands (Python scalars weak), then the op's kind."""
+        """NumPy's promotion of the operands (Python scalars weak), then the op's kind.
+
+        It depends on the operands' dtypes and number types alone, so for one or two NumPy
+        arrays and Python numbers it is remembered by them (this runs for every op call)."""
+        n = len(args)
+        if n == 2 and self.dtype_from is None:
+            a, b = args
+            ca, cb = a.__class__, b.__class__
+            key = (a.dtype if ca is _ndarray else ca, b.dtype if cb is _ndarray else cb)
+            cacheable = (ca is _ndarray or ca in _NUMBER_TYPES) and (cb is _ndarray or cb in _NUMBER_TYPES)
+        elif n == 1 and self.dtype_from is None:
+            a = args[0]
+            ca = a.__class__
+            key = a.dtype if ca is _ndarray else ca
+            cacheable = ca is _ndarray or ca in _NUMBER_TYPES
+        else:
+            return self._promote(args)
+        if cacheable:
+            dt = self._result_dtypes.get(key)
+            if dt is None:
+                dt = self._result_dtypes[key] = self._promote(args)
+            return dt
+        return self._promote(args)
+
+    def _promote(self, args: list | tuple) -> np.dtype:
         if self.dtype_from is not None:
             args = [args[i] for i in self.dtype_from]
         if len(args) == 1:
