@@ -43,3 +43,28 @@ def test_the_loss_matches_log_softmax_with_extreme_logits() -> None:
     shifted = logits - logits.max(-1, keepdims=True)
     lsm = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
     np.testing.assert_allclose(got, -lsm[np.arange(3), labels], rtol=1e-12)
+
+
+@pytest.mark.parametrize(("dtype", "offset", "tol"), [(np.float32, 3000.0, 1e-6), (np.float16, 60.0, 4e-3)])
+def test_a_common_offset_of_the_logits_changes_nothing(dtype: type, offset: float, tol: float) -> None:
+    # the rows are shifted by their max before anything else: the gradient's rows still sum to 0
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((64, 10))
+    labels = gg.tensor(rng.integers(0, 10, 64))
+    x = gg.tensor((base + offset).astype(dtype), requires_grad=True)
+    loss = gg.nn.functional.cross_entropy(x, labels, reduction="sum")
+    loss.backward()
+    assert np.abs(x.grad.numpy().astype(np.float64).sum(-1)).max() < tol
+    ref = gg.nn.functional.cross_entropy(gg.tensor(base), labels, reduction="sum").item()
+    np.testing.assert_allclose(float(loss.item()), ref, rtol=50 * tol)
+
+
+def test_float16_label_smoothing_over_many_classes_stays_finite() -> None:
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((4, 4000)) + 20
+    labels = np.array([1, 2, 3, 4])
+    got = gg.nn.functional.cross_entropy(gg.tensor(logits.astype(np.float16)), gg.tensor(labels),
+                                         label_smoothing=0.1, reduction="none").numpy()
+    want = gg.nn.functional.cross_entropy(gg.tensor(logits), gg.tensor(labels), label_smoothing=0.1,
+                                          reduction="none").numpy()
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=2e-3)

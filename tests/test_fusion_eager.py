@@ -459,3 +459,15 @@ def test_a_pending_tensor_is_a_tensor_and_a_plain_one_once_computed():
     np.testing.assert_allclose(w.numpy(), 1 / (1 + np.exp(-np.linspace(-1, 1, 12))) + 1.0)
     p = pickle.loads(pickle.dumps(gg.exp(x.detach())))
     np.testing.assert_allclose(p.numpy(), np.exp(np.linspace(-1, 1, 12)))
+
+
+def test_an_op_with_a_parameter_operand_is_learned_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lazy, "LEARN", True)
+    monkeypatch.setattr(lazy, "_EAGER", set())
+    x = gg.tensor(RNG.standard_normal((4, 3)).astype(np.float32))
+    b = gg.nn.Parameter(gg.tensor(RNG.standard_normal(3).astype(np.float32)))
+    first = gg.relu(x + b)
+    assert _pending(first)
+    first.numpy()  # replayed op by op: add and relu learned
+    again = x + b
+    assert not _pending(again) and type(b) is not gg.Tensor  # a Tensor subclass operand matches

@@ -216,13 +216,14 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
 
 
 def _learned_eager(op: Any, args: tuple) -> bool:
-    """Whether ``op`` on these operands is in ``_EAGER``: CPU tensors not pending (class Tensor:
-    a pending one is a PendingTensor) and Python numbers, keyed as :func:`_learn_eager` keys a
+    """Whether ``op`` on these operands is in ``_EAGER``: CPU tensors not pending (a pending one
+    is a PendingTensor) and Python numbers, keyed as :func:`_learn_eager` keys a
     step: (op, then per operand its dtype and shape, or its number type and None)."""
     sig = [op]
     for a in args:
         cls = a.__class__
-        if cls is Tensor:
+        if cls is Tensor or (cls is not PendingTensor and cls is not float and cls is not int
+                             and isinstance(a, Tensor)):  # a Parameter, say
             if a.device != "cpu":
                 return False
             arr = a.data

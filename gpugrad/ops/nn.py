@@ -19,7 +19,6 @@ from gpugrad.backends import numpy_backend as _npb
 from gpugrad.errors import ArgumentError, DeviceError, DTypeError, ShapeError
 from gpugrad.ops._util import as_tensor_operand, normalize_one_axis
 from gpugrad.ops.base import Op, apply, forward
-from gpugrad.ops.reduce import LOGSUMEXP
 from gpugrad.ops.spellings import accepts_dim
 from gpugrad.tensor import Tensor, make_tensor
 
@@ -886,17 +885,21 @@ class CrossEntropy(Op):
         w = params["weight"]
         m, c = x.shape
         if t is None:
-            # From the rows' log-sum-exp: -log_softmax(x)[label] = lse - x[label] and, for the
-            # smoothing term, sum_j w_j log_softmax(x)_j = x @ w - lse * sum(w); the log-softmax of
-            # the whole array is never formed. lse is kept with this call's params for the backward
-            # (ROW_LSE), as the CUDA kernels keep their statistics.
+            # From z = x - rowmax and the rows' log(sum(exp(z))): -log_softmax(x)[label] =
+            # ls - z[label]; the log-softmax of the whole array is formed only for the smoothing
+            # term. (m, ls) are kept with this call's params for the backward (ROW_LSE), as the
+            # CUDA kernels keep their statistics. Shifting first keeps a large common offset of
+            # the logits out of the arithmetic.
             labels = params["labels"]
-            lse = forward(LOGSUMEXP, B, [x], {"axis": (1,), "keepdims": False, "shape": x.shape, "out_shape": (m,)})
-            params[ROW_LSE] = lse
-            nll = lse - x[xp.arange(m), labels]
+            top = _shift_of(B, x)
+            z = x - top
+            ls = B.log(B.sum(B.exp(z), 1, False))
+            params[ROW_LSE] = (top, ls)
+            nll = ls - z[xp.arange(m), labels]
             rows = nll * (1 - s) if w is None else nll * ((1 - s) * w[labels])
             if s:
-                rows = rows + (s / c) * (c * lse - x.sum(-1) if w is None else lse * w.sum() - x @ w)
+                lsm = z - B.reshape(ls, (m, 1))
+                rows = rows - (s / c) * (lsm.sum(-1) if w is None else lsm @ w)
             if params["valid"] is not None:
                 rows = rows * params["valid"]
         else:
@@ -963,9 +966,10 @@ class CrossEntropy(Op):
         gx = gt = None
         if needs[0]:
             q, qsum = self._target(ns, t, x, params)
-            lse = params.get(ROW_LSE)
-            if lse is not None and not isinstance(x, Tensor):
-                p = ns.exp(x - ns.reshape(lse, (m, 1)))  # softmax from the forward's log-sum-exp
+            kept = params.get(ROW_LSE)
+            if kept is not None and not isinstance(x, Tensor):
+                top, ls = kept  # softmax from the forward's row max and log-sum-exp
+                p = ns.exp((x - top) - ns.reshape(ls, (m, 1)))
             else:  # create_graph: differentiable in x; or the forward ran as a backend's kernel
                 p = ns.softmax(x, -1)
             gx = (p - q) * scale if qsum is None else (p * qsum - q) * scale
@@ -996,7 +1000,13 @@ class CrossEntropy(Op):
 
 
 CROSS_ENTROPY = CrossEntropy()
-ROW_LSE = "row_lse"  # the params key of the rows' log-sum-exp the rule's forward keeps
+ROW_LSE = "row_lse"  # the params key of the (row max, log-sum-exp of x - max) the rule's forward keeps
+
+
+def _shift_of(B: Any, x: Any) -> Any:
+    """The rows' max (M, 1), 0 where it is not finite (a row of -inf stays -inf, not NaN)."""
+    top = B.amax(x, 1, True)
+    return B.where(B.isfinite(top), top, 0)
 
 
 def _label_state(params: dict) -> None:
