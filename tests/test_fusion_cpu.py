@@ -414,3 +414,31 @@ print(kind(gg.tanh(x) * gg.sigmoid(x)), kind((gg.tanh(x) * gg.sigmoid(x)).sum())
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["FusedElementwise", "FusedElementwise", "ElementwiseOp", "FusedElementwise",
                                   "ElementwiseOp"]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_hooks_and_retain_grad_added_after_the_loss_took_the_chain(compiled, monkeypatch, request):
+    # loss = y.sum() computes y's chain and the sum in one pass and leaves y pending; a hook or
+    # retain_grad on y afterwards must still see y's gradient and change what reaches x, b
+    if compiled:
+        request.getfixturevalue("compiled_fusion")
+
+    def run():
+        x = gg.tensor(np.linspace(-1, 1, 64, dtype=np.float32), requires_grad=True)
+        b = gg.tensor(np.float32(0.25), requires_grad=True)
+        y = gg.tanh(x + b) * 2.0
+        z = gg.relu(x - b)
+        loss = y.sum() + y.mean() * 3.0 + z.sum()
+        calls = []
+        y.retain_grad()
+        y.register_hook(lambda g: (calls.append(1), g * 3.0)[1])
+        z.retain_grad()
+        loss.backward()
+        return x.grad.numpy(), b.grad.numpy(), y.grad.numpy(), z.grad.numpy(), len(calls)
+
+    fused = run()
+    with gg.no_fusion():
+        plain = run()
+    for got, want in zip(fused[:4], plain[:4]):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert fused[4] == plain[4] == 1

@@ -30,12 +30,14 @@ Example::
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import weakref
 from typing import Any
 
 import numpy as np
 
+from gpugrad.autograd.node import Node
 from gpugrad.autograd.state import STATE
 from gpugrad.backends import _BACKENDS, backend_for
 from gpugrad.fusion import kernels as _kernels  # noqa: F401  (registers the compiled passes)
@@ -47,6 +49,7 @@ MAX_OPS = 128  # ops in one chain; a longer one is cut (its head materialised as
 
 _new = object.__new__
 _ref = weakref.ref
+_SEQ = operator.attrgetter("seq")
 _PY_SCALARS = (int, float)
 
 # Ops that head a chain the CPU ran op by op (a short chain of small arrays, or one the
@@ -64,7 +67,7 @@ VALUE_AND_GRAD = True
 class Pending:
     """The op behind a pending tensor: what it will compute, and what it already knows."""
 
-    __slots__ = ("op", "args", "params", "shape", "dtype", "count", "mark", "step")
+    __slots__ = ("op", "args", "params", "shape", "dtype", "count", "mark", "step", "reduced")
 
     def __init__(self, op: Any, args: tuple, params: dict, shape: tuple, dtype: np.dtype, count: int) -> None:
         self.op = op
@@ -74,6 +77,7 @@ class Pending:
         self.dtype = dtype
         self.count = count  # ops in its DAG (shared ones counted once per use: an upper bound)
         self.mark = None  # set while _linearise walks the DAG (with ``step``, its step there)
+        self.reduced = None  # [(weak ref to a loss node, "sum" | "mean")]: see _relink
 
 
 # Weak references to the pending tensors, so that an in-place change can first materialise
@@ -200,6 +204,7 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     lz.dtype = dt
     lz.count = count
     lz.mark = None
+    lz.reduced = None
     t = _new(PendingTensor)
     t.grad = None
     t.requires_grad = rg and STATE.grad_enabled and op.differentiable
@@ -465,6 +470,8 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
     reduction of it, computed in the same pass (``t`` stays pending). ``out``: an array the
     compiled pass may write the value into (an in-place update); the value is returned."""
     rg = t.requires_grad
+    lz = t._lazy
+    seq0 = STATE.seq
     key, pendings, owners, inputs, values, numbers, op_params = _linearise(t, rg)
     key = (key, reduce, t.device)
     program = _PROGRAMS.get(key)
@@ -484,6 +491,8 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
         if done is not None:
             if not program.learned and device == "cpu":
                 _learn_eager(program)
+            if lz.reduced and reduce is None:
+                _relink(t, lz.reduced, seq0)
             return done
     if rg and reduce is not None and device == "cpu" and VALUE_AND_GRAD:
         # a loss: its gradients are made in the same pass and kept for backward (kernels._value_and_grad)
@@ -492,12 +501,55 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
     version = [0] if reduce else t._version
     node = _record(program.op, inputs, params, out, device, version) if rg else None
     if reduce is not None:
+        if node is not None:  # t stays pending: should it be computed later, see _relink
+            if lz.reduced is None:
+                lz.reduced = []
+            lz.reduced.append((weakref.ref(node), reduce))
         return make_tensor(out, device, rg, node, version)
     t.data = out
     t._node = node
     t._lazy = None
     t.__class__ = Tensor
+    if lz.reduced:
+        _relink(t, lz.reduced, seq0)
     return out
+
+
+def _relink(t: Tensor, reduced: list, seq0: int) -> None:
+    """Pending ``t`` was summed into a loss in one pass (reduce_all) and has now been computed
+    itself (a hook or retain_grad on it, another op that needed its value): each such loss node
+    still alive becomes the plain sum/mean of ``t``, so that the loss's gradient flows through
+    ``t`` (its hooks, its retained grad) as without fusion. ``t``'s new nodes (sequence numbers
+    from ``seq0``) were recorded after the loss; they are renumbered just below it, since the
+    backward pass walks the tape in decreasing sequence order."""
+    from gpugrad.ops import reduce as _reduce
+
+    losses = [(n, how) for ref, how in reduced if (n := ref()) is not None and not n.freed]
+    if not losses or t._node is None:
+        return
+    new: list = []
+    seen: set = set()
+    stack = [t._node]
+    while stack:
+        n = stack.pop()
+        if n.__class__ is not Node or n in seen or n.seq < seq0:
+            continue
+        seen.add(n)
+        new.append(n)
+        stack.extend(n.next)
+    new.sort(key=_SEQ)
+    below = min(n.seq for n, _ in losses)
+    for i, n in enumerate(new):
+        n.seq = below - 1 + (i + 1) / (len(new) + 1)  # between the loss and its inputs
+    prev_fuse, prev_grad = STATE.fuse, STATE.grad_enabled
+    STATE.fuse, STATE.grad_enabled = False, True
+    try:
+        for loss, how in losses:
+            plain = (_reduce.sum(t) if how == "sum" else _reduce.mean(t))._node
+            for slot in ("op", "params", "inputs", "versions", "next", "needs", "out", "out_vc", "out_version"):
+                setattr(loss, slot, getattr(plain, slot, None))  # (out_version is set only with out)
+    finally:
+        STATE.fuse, STATE.grad_enabled = prev_fuse, prev_grad
 
 
 def _learn_eager(program: Program) -> None:
