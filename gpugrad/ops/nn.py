@@ -23,11 +23,16 @@ from gpugrad.ops.spellings import accepts_dim
 from gpugrad.tensor import Tensor, make_tensor
 
 
-def _shifted(ns: Any, x: Any, axis: int) -> Any:
-    """x minus its max along ``axis`` (a max that is not finite shifts by 0: a row of -inf stays
-    -inf instead of becoming NaN)."""
+def _shift(ns: Any, x: Any, axis: int) -> Any:
+    """x's max along ``axis`` (kept), 0 where that max is not finite: subtracted, it leaves a row
+    of -inf -inf instead of NaN."""
     m = ns.amax(x, axis, True)
-    return x - ns.where(ns.isfinite(m), m, 0)
+    return ns.where(ns.isfinite(m), m, 0)
+
+
+def _shifted(ns: Any, x: Any, axis: int) -> Any:
+    """x minus its max along ``axis`` (see :func:`_shift`)."""
+    return x - _shift(ns, x, axis)
 
 
 class Softmax(Op):
@@ -891,7 +896,7 @@ class CrossEntropy(Op):
             # CUDA kernels keep their statistics. Shifting first keeps a large common offset of
             # the logits out of the arithmetic.
             labels = params["labels"]
-            top = _shift_of(B, x)
+            top = _shift(B, x, 1)
             z = x - top
             ls = B.log(B.sum(B.exp(z), 1, False))
             params[ROW_LSE] = (top, ls)
@@ -1001,12 +1006,6 @@ class CrossEntropy(Op):
 
 CROSS_ENTROPY = CrossEntropy()
 ROW_LSE = "row_lse"  # the params key of the (row max, log-sum-exp of x - max) the rule's forward keeps
-
-
-def _shift_of(B: Any, x: Any) -> Any:
-    """The rows' max (M, 1), 0 where it is not finite (a row of -inf stays -inf, not NaN)."""
-    top = B.amax(x, 1, True)
-    return B.where(B.isfinite(top), top, 0)
 
 
 def _label_state(params: dict) -> None:
