@@ -322,6 +322,14 @@ def test_a_chain_over_channel_major_arrays_keeps_their_memory_order(compiled_fus
         assert x.grad.data.strides == x.data.strides
         np.testing.assert_allclose(y.numpy(), np.maximum(x.numpy() * 2 + 1, 0), rtol=1e-6)
         np.testing.assert_allclose(x.grad.numpy(), 2 * g * (x.numpy() * 2 + 1 > 0), rtol=1e-6)
+    for _ in range(2):  # a loss over it: value and gradient in one pass, the gradient in x's order
+        x.grad = None
+        loss = (gg.tanh(x) * 3.0).sum()
+        fast = loss.grad_fn.params["program"].compiled.fast
+        loss.backward()
+        assert x.grad.data.strides == x.data.strides
+        assert any(k[0] == "value_and_grad" for k in fast)  # its compiled call is kept for the next step
+        np.testing.assert_allclose(x.grad.numpy(), 3 * (1 - np.tanh(x.numpy()) ** 2), rtol=1e-5, atol=1e-6)
 
 
 def test_one_op_runs_as_itself_but_one_op_and_its_sum_are_one_pass(compiled_fusion):

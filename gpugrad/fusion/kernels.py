@@ -142,6 +142,12 @@ class _Fast:
         self.reduced_dtype = reduced_dtype
         self.results = results
 
+    def outputs(self, args: Any, g: Any = None) -> list:
+        """New arrays for the call to write, in the memory order it was compiled for (``like``:
+        an operand's position, -1 for the incoming gradient ``g``)."""
+        like = None if self.like is None else g if self.like == -1 else args[self.like]
+        return [run.empty(self.shape, dt, like) for dt in self.out_dtypes]
+
     def reduced(self, total: float) -> Any:
         """The reduction's value (a 0-d array) from the call's float64 sum."""
         return np.asarray(total / self.call.n if self.reduce == "mean" else total, dtype=self.reduced_dtype)
@@ -212,15 +218,32 @@ def _tables(t: _Template, args: Any, params: dict, arrays: list) -> tuple[list, 
     return P, S
 
 
-def _like_position(outs: list, args: list) -> int | None | bool:
+def _like_position(outs: list, args: Any, g: Any = None) -> int | None | bool:
     """Which operand a cached call allocates its outputs like (run.layout_of): None for C
-    order, its position in ``args``, or False when no operand gives the outputs' layout."""
+    order, -1 for the incoming gradient ``g``, a position in ``args``, or False when none
+    gives the outputs' layout."""
     if not outs or outs[0].flags.c_contiguous:
         return None
-    for i, a in enumerate(args):
-        if a.shape == outs[0].shape and a.strides == outs[0].strides:
+    for i, a in ((-1, g), *enumerate(args)):
+        if a is not None and a.shape == outs[0].shape and a.strides == outs[0].strides:
             return i
     return False
+
+
+def _remember_call(t: _Template, key: tuple, p: Any, chain: Chain, seeds: list, outs: list, args: Any,
+                   g: Any = None, grads: bool = False) -> None:
+    """Keep, under ``key``, the compiled host call of program ``p`` that writes arrays laid out
+    as ``outs`` (their layout is part of its geometry): a pass's value (its reduction's, when it
+    has one) and, with ``grads``, what it makes of the operands' gradients (see _results)."""
+    call = run.host_call(p, chain, seeds, outs)
+    like = _like_position(outs, args, g)
+    if call is None or like is False:
+        return
+    reduce = rdt = None
+    if p.reduced is not None:
+        r, reduce = chain.signature[3]
+        rdt = chain.nodes[r][2]
+    _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, reduce, rdt, _results(t, p) if grads else None, like))
 
 
 def _runs_here(f: _Fast) -> bool:
@@ -243,8 +266,7 @@ def forward(B: Any, args: list, params: dict) -> Any:
         key = tuple([a.strides for a in args])
         f = t.fast.get(key)
         if f is not None and _runs_here(f):
-            like = None if f.like is None else args[f.like]
-            outs = [run.empty(f.shape, dt, like) for dt in f.out_dtypes]
+            outs = f.outputs(args)
             P, S = _tables(t, args, params, outs)
             total = f.call(P, S)
             return outs[0] if f.reduce is None else f.reduced(total)
@@ -253,12 +275,7 @@ def forward(B: Any, args: list, params: dict) -> Any:
         with np.errstate(all="ignore"):  # (the NumPy evaluator's blocks may overflow to inf)
             outs, reduced = run.forward(chain) if host_side else run.forward(chain, B, out=params.get("out"))
         if host_side and key not in t.fast:
-            p = forward_program(chain.signature)
-            call = run.host_call(p, chain, [], outs)
-            like = _like_position(outs, list(args))
-            if call is not None and like is not False:
-                rdt = None if p.reduced is None else chain.nodes[chain.reduction[0]][2]
-                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, program.reduce, rdt, like=like))
+            _remember_call(t, key, forward_program(chain.signature), chain, [], outs, args)
     finally:
         chain.leaves = t.leaves
     return reduced if program.reduce is not None else outs[0]
@@ -274,8 +291,7 @@ def _value_and_grad(t: _Template, program: Any, args: list, params: dict) -> Any
     key = ("value_and_grad", needs, *[a.strides for a in args])
     f = t.fast.get(key)
     if f is not None and _runs_here(f):
-        like = None if f.like is None else args[f.like]
-        outs = [run.empty(f.shape, dt, like) for dt in f.out_dtypes]
+        outs = f.outputs(args)
         seed = np.ones((), f.reduced_dtype)
         P, S = _tables(t, args, params, [seed, *outs])
         total = f.call(P, S)
@@ -290,13 +306,10 @@ def _value_and_grad(t: _Template, program: Any, args: list, params: dict) -> Any
         params["value_grads"] = (needs, [leaf_grads[k] for k in t.arrays])
         if key not in t.fast:
             p = value_and_grad_program(chain.signature, full)
-            rdt = chain.nodes[chain.reduction[0]][2]
-            seed = np.ones((), rdt)
-            outs = [np.empty(chain.shape, dt) for dt in p.out_dtypes]
-            call = run.host_call(p, chain, [seed], outs)
-            if call is not None:
-                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, program.reduce, rdt,
-                                        results=_results(t, p)))
+            like = run.layout_of(chain.shape, chain.arrays())
+            outs = [run.empty(chain.shape, dt, like) for dt in p.out_dtypes]
+            seed = np.ones((), chain.nodes[chain.reduction[0]][2])
+            _remember_call(t, key, p, chain, [seed], outs, args, grads=True)
     finally:
         chain.leaves = t.leaves
     return reduced
@@ -356,8 +369,7 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
             return NotImplemented
         f = t.fast.get(key)
         if f is not None and _runs_here(f):
-            like = None if f.like is None else g if f.like < 0 else args[f.like]
-            outs = [run.empty(f.shape, dt, like) for dt in f.out_dtypes]
+            outs = f.outputs(args, g)
             P, S = _tables(t, args, params, [g, *outs])
             f.call(P, S)
             return tuple(f.grads(outs, len(needs)))
@@ -372,10 +384,7 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
             p = backward_program(chain.signature, (True,), full)
             like = run.layout_of(chain.shape, [g, *chain.arrays()])
             outs = [run.empty(chain.shape, dt, like) for dt in p.out_dtypes]
-            call = run.host_call(p, chain, [g], outs)
-            pos = -1 if like is g else _like_position(outs, list(args))
-            if call is not None and pos is not False:
-                _remember(t, key, _Fast(call, chain.shape, p.out_dtypes, results=_results(t, p), like=pos))
+            _remember_call(t, key, p, chain, [g], outs, args, g, grads=True)
     finally:
         chain.leaves = t.leaves
     return tuple(grads[k] for k in t.arrays)

@@ -29,7 +29,7 @@ from gpugrad.fusion.lower import Program, backward_program, forward_program, val
 # (NumPy's SIMD loops are 4-8x faster than scalar libm there).
 HOST_MAX_TRANSCENDENTAL = 1 << 14
 CHEAP_FUNCTIONS = {"where", "maximum", "minimum", "abs", "sign", "floor", "ceil", "rint", "trunc", "isnan",
-                            "isfinite", "isinf", "logical_not", "logical_and", "logical_or", "logical_xor"}
+                   "isfinite", "isinf", "logical_not", "logical_and", "logical_or", "logical_xor"}
 
 
 def _transcendental(p: Program) -> bool:
