@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import gpugrad as gg
 from gpugrad.autograd.node import Node
 from gpugrad.fusion import lazy
+from gpugrad.ops.elementwise import OPS
 from tests.op_specs import SPECS
 
 RNG = np.random.default_rng(7)
@@ -132,7 +133,7 @@ def test_a_short_chain_of_small_arrays_runs_op_by_op_as_without_fusion() -> None
 
 def test_ops_of_a_chain_replayed_op_by_op_run_at_once_next_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lazy, "LEARN", True)
-    monkeypatch.setattr(lazy, "_EAGER", set())
+    monkeypatch.setattr(lazy, "_EAGER", {})
     x = gg.tensor(RNG.standard_normal(37).astype(np.float32), requires_grad=True)
 
     def f() -> tuple[gg.Tensor, gg.Tensor]:
@@ -156,7 +157,7 @@ def test_ops_of_a_chain_replayed_op_by_op_run_at_once_next_time(monkeypatch: pyt
 
 def test_compiled_chains_are_not_learned(compiled_fusion: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lazy, "LEARN", True)
-    monkeypatch.setattr(lazy, "_EAGER", set())
+    monkeypatch.setattr(lazy, "_EAGER", {})
     x = gg.tensor(RNG.standard_normal(37).astype(np.float32), requires_grad=True)
     (gg.tanh(x) * gg.sigmoid(x)).sum().backward()  # compiled: one pass each way
     assert not lazy._EAGER and _pending(gg.tanh(x))
@@ -165,7 +166,7 @@ def test_compiled_chains_are_not_learned(compiled_fusion: None, monkeypatch: pyt
 @pytest.mark.gpu
 def test_chains_on_cuda_are_not_learned(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lazy, "LEARN", True)
-    monkeypatch.setattr(lazy, "_EAGER", set())
+    monkeypatch.setattr(lazy, "_EAGER", {})
     x = gg.tensor(RNG.standard_normal(37).astype(np.float32), device="cuda", requires_grad=True)
     (gg.tanh(x) * gg.sigmoid(x)).sum().backward()  # (the suite replays CUDA chains op by op)
     assert not lazy._EAGER and _pending(gg.tanh(x))
@@ -463,7 +464,7 @@ def test_a_pending_tensor_is_a_tensor_and_a_plain_one_once_computed():
 
 def test_an_op_with_a_parameter_operand_is_learned_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lazy, "LEARN", True)
-    monkeypatch.setattr(lazy, "_EAGER", set())
+    monkeypatch.setattr(lazy, "_EAGER", {})
     x = gg.tensor(RNG.standard_normal((4, 3)).astype(np.float32))
     b = gg.nn.Parameter(gg.tensor(RNG.standard_normal(3).astype(np.float32)))
     first = gg.relu(x + b)
@@ -471,3 +472,39 @@ def test_an_op_with_a_parameter_operand_is_learned_too(monkeypatch: pytest.Monke
     first.numpy()  # replayed op by op: add and relu learned
     again = x + b
     assert not _pending(again) and type(b) is not gg.Tensor  # a Tensor subclass operand matches
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_a_learned_op_runs_with_its_resolved_forward_and_gives_the_unfused_result(
+        monkeypatch: pytest.MonkeyPatch, dtype: type) -> None:
+    monkeypatch.setattr(lazy, "LEARN", True)
+    monkeypatch.setattr(lazy, "_EAGER", {})
+    x = gg.tensor(RNG.standard_normal((5, 3)).astype(dtype), requires_grad=True)
+    b = gg.tensor(RNG.standard_normal(3).astype(dtype), requires_grad=True)
+
+    def f() -> gg.Tensor:
+        return gg.leaky_relu(gg.tanh(x * 0.5 + b), negative_slope=0.1)
+
+    f().sum().backward()  # replayed op by op, then learned
+    add = lazy._EAGER[(OPS["add"], np.dtype(dtype), (5, 3), np.dtype(dtype), (3,))]
+    assert callable(add)  # the NumPy function of add for this dtype, resolved once
+    assert lazy._EAGER[(OPS["multiply"], np.dtype(dtype), (5, 3), float, None)] is not True
+    # an op with parameters takes the general path (True): it never waits, and runs through apply
+    leaky = [v for k, v in lazy._EAGER.items() if k[0].name == "leaky_relu"]
+    assert leaky == [True]
+    g_learned = (x.grad.numpy().copy(), b.grad.numpy().copy())
+    x.grad = b.grad = None
+    y = f()
+    assert not _pending(y) and y.grad_fn.name == "leaky_relu"
+    y.sum().backward()
+    with gg.no_fusion():
+        x2, b2 = x.detach().requires_grad_(), b.detach().requires_grad_()
+        want = gg.leaky_relu(gg.tanh(x2 * 0.5 + b2), negative_slope=0.1)
+        want.sum().backward()
+    np.testing.assert_array_equal(y.numpy(), want.numpy())  # the same bits as without fusion
+    for got, ref in zip((x.grad, b.grad), (x2.grad, b2.grad)):
+        np.testing.assert_array_equal(got.numpy(), ref.numpy())
+    np.testing.assert_array_equal(g_learned[0], x.grad.numpy())
+    # a broadcast error is still raised at the op, by the same rule
+    with pytest.raises(gg.ShapeError, match="add"):
+        _ = x + gg.tensor(np.ones(4, dtype))

@@ -192,7 +192,10 @@ def run_backward(
                     if acc is not None and gi is acc[i]:
                         continue  # the backend already added it into grads[edge]
                     B = ns if create_graph or edge.device == node.device else backend_for(edge.device)
-                    f = fresh[i]
+                    if fresh.__class__ is tuple:
+                        f = fresh[i]
+                    else:  # the op's gradients are new arrays: g itself, a view or a NumPy scalar are not
+                        f = fresh and gi is not g and gi.base is None and not isinstance(gi, np.generic)
                     if gi.shape != edge.shape:
                         gi = B.sum_to(gi, edge.shape)
                         # a new reduction result (not a view, not a NumPy scalar)
@@ -230,10 +233,12 @@ def run_backward(
 
 
 def _node_vjp(ns: Any, node: Node, g: Any, g_owned: bool, needs: tuple, grads: dict, owned: set,
-              create_graph: bool, live: set[int] | None) -> tuple[tuple, tuple, Any]:
+              create_graph: bool, live: set[int] | None) -> tuple[tuple, Any, Any]:
     """One node's input gradients: ``(g_in, fresh, acc)``.
 
-    ``fresh[i]``: g_in[i] is a buffer this pass may own (see _add_gradient). An elementwise op's
+    ``fresh``: per input, whether g_in[i] is a buffer this pass may own (see _add_gradient); or
+    one bool for all, the op's ``fresh_grads`` (the caller then rules out g itself, views and
+    NumPy scalars, which cannot be added into in place). An elementwise op's
     backend vjp also takes the owned buffers of its inputs' gradients (``acc``) and adds into
     them (on the GPU inside its one kernel): then ``g_in[i] is acc[i]``, already accumulated.
     """
@@ -241,7 +246,7 @@ def _node_vjp(ns: Any, node: Node, g: Any, g_owned: bool, needs: tuple, grads: d
     if create_graph:
         out = node.output_tensor() if node.out is not None else None
         g_in = vjp(op, ns, g, node.inputs, out, node.params, needs)
-        return g_in, (False,) * len(g_in), None
+        return g_in, False, None
     saved = node.inputs
     if saved is None:
         args = None
@@ -264,14 +269,7 @@ def _node_vjp(ns: Any, node: Node, g: Any, g_owned: bool, needs: tuple, grads: d
                     acc[k] = buf
         g_in, fresh = ns.ew_vjp_acc(op, g, args, node.out, node.params, needs, acc, g_owned)
         return g_in, fresh, acc
-    g_in = vjp(op, ns, g, args, node.out, node.params, needs)
-    if op.fresh_grads:
-        # a NumPy scalar (a ufunc's 0-d result) cannot be added into in place
-        fresh = tuple([gi is not None and gi is not g and gi.base is None and not isinstance(gi, np.generic)
-                       for gi in g_in])
-    else:
-        fresh = (False,) * len(g_in)
-    return g_in, fresh, None
+    return vjp(op, ns, g, args, node.out, node.params, needs), op.fresh_grads, None
 
 
 def _add_gradient(grads: dict, owned: set | None, key: Any, gi: Any, fresh: bool, B: Any) -> None:

@@ -109,7 +109,7 @@ def _recording(found: dict[str, str]) -> Iterator[None]:
     # Programs seen before were decided under other settings (a small chain not worth compiling
     # on the CPU), and ops the CPU learned to run at once do not wait on CUDA; the programs made
     # here run compiled whatever their size: nothing crosses over either way.
-    programs, eager = dict(lazy._PROGRAMS), set(lazy._EAGER)
+    programs, eager = dict(lazy._PROGRAMS), dict(lazy._EAGER)
     lazy._PROGRAMS.clear()
     lazy._EAGER.clear()
     try:

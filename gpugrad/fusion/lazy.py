@@ -57,7 +57,8 @@ _PY_SCALARS = (int, float)
 # at once next time rather than waiting, since waiting buys nothing there and costs the chain's
 # bookkeeping (a chain replayed op by op computes the same bits as ops run at once, so this
 # never changes a result). See :func:`_learn_eager`; ``GPUGRAD_FUSION_LEARN=0`` turns it off.
-_EAGER: set = set()
+# Each maps to the forward it runs with (:func:`_resolved_forward`).
+_EAGER: dict[tuple, Any] = {}
 LEARN = os.environ.get("GPUGRAD_FUSION_LEARN", "1") != "0"
 # On the CPU, a compiled chain closed by sum/mean that requires grad (a loss) computes its value
 # and its inputs' gradients in one pass, kept for backward (fusion.kernels._value_and_grad).
@@ -140,10 +141,9 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
 
     A concrete operand is kept with the array it holds now, so that rebinding its ``data``
     later does not change what the chain computes (an in-place write calls flush() first).
-    This runs for every elementwise op: it is written for speed (about 0.6 us).
+    This runs for every elementwise op not learned (:func:`learned_forward`): it is written for
+    speed (about 0.6 us).
     """
-    if _EAGER and _learned_eager(op, args):
-        return None  # heads a chain that ran op by op last time: run it now
     device = None
     rg = False
     shape = None
@@ -220,17 +220,19 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     return t
 
 
-def _learned_eager(op: Any, args: tuple) -> bool:
-    """Whether ``op`` on these operands is in ``_EAGER``: CPU tensors not pending (a pending one
-    is a PendingTensor) and Python numbers, keyed as :func:`_learn_eager` keys a
-    step: (op, then per operand its dtype and shape, or its number type and None)."""
+def learned_forward(op: Any, args: tuple) -> Any:
+    """For ``op`` on these operands in ``_EAGER`` (it heads a chain that ran op by op last
+    time: it runs now), the forward to run it with; else None (it may wait). Operands are CPU
+    tensors not pending (a pending one is a PendingTensor) and Python numbers, keyed as
+    :func:`_learn_eager` keys a step: (op, then per operand its dtype and shape, or its number
+    type and None)."""
     sig = [op]
     for a in args:
         cls = a.__class__
         if cls is Tensor or (cls is not PendingTensor and cls is not float and cls is not int
                              and isinstance(a, Tensor)):  # a Parameter, say
             if a.device != "cpu":
-                return False
+                return None
             arr = a.data
             sig.append(arr.dtype)
             sig.append(arr.shape)
@@ -238,8 +240,19 @@ def _learned_eager(op: Any, args: tuple) -> bool:
             sig.append(cls)
             sig.append(None)
         else:
-            return False
-    return tuple(sig) in _EAGER
+            return None
+    return _EAGER.get(tuple(sig))
+
+
+def _resolved_forward(op: Any, dt: np.dtype) -> Any:
+    """What :func:`gpugrad.ops.base.forward` would run for ``op`` with a ``dt`` result on the
+    CPU, resolved once: the NumPy backend's function of the op for ``dt``, called on the
+    operands' arrays. True (take the general path) for an op with parameters or a kernel
+    registered for it."""
+    B = backend_for("cpu")
+    if op.param_names or (op.kernel_key or op.name, "forward") in B.lowerings:
+        return True
+    return op.np_fwd.get(dt) or B.forward_function(op, dt)
 
 
 def flush(keep: Tensor | None = None) -> None:
@@ -561,7 +574,7 @@ def _learn_eager(program: Program) -> None:
     if len(_EAGER) > 65536:  # ever new shapes: keep it bounded
         _EAGER.clear()
     steps = program.steps
-    for op, refs, _, _ in steps:
+    for op, refs, dt, _ in steps:
         sig = [op]
         for r in refs:
             if r >= 0:
@@ -570,7 +583,7 @@ def _learn_eager(program: Program) -> None:
             else:
                 sig.append(steps[-1 - r][2])
                 sig.append(steps[-1 - r][3])
-        _EAGER.add(tuple(sig))
+        _EAGER[tuple(sig)] = _resolved_forward(op, dt)
 
 
 def _replay(t: Tensor, owners: list, program: Program, inputs: list, values: list, numbers: list,

@@ -88,8 +88,11 @@ def vjp(op: Op, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple
     return op.vjp(ns, g, args, out, params, needs)
 
 
-def apply(op: Op, args: tuple, params: dict) -> Tensor:
-    """Run ``op`` on ``args`` (tensors, arrays or scalars) and record it when needed."""
+def apply(op: Op, args: tuple, params: dict, impl: Any = None) -> Tensor:
+    """Run ``op`` on ``args`` (tensors, arrays or scalars) and record it when needed.
+
+    ``impl``: the op's forward already resolved for these operands (what :func:`forward`
+    would pick), called on their arrays; fusion passes it for an op it learned to run at once."""
     device = None
     rg = False
     datas = []
@@ -116,7 +119,7 @@ def apply(op: Op, args: tuple, params: dict) -> Tensor:
     if backend is None:
         backend = backend_for(device)
     try:
-        out = forward(op, backend, datas, params)
+        out = forward(op, backend, datas, params) if impl is None else impl(*datas)
     except GpugradError:
         raise
     except (ValueError, IndexError) as exc:

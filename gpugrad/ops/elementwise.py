@@ -52,9 +52,13 @@ class ElementwiseOp(Elementwise, Op):
     def run(self, args: tuple, params: dict) -> Any:
         """Apply the op to validated operands (Tensor operators call this directly)."""
         if STATE.fuse:  # a pending tensor of a fused chain (gpugrad.fusion.lazy)
-            pending = _fusion.record(self, args, params)
-            if pending is not None:
-                return pending
+            impl = _fusion._EAGER and _fusion.learned_forward(self, args)
+            if not impl:
+                pending = _fusion.record(self, args, params)
+                if pending is not None:
+                    return pending
+            elif impl is not True:  # learned: runs now, with the forward resolved for it
+                return apply(self, args, params, impl)
         return apply(self, args, params)
 
     def forward(self, B: Any, args: list, params: dict) -> Any:

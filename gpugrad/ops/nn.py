@@ -901,7 +901,10 @@ class CrossEntropy(Op):
             ls = B.log(B.sum(B.exp(z), 1, False))
             params[ROW_LSE] = (top, ls)
             nll = ls - z[xp.arange(m), labels]
-            rows = nll * (1 - s) if w is None else nll * ((1 - s) * w[labels])
+            if w is not None:
+                rows = nll * ((1 - s) * w[labels])
+            else:
+                rows = nll * (1 - s) if s else nll  # (times 1.0 changes nothing)
             if s:
                 lsm = z - B.reshape(ls, (m, 1))
                 rows = rows - (s / c) * (lsm.sum(-1) if w is None else lsm @ w)
