@@ -267,3 +267,40 @@ def test_bench_on_the_emulated_cuda_device_counts_instead_of_timing(tmp_path: An
     assert chain["launches"] <= 4, chain
     ew = next(r for r in result["rows"] if r["workload"] == "elementwise")["results"]["gpugrad"]["emulated"]
     assert ew["launches"] <= 3 and ew["bytes_ratio"] <= 1.51, ew  # 1.5x, plus the partial sums (20 bytes)
+
+
+def test_the_goal_summary_judges_fusions_targets_from_a_saved_run() -> None:
+    from gpugrad.bench.report import goals
+
+    def row(workload: str, n: int | None, results: dict) -> dict:
+        return {"workload": workload, "case": f"{workload} case", "params": {"n": n}, "results": results}
+
+    cpu = {"device": {"kind": "cpu"}, "settings": {}, "rows": [
+        row("elementwise", 1 << 22, {"gpugrad": {}, "jax.jit": {"ratio": 0.68}, "numpy": {"ratio": 0.29}}),
+        row("elementwise", 1 << 10, {"gpugrad": {}, "jax.jit": {"ratio": 3.0}}),  # only 4M is judged
+        row("chain", 64, {"gpugrad": {}, "torch": {"ratio": 0.41}, "numpy": {"ratio": 1.63}}),
+        row("mlp", None, {"gpugrad": {}, "numpy": {"ratio": 1.15}, "torch": {"ratio": 0.95}}),
+    ]}
+    got = {g["goal"]: (g["value"], g["target"], g["met"]) for g in goals(cpu)}
+    assert got == {
+        "CPU fused elementwise vs JAX jit": (0.68, 1.0, True),
+        "CPU fused elementwise vs hand-NumPy": (0.29, 1.0, True),
+        "CPU per-op overhead": (0.41, 0.5, True),
+        "CPU per-op overhead vs hand-NumPy": (1.63, 1.0, False),
+        "CPU MLP step": (1.15, 1.1, False),
+        "CPU MLP step vs PyTorch": (0.95, 1.0, True),
+    }
+    emu = {"device": {"kind": "cuda", "emulated": True}, "settings": {}, "rows": [
+        row("chain", 64, {"gpugrad": {"emulated": {"launches": 3, "compilations": 0}}}),
+        row("elementwise", 1024, {"gpugrad": {"emulated": {"launches": 3, "bytes_ratio": 1.5024,
+                                                            "compilations": 0}}}),
+        row("mlp", None, {"gpugrad": {"emulated": {"launches": 27, "compilations": 1}}}),
+    ]}
+    got = {(g["goal"], g["line"].split(" case)")[0].rsplit("(", 1)[-1]): g["met"] for g in goals(emu)}
+    assert got[("fused chain launches", "chain")] is True
+    assert got[("fused elementwise launches", "elementwise")] is True
+    assert got[("fused elementwise traffic", "elementwise")] is True  # 1.50 at the two decimals shown
+    assert got[("no compilation after warm-up", "mlp mlp")] is False
+    assert got[("no compilation after warm-up", "chain chain")] is True
+    emu["rows"][1]["results"]["gpugrad"]["emulated"]["bytes_ratio"] = 1.52
+    assert not next(g for g in goals(emu) if g["goal"] == "fused elementwise traffic")["met"]
