@@ -68,3 +68,36 @@ def test_float16_label_smoothing_over_many_classes_stays_finite() -> None:
     want = gg.nn.functional.cross_entropy(gg.tensor(logits), gg.tensor(labels), label_smoothing=0.1,
                                           reduction="none").numpy()
     np.testing.assert_allclose(got.astype(np.float64), want, rtol=2e-3)
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 2, 5, 7])
+def test_rows_whose_label_is_ignore_index_are_ignored_whatever_its_value(ignore_index: int) -> None:
+    # labels all within the classes: the call knows that no row is ignored only when
+    # ignore_index is not a class; a class index (2) still has its rows ignored
+    rng = np.random.default_rng(11)
+    logits = rng.standard_normal((6, 5))
+    labels = np.array([0, 2, 4, 2, 1, 3])
+    x = gg.tensor(logits, requires_grad=True)
+    loss = gg.nn.functional.cross_entropy(x, gg.tensor(labels), ignore_index=ignore_index)
+    loss.backward()
+    keep = labels != ignore_index
+    lsm = logits - logits.max(1, keepdims=True)
+    lsm = lsm - np.log(np.exp(lsm).sum(1, keepdims=True))
+    want = -lsm[np.arange(6), labels][keep].mean()
+    np.testing.assert_allclose(loss.item(), want, rtol=1e-12)
+    p = np.exp(lsm)
+    p[np.arange(6), labels] -= 1
+    np.testing.assert_allclose(x.grad.numpy(), p * keep[:, None] / keep.sum(), rtol=1e-12, atol=1e-15)
+    assert loss.grad_fn.params["none_ignored"] is (ignore_index not in range(5))
+
+
+def test_every_row_ignored_gives_nan_silently_and_a_zero_gradient() -> None:
+    import warnings
+
+    x = gg.tensor(np.ones((3, 4)), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = gg.nn.functional.cross_entropy(x, gg.tensor(np.array([1, 1, 1])), ignore_index=1)
+        loss.backward()
+    assert np.isnan(loss.item())
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((3, 4)))

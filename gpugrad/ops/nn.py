@@ -926,6 +926,8 @@ class CrossEntropy(Op):
         total = ns.sum(rows, None, False)
         if red == "sum":
             return total
+        if params["valid"] is None and rows.shape[0]:
+            return total / params["denom"]  # the row count: no row is ignored
         with np.errstate(invalid="ignore", divide="ignore"):  # every label ignored: NaN, as PyTorch, silently
             return total / params["denom"]
 
@@ -1021,7 +1023,7 @@ def _label_state(params: dict) -> None:
         return
     xp = _backend_of(raw).xp
     w = params["weight"]
-    if xp is np and w is None and not (raw == params["ignore_index"]).any():
+    if xp is np and w is None and (params.get("none_ignored") or not (raw == params["ignore_index"]).any()):
         # no row ignored (asked of host memory, so free): no mask; the mean divides by the rows
         n = np.asarray(raw.shape[0], params["dtype"])
         params.update(labels=raw, valid=None, denom=n, grad_denom=n)
@@ -1094,11 +1096,16 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
             raise ShapeError(f"cross_entropy: integer labels must have shape {batch_shape} for logits of shape "
                              f"{logits.shape}, got {tuple(t_arr.shape)}")
         labels = t_arr.reshape(m).astype(np.int64)  # a copy: the tape keeps it
-        if B.xp is np and labels.size and not (0 <= labels.min() and labels.max() < c):
-            bad = (labels != ignore_index) & ((labels < 0) | (labels >= c))
-            if bad.any():
-                raise ArgumentError(f"cross_entropy: labels must be in [0, {c}) or equal ignore_index "
-                                    f"({ignore_index}); got {int(labels[bad][0])}")
+        in_range = False
+        if B.xp is np and labels.size:
+            in_range = 0 <= labels.min() and labels.max() < c
+            if not in_range:
+                bad = (labels != ignore_index) & ((labels < 0) | (labels >= c))
+                if bad.any():
+                    raise ArgumentError(f"cross_entropy: labels must be in [0, {c}) or equal ignore_index "
+                                        f"({ignore_index}); got {int(labels[bad][0])}")
+        # every label a class and ignore_index none: no row is ignored (known without a pass)
+        params["none_ignored"] = bool(in_range) and not 0 <= ignore_index < c
         # labels, valid and denom: computed by _label_state when the rule runs (a backend's
         # kernel reads raw_labels alone)
         params.update(raw_labels=labels, ignore_index=int(ignore_index), dtype=logits.dtype, denom=None,
