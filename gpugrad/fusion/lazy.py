@@ -248,7 +248,8 @@ def _resolved_forward(op: Any, dt: np.dtype) -> Any:
     """What :func:`gpugrad.ops.base.forward` would run for ``op`` with a ``dt`` result on the
     CPU, resolved once: the NumPy backend's function of the op for ``dt``, called on the
     operands' arrays. True (take the general path) for an op with parameters or a kernel
-    registered for it."""
+    registered for it. (Kernels are registered at import; one registered for an elementwise op
+    later would reach the ops learned before it once ``_EAGER`` is cleared.)"""
     B = backend_for("cpu")
     if op.param_names or (op.kernel_key or op.name, "forward") in B.lowerings:
         return True
