@@ -197,3 +197,37 @@ def test_inplace_ops_are_recorded_when_not_saved() -> None:
     y.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [6.0, 6.0])
     assert y.version == 2
+
+
+@pytest.mark.parametrize("numpy_state", [True, False])
+def test_backward_ignores_floating_point_errors_and_restores_the_callers_state(
+        numpy_state: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    from gpugrad.autograd import engine
+
+    if not numpy_state:  # NumPy without the context variable: np.errstate itself
+        monkeypatch.setattr(engine, "_NP_ERRSTATE", None)
+    x = gg.tensor(np.array([1e30, 0.0, 2.0], np.float32), requires_grad=True)
+    seen = {}
+
+    def hook(g: gg.Tensor) -> gg.Tensor:
+        seen["err"], seen["bufsize"] = np.geterr(), np.getbufsize()
+        return g
+
+    before_buf = np.getbufsize()
+    with np.errstate(all="ignore"):  # the forward overflows too: that is the caller's business
+        y = x * x
+        y.register_hook(hook)
+        loss = (y * np.float32(1e10)).sum()
+    with warnings.catch_warnings(), np.errstate(over="raise", divide="warn", invalid="ignore"):
+        warnings.simplefilter("error")
+        np.setbufsize(16384)
+        try:
+            loss.backward()  # the backward's 2 * x * g overflows float32
+            assert np.geterr()["over"] == "raise" and np.geterr()["divide"] == "warn"  # restored
+            assert np.getbufsize() == 16384
+        finally:
+            np.setbufsize(before_buf)
+    assert set(seen["err"].values()) == {"ignore"} and seen["bufsize"] == 16384  # the caller's buffer size kept
+    assert np.isinf(x.grad.numpy()[0])
