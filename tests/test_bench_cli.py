@@ -304,3 +304,19 @@ def test_the_goal_summary_judges_fusions_targets_from_a_saved_run() -> None:
     assert got[("no compilation after warm-up", "chain chain")] is True
     emu["rows"][1]["results"]["gpugrad"]["emulated"]["bytes_ratio"] = 1.52
     assert not next(g for g in goals(emu) if g["goal"] == "fused elementwise traffic")["met"]
+
+
+def test_ab_steps_alternates_two_checkouts_and_prints_one_row_per_case() -> None:
+    # the same checkout on both sides: the tool's mechanics, not a timing
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "ab_steps.py"), "--before", str(ROOT), "--after",
+                           str(ROOT), "--only", "chain", "--reps", "1"], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| chain")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[1].endswith(" us") and float(cells[1].split()[0]) > 0 and float(cells[3]) > 0
+    bad = subprocess.run([sys.executable, str(ROOT / "tools" / "ab_steps.py"), "--before", str(ROOT), "--after",
+                          str(ROOT), "--only", "no-such-workload"], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)
+    assert bad.returncode != 0 and "no-such-workload" in bad.stderr
