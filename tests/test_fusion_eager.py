@@ -508,3 +508,29 @@ def test_a_learned_op_runs_with_its_resolved_forward_and_gives_the_unfused_resul
     # a broadcast error is still raised at the op, by the same rule
     with pytest.raises(gg.ShapeError, match="add"):
         _ = x + gg.tensor(np.ones(4, dtype))
+
+
+def test_a_kernel_registered_after_an_op_was_learned_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpugrad.backends import backend_for
+
+    monkeypatch.setattr(lazy, "LEARN", True)
+    monkeypatch.setattr(lazy, "_EAGER", {})
+    B = backend_for("cpu")
+    x = gg.tensor(np.arange(3.0, dtype=np.float32))
+    (x * 2.0).numpy()  # multiply learned, with its resolved NumPy function
+    assert lazy._EAGER
+    calls = []
+
+    def declining(B_: Any, args: list, params: dict) -> Any:
+        calls.append(args)
+        return NotImplemented  # the rule runs after all
+
+    key = ("multiply", "forward")
+    B.lowerings[key] = declining
+    try:
+        assert not lazy._EAGER  # registering forgets what was resolved
+        y = x * 2.0
+        np.testing.assert_array_equal(y.numpy(), [0.0, 2.0, 4.0])
+        assert len(calls) == 1  # the kernel was asked
+    finally:
+        del B.lowerings[key]

@@ -5,7 +5,51 @@ backend's hand-written ones, the fusion compiler) registers it here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-CPU: dict[tuple[str, str], Any] = {}
-CUDA: dict[tuple[str, str], Any] = {}
+
+class Registry(dict):
+    """A registry (a dict) that tells its watchers when its kernels change: fusion resolves a
+    learned op's forward once (gpugrad.fusion.lazy), and must resolve it again then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._watchers: list[Callable[[], None]] = []
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        self._watchers.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._watchers:
+            callback()
+
+    def __setitem__(self, key: tuple[str, str], kernel: Any) -> None:
+        super().__setitem__(key, kernel)
+        self._changed()
+
+    def __delitem__(self, key: tuple[str, str]) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def pop(self, *args: Any) -> Any:
+        out = super().pop(*args)
+        self._changed()
+        return out
+
+    def setdefault(self, key: tuple[str, str], kernel: Any = None) -> Any:
+        out = super().setdefault(key, kernel)
+        self._changed()
+        return out
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
+CPU: Registry = Registry()
+CUDA: Registry = Registry()

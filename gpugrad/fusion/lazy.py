@@ -39,7 +39,7 @@ import numpy as np
 
 from gpugrad.autograd.node import Node
 from gpugrad.autograd.state import STATE
-from gpugrad.backends import _BACKENDS, backend_for
+from gpugrad.backends import _BACKENDS, backend_for, lowerings
 from gpugrad.fusion import kernels as _kernels  # noqa: F401  (registers the compiled passes)
 from gpugrad.ops.base import Op, _record, forward
 from gpugrad.ops.base import apply as _apply
@@ -248,12 +248,19 @@ def _resolved_forward(op: Any, dt: np.dtype) -> Any:
     """What :func:`gpugrad.ops.base.forward` would run for ``op`` with a ``dt`` result on the
     CPU, resolved once: the NumPy backend's function of the op for ``dt``, called on the
     operands' arrays. True (take the general path) for an op with parameters or a kernel
-    registered for it. (Kernels are registered at import; one registered for an elementwise op
-    later would reach the ops learned before it once ``_EAGER`` is cleared.)"""
+    registered for it. (A kernel registered later clears ``_EAGER``: see :func:`_forget_learned`.)"""
     B = backend_for("cpu")
-    if op.param_names or (op.kernel_key or op.name, "forward") in B.lowerings:
+    if op.param_names or op.lowering_keys[0] in B.lowerings:
         return True
-    return op.np_fwd.get(dt) or B.forward_function(op, dt)
+    return B.forward_function(op, dt)
+
+
+def _forget_learned() -> None:
+    """A kernel was registered for some op: learned ops resolve their forward again."""
+    _EAGER.clear()
+
+
+lowerings.CPU.watch(_forget_learned)
 
 
 def flush(keep: Tensor | None = None) -> None:

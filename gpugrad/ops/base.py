@@ -19,6 +19,7 @@ when there is none or when it declines a case by returning ``NotImplemented``.
 
 from __future__ import annotations
 
+import functools
 import traceback
 from typing import Any
 
@@ -50,6 +51,12 @@ class Op:
     def __call__(self, *args: Any, **params: Any) -> Tensor:
         return apply(self, args, params)
 
+    @functools.cached_property
+    def lowering_keys(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """The keys backends register kernels for this op under: (forward, vjp)."""
+        name = self.kernel_key or self.name
+        return (name, "forward"), (name, "vjp")
+
     def saves(self, needs: tuple[bool, ...]) -> tuple[Any, bool]:
         return self.save_inputs, self.save_out
 
@@ -69,7 +76,7 @@ class Op:
 def forward(op: Op, B: Any, args: list, params: dict) -> Any:
     """``op``'s value on backend ``B``: the backend's registered kernel if it has one for the
     case, else the op's rule."""
-    impl = B.lowerings.get((op.kernel_key or op.name, "forward"))
+    impl = B.lowerings.get(op.lowering_keys[0])
     if impl is not None:
         out = impl(B, args, params)
         if out is not NotImplemented:
@@ -80,7 +87,7 @@ def forward(op: Op, B: Any, args: list, params: dict) -> Any:
 def vjp(op: Op, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> tuple:
     """``op``'s input gradients in namespace ``ns`` (a backend or the tensor namespace): a
     registered kernel if ``ns`` has one for the case, else the op's rule."""
-    impl = ns.lowerings.get((op.kernel_key or op.name, "vjp"))
+    impl = ns.lowerings.get(op.lowering_keys[1])
     if impl is not None:
         g_in = impl(ns, g, args, out, params, needs)
         if g_in is not NotImplemented:
@@ -91,8 +98,9 @@ def vjp(op: Op, ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple
 def apply(op: Op, args: tuple, params: dict, impl: Any = None) -> Tensor:
     """Run ``op`` on ``args`` (tensors, arrays or scalars) and record it when needed.
 
-    ``impl``: the op's forward already resolved for these operands (what :func:`forward`
-    would pick), called on their arrays; fusion passes it for an op it learned to run at once."""
+    ``impl``: the op's forward already resolved for these operands, called on their arrays
+    (fusion passes it for an op it learned to run at once: the NumPy function :func:`forward`
+    reaches when no kernel is registered for the op)."""
     device = None
     rg = False
     datas = []
