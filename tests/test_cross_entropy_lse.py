@@ -101,3 +101,19 @@ def test_every_row_ignored_gives_nan_silently_and_a_zero_gradient() -> None:
         loss.backward()
     assert np.isnan(loss.item())
     np.testing.assert_array_equal(x.grad.numpy(), np.zeros((3, 4)))
+
+
+def test_a_fractional_ignore_index_is_the_integer_labels_are_compared_with() -> None:
+    logits = np.random.default_rng(2).standard_normal((4, 3))
+    labels = gg.tensor(np.array([0, 1, 2, 1]))
+    got = gg.nn.functional.cross_entropy(gg.tensor(logits), labels, ignore_index=-0.5).item()
+    want = gg.nn.functional.cross_entropy(gg.tensor(logits), labels, ignore_index=0).item()  # int(-0.5) == 0
+    assert got == want
+
+
+def test_a_float16_mean_over_more_rows_than_float16_counts_divides_under_the_loss_errstate() -> None:
+    # the row count is inf in float16 there; the mean's division stays inside its own errstate,
+    # so a caller's invalid="raise" does not stop it (as before the errstate-free branch)
+    x = gg.tensor(np.zeros((70000, 3), np.float16))
+    with np.errstate(invalid="raise", over="ignore"):
+        gg.nn.functional.cross_entropy(x, gg.tensor(np.zeros(70000, np.int64)))

@@ -926,8 +926,8 @@ class CrossEntropy(Op):
         total = ns.sum(rows, None, False)
         if red == "sum":
             return total
-        if params["valid"] is None and rows.shape[0]:
-            return total / params["denom"]  # the row count: no row is ignored
+        if params["valid"] is None and rows.shape[0] and rows.dtype != np.float16:
+            return total / params["denom"]  # the row count, finite: no row is ignored
         with np.errstate(invalid="ignore", divide="ignore"):  # every label ignored: NaN, as PyTorch, silently
             return total / params["denom"]
 
@@ -1057,6 +1057,7 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
 
     logits = as_tensor_operand(logits)
     check_reduction("cross_entropy", reduction)
+    ignore_index = int(ignore_index)  # (as labels are compared with it)
     s = float(label_smoothing)
     if not 0.0 <= s <= 1.0:
         raise ArgumentError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
