@@ -302,6 +302,10 @@ def test_the_goal_summary_judges_fusions_targets_from_a_saved_run() -> None:
     assert got[("fused elementwise traffic", "elementwise")] is True  # 1.50 at the two decimals shown
     assert got[("no compilation after warm-up", "mlp mlp")] is False
     assert got[("no compilation after warm-up", "chain chain")] is True
+    lines = [g["line"] for g in goals(emu)]
+    assert "fwd+bwd (chain case) = 3 (goal <= 4): met" in lines[0]  # counts print as counts
+    emu["settings"]["thread_warning"] = "pools unpinned"
+    assert not any("unreliable" in line for line in (g["line"] for g in goals(emu)))  # threads change no count
     emu["rows"][1]["results"]["gpugrad"]["emulated"]["bytes_ratio"] = 1.52
     assert not next(g for g in goals(emu) if g["goal"] == "fused elementwise traffic")["met"]
 

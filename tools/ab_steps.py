@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", required=True, help="comma-separated workload/case-substring, e.g. 'matmul/n=64 f32'")
     p.add_argument("--reps", type=int, default=5, help="alternations per case (default 5)")
     args = p.parse_args(argv)
+    if args.reps < 1:
+        p.error(f"--reps must be at least 1, got {args.reps}")
     print("| case | before mean | after mean | after / before | before best | after best |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for case in [c.strip() for c in args.only.split(",") if c.strip()]:

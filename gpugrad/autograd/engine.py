@@ -51,7 +51,7 @@ def _ignore_fp_errors() -> Any:
     if ignoring is None:
         with np.errstate(all="ignore"):
             ignoring = _NP_ERRSTATE.get()
-        if len(_IGNORING) > 64:
+        if len(_IGNORING) > 16:  # (a caller's np.errstate block makes a new state each time)
             _IGNORING.clear()
         _IGNORING[now] = ignoring
     return _NP_ERRSTATE.set(ignoring)
@@ -174,8 +174,9 @@ def run_backward(
 
     prev_enabled = STATE.grad_enabled
     STATE.grad_enabled = create_graph
-    fp = _ignore_fp_errors()  # a rule may overflow to inf, or 0 * inf: as PyTorch, silently
+    fp = None
     try:
+        fp = _ignore_fp_errors()  # a rule may overflow to inf, or 0 * inf: as PyTorch, silently
         captured: dict[int, Any] = {}
         for node in order:
             if release is not None:
@@ -264,7 +265,8 @@ def run_backward(
         return None
     finally:
         STATE.grad_enabled = prev_enabled
-        _restore_fp_errors(fp)
+        if fp is not None:
+            _restore_fp_errors(fp)
 
 
 def _node_vjp(ns: Any, node: Node, g: Any, g_owned: bool, needs: tuple, grads: dict, owned: set,

@@ -255,7 +255,8 @@ diagonal = np.diagonal
 
 # The ufuncs' reduce methods directly: np.sum / np.amax add ~1 us of Python per call (their
 # dispatch for non-arrays) to reductions that take less than that on small arrays (a loss, a
-# bias gradient). Same results: np.sum is np.add.reduce, np.amax is np.maximum.reduce.
+# bias gradient). On the NumPy arrays and scalars that reach the backend, np.sum is
+# np.add.reduce and np.amax is np.maximum.reduce.
 _add_reduce = np.add.reduce
 _max_reduce = np.maximum.reduce
 _min_reduce = np.minimum.reduce
@@ -301,9 +302,7 @@ def sum_to(x: Any, shape: tuple) -> Any:
     axes = _sum_to_axes(x.shape, shape)
     if not axes:
         return np.asarray(x).reshape(shape)
-    # (a CuPy array here goes through np.sum's dispatch to CuPy)
-    out = np.asarray(_add_reduce(x, axis=axes, keepdims=True) if x.__class__ is np.ndarray
-                     else np.sum(x, axis=axes, keepdims=True))
+    out = np.asarray(_add_reduce(x, axis=axes, keepdims=True))
     out.shape = shape  # in place: a new array, not a view (the engine may own it)
     return out
 

@@ -204,10 +204,12 @@ def _find(result: dict, workload: str, pred: Any = None) -> Iterable[dict]:
 def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
     """gpugrad's performance goals with this run's measured value, where the run measured it.
 
-    Each: ``{"goal", "value", "target", "met", "line"}``; ratios are gpugrad / peer.
+    Each: ``{"goal", "value", "target", "met", "line"}``: ratios gpugrad / peer where timed; counts
+    (launches, bytes ratios, compilations) on the emulated CUDA device.
     """
     gpu = result["device"].get("kind") == "cuda"
-    unreliable = bool(result["settings"].get("thread_warning"))
+    emulated = bool(result["device"].get("emulated"))
+    unreliable = bool(result["settings"].get("thread_warning")) and not emulated  # (threads change no count)
     out: list[dict[str, Any]] = []
 
     def add(goal: str, value: float | None, target: float, below: bool, what: str) -> None:
@@ -215,7 +217,8 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
             return
         met = value <= target if below else value >= target
         sign = "<=" if below else ">="
-        line = f"{goal}: {what} = {value:.2f} (goal {sign} {target}): {'met' if met else 'not met'}"
+        shown = f"{value:g}" if isinstance(value, int) else f"{value:.2f}"
+        line = f"{goal}: {what} = {shown} (goal {sign} {target}): {'met' if met else 'not met'}"
         if unreliable:
             line += " [unreliable: thread pools unpinned, see the note above]"
         out.append({"goal": goal, "value": value, "target": target, "met": met, "unreliable": unreliable,
@@ -227,7 +230,7 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
     def counts(row: dict) -> dict:
         return row["results"].get("gpugrad", {}).get("emulated") or {}
 
-    if result["device"].get("emulated"):
+    if emulated:
         # no timings to judge: the fused chains' launch and traffic counts instead
         for row in _find(result, "chain"):
             add("fused chain launches", counts(row).get("launches"), 4, True,
