@@ -479,6 +479,7 @@ def test_a_learned_op_runs_with_its_resolved_forward_and_gives_the_unfused_resul
         monkeypatch: pytest.MonkeyPatch, dtype: type) -> None:
     monkeypatch.setattr(lazy, "LEARN", True)
     monkeypatch.setattr(lazy, "_EAGER", {})
+    monkeypatch.setattr(lazy, "_PROGRAMS", {})
     x = gg.tensor(RNG.standard_normal((5, 3)).astype(dtype), requires_grad=True)
     b = gg.tensor(RNG.standard_normal(3).astype(dtype), requires_grad=True)
 
@@ -515,6 +516,7 @@ def test_a_kernel_registered_after_an_op_was_learned_is_used(monkeypatch: pytest
 
     monkeypatch.setattr(lazy, "LEARN", True)
     monkeypatch.setattr(lazy, "_EAGER", {})
+    monkeypatch.setattr(lazy, "_PROGRAMS", {})  # (a program learned in an earlier test is not learned again)
     B = backend_for("cpu")
     x = gg.tensor(np.arange(3.0, dtype=np.float32))
     (x * 2.0).numpy()  # multiply learned, with its resolved NumPy function

@@ -256,8 +256,10 @@ def _resolved_forward(op: Any, dt: np.dtype) -> Any:
 
 
 def _forget_learned() -> None:
-    """A kernel was registered for some op: learned ops resolve their forward again."""
+    """A kernel was registered for some op: learned ops resolve their forward again (their
+    programs too are forgotten, since a program is learned once)."""
     _EAGER.clear()
+    _PROGRAMS.clear()
 
 
 lowerings.CPU.watch(_forget_learned)
