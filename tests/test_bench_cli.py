@@ -252,6 +252,8 @@ def test_bench_on_the_emulated_cuda_device_counts_instead_of_timing(tmp_path: An
                 timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "emulated" in proc.stdout and "launches" in proc.stdout
+    assert "performance goals, measured in this run (counts of the emulated device)" in proc.stdout
+    assert "fused chain launches" in proc.stdout and "not met" not in proc.stdout
     result = json.loads(path.read_text())
     assert result["device"]["emulated"] is True
     for row in result["rows"]:

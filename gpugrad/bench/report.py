@@ -114,7 +114,17 @@ def format_emulated(result: dict[str, Any]) -> str:
         table.append(cells)
     out.append("")
     out.extend(_table(header, table))
+    out.extend(_goal_lines(result))
     return "\n".join(out)
+
+
+def _goal_lines(result: dict[str, Any]) -> list[str]:
+    """The report's closing lines: each goal this run measured, and whether it was met."""
+    lines = [g["line"] for g in goals(result)]
+    if not lines:
+        return []
+    what = "counts of the emulated device" if result["device"].get("emulated") else "ratios: gpugrad / peer"
+    return ["", f"gpugrad's performance goals, measured in this run ({what}):", *(f"  {line}" for line in lines)]
 
 
 def _bytes(n: float) -> str:
@@ -166,13 +176,7 @@ def format_table(result: dict[str, Any]) -> str:
         out.extend(_table(header, table))
         for (lib, reason), sym in notes.items():
             out.append(f"    [{sym}] {lib}: {reason}")
-    goal_lines = [g["line"] for g in goals(result)]
-    if goal_lines:
-        out.append("")
-        what = ("counts of the emulated device" if result["device"].get("emulated")
-                else "ratios: gpugrad / peer")
-        out.append(f"gpugrad's performance goals, measured in this run ({what}):")
-        out.extend(f"  {line}" for line in goal_lines)
+    out.extend(_goal_lines(result))
     return "\n".join(out)
 
 
