@@ -256,8 +256,9 @@ def _resolved_forward(op: Any, dt: np.dtype) -> Any:
 
 
 def _forget_learned() -> None:
-    """A kernel was registered for some op: learned ops resolve their forward again (their
-    programs too are forgotten, since a program is learned once)."""
+    """Forget the learned ops (a kernel was registered for some op, or there are too many): they
+    resolve their forward again when relearned, and their programs are forgotten too, since a
+    program is learned once."""
     _EAGER.clear()
     _PROGRAMS.clear()
 
@@ -581,8 +582,8 @@ def _learn_eager(program: Program) -> None:
     program.learned = True
     if not LEARN:
         return
-    if len(_EAGER) > 65536:  # ever new shapes: keep it bounded
-        _EAGER.clear()
+    if len(_EAGER) > 65536:  # ever new shapes: keep it bounded (and let programs learn again)
+        _forget_learned()
     steps = program.steps
     for op, refs, dt, _ in steps:
         sig = [op]

@@ -1109,7 +1109,7 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
         params["none_ignored"] = bool(in_range) and not 0 <= ignore_index < c
         # labels, valid and denom: computed by _label_state when the rule runs (a backend's
         # kernel reads raw_labels alone)
-        params.update(raw_labels=labels, ignore_index=int(ignore_index), dtype=logits.dtype, denom=None,
+        params.update(raw_labels=labels, ignore_index=ignore_index, dtype=logits.dtype, denom=None,
                       grad_denom=None)
         return apply(CROSS_ENTROPY, (x, None), params)
     if t_arr.dtype.kind != "f":
