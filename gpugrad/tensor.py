@@ -709,6 +709,9 @@ def _init(t: Tensor, data: Any, device: str, requires_grad: bool, node: Any, ver
     t._lazy = None
 
 
+_UNSET_NONE = frozenset(("grad", "_tangents", "_extra"))
+
+
 class PendingTensor(Tensor):
     """A tensor of a fused chain not computed yet (gpugrad.fusion.lazy): its ``data`` and
     ``_node`` slots are unset, and reading either computes the chain. Computing it makes it a
@@ -720,12 +723,19 @@ class PendingTensor(Tensor):
     __slots__ = ()
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached for an unset slot.
+        # Only reached for an unset slot. Recording leaves ``grad``, ``_tangents``, ``_extra``
+        # (None until set) and ``_version`` (made on first read) unset too: four stores less per
+        # op; gpugrad.fusion.lazy sets them before a computed tensor becomes a plain Tensor.
         if name in ("data", "_node") and self._lazy is not None:
             from gpugrad.fusion.lazy import materialize
 
             materialize(self)
             return object.__getattribute__(self, name)
+        if name in _UNSET_NONE:
+            return None
+        if name == "_version":
+            self._version = version = [0]
+            return version
         raise AttributeError(f"'Tensor' object has no attribute {name!r}")
 
     def __reduce_ex__(self, protocol: Any) -> Any:

@@ -94,7 +94,7 @@ class _Template:
     """A program's chain, its leaf slots for the program's inputs and for each step's params,
     and its compiled host calls per geometry (:class:`_Fast`)."""
 
-    __slots__ = ("chain", "leaves", "param_slots", "arrays", "numbers", "params", "ptrs", "scalars", "fast")
+    __slots__ = ("chain", "leaves", "param_slots", "arrays", "numbers", "number_span", "params", "ptrs", "scalars", "fast")
 
     def __init__(self, program: Any, params: list) -> None:
         c = Chain()
@@ -117,6 +117,8 @@ class _Template:
         # Leaf k < len(inputs) is input k of the chain; the op parameters' leaves follow.
         self.arrays = program.arrays  # the leaves of the fused op's operands, in order
         self.numbers = program.numbers  # the leaves of its numbers
+        n = self.numbers
+        self.number_span = slice(n[0], n[-1] + 1) if n and n == list(range(n[0], n[-1] + 1)) else None
         self.params = [(k, j, name) for j, slots in enumerate(self.param_slots) for name, k in slots]
         self.ptrs = [0] * len(c.leaves)  # the pointer table's leaf part (0 at scalar leaves)
         self.scalars = [0.0] * len(c.leaves) + [float(c.size())]  # the scalar table; then N
@@ -209,8 +211,11 @@ def _tables(t: _Template, args: Any, params: dict, arrays: list) -> tuple[list, 
     for a in arrays:
         P.append(_address(a))
     S = t.scalars[:]
-    for k, v in zip(t.numbers, params["numbers"]):
-        S[k] = v
+    if t.number_span is not None:  # (the numbers' leaves are consecutive: one slice assignment)
+        S[t.number_span] = params["numbers"]
+    else:
+        for k, v in zip(t.numbers, params["numbers"]):
+            S[k] = v
     if t.params:
         op_params = params["params"]
         for k, j, name in t.params:
@@ -281,6 +286,19 @@ def forward(B: Any, args: list, params: dict) -> Any:
     return reduced if program.reduce is not None else outs[0]
 
 
+_ONES: dict = {}
+
+
+def _one(dt: Any) -> Any:
+    """A read-only 0-d array holding 1 of ``dt``: the incoming gradient a compiled value-and-grad
+    pass reads (made once per dtype)."""
+    one = _ONES.get(dt)
+    if one is None:
+        one = _ONES[dt] = np.ones((), dt)
+        one.flags.writeable = False
+    return one
+
+
 def _value_and_grad(t: _Template, program: Any, args: list, params: dict) -> Any:
     """A chain ending in a reduction whose backward will be asked for (``params["grad_needs"]``,
     per operand, set by fusion.lazy.materialize): its value and the gradients of that value in
@@ -292,8 +310,7 @@ def _value_and_grad(t: _Template, program: Any, args: list, params: dict) -> Any
     f = t.fast.get(key)
     if f is not None and _runs_here(f):
         outs = f.outputs(args)
-        seed = np.ones((), f.reduced_dtype)
-        P, S = _tables(t, args, params, [seed, *outs])
+        P, S = _tables(t, args, params, [_one(f.reduced_dtype), *outs])
         total = f.call(P, S)
         params["value_grads"] = (needs, f.grads(outs, len(needs)))
         return f.reduced(total)

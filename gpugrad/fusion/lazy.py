@@ -66,9 +66,18 @@ VALUE_AND_GRAD = True
 
 
 class Pending:
-    """The op behind a pending tensor: what it will compute, and what it already knows."""
+    """The op behind a pending tensor: what it will compute, and what it already knows.
 
-    __slots__ = ("op", "args", "params", "shape", "dtype", "count", "mark", "step", "reduced")
+    A pending tensor recorded along a chain (see :class:`_Step`) also knows its chain in the
+    order its ops were called: ``node`` (its step there), ``prev`` (the pending op it extended),
+    ``arrs`` (the chain's array inputs so far: (tensor, array, input index) triples), ``nums``
+    (its numbers so far), ``pars`` ((step, params) of its steps with parameters) and ``trace``
+    (a flag shared along the chain, set once one of its pending tensors is computed: the chain's
+    ops no longer all wait). ``node`` is None for one recorded otherwise (``_linearise`` walks it).
+    """
+
+    __slots__ = ("op", "args", "params", "shape", "dtype", "count", "mark", "step", "reduced",
+                 "node", "prev", "arrs", "nums", "pars", "trace")
 
     def __init__(self, op: Any, args: tuple, params: dict, shape: tuple, dtype: np.dtype, count: int) -> None:
         self.op = op
@@ -79,6 +88,48 @@ class Pending:
         self.count = count  # ops in its DAG (shared ones counted once per use: an upper bound)
         self.mark = None  # set while _linearise walks the DAG (with ``step``, its step there)
         self.reduced = None  # [(weak ref to a loss node, "sum" | "mean")]: see _relink
+        self.node = None
+
+
+class _Step:
+    """A step of a chain recorded in call order: a node of the trie of the chains seen so far.
+
+    A chain whose every op extends the one before it (its pending operands lie on that line) is
+    known at once by the node of its last step: the node's ``tokens`` are what :func:`_linearise`
+    would write for the step (operand tokens, then the op), so the path from the root spells the
+    chain's program key, and ``programs`` keeps the program per reduction. Recording such an op
+    is a dict lookup (the child for its tokens), which also gives its result's dtype and shape;
+    computing the chain needs no walk of its DAG. One trie per device (the root).
+    """
+
+    __slots__ = ("parent", "tokens", "children", "dtype", "shape", "depth", "programs", "gen")
+
+    def __init__(self, parent: _Step | None, tokens: tuple, dtype: Any, shape: tuple | None) -> None:
+        self.parent = parent
+        self.tokens = tokens
+        self.children: dict[tuple, _Step] = {}
+        self.dtype = dtype
+        self.shape = shape
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.programs: dict[Any, Program] = {}
+        self.gen = _TRIE[1]
+
+    def path(self) -> list[_Step]:
+        """The steps from the first to this one."""
+        out = []
+        node = self
+        while node.parent is not None:
+            out.append(node)
+            node = node.parent
+        out.reverse()
+        return out
+
+
+_ROOTS: dict[str, _Step] = {}  # device -> the root of its trie
+_TRIE = [0, 0]  # [nodes in the tries, generation (forgetting the learned programs bumps it)]
+MAX_TRIE = 65536  # nodes; more (chains of ever new shapes) and the tries start again
+MAX_TRACE_ARRAYS = 16  # array inputs a chain recorded in order may have (found by a scan)
+_EMPTY: dict = {}  # the params of an op without parameters, in a chain's step list
 
 
 # Weak references to the pending tensors, so that an in-place change can first materialise
@@ -141,8 +192,211 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
 
     A concrete operand is kept with the array it holds now, so that rebinding its ``data``
     later does not change what the chain computes (an in-place write calls flush() first).
-    This runs for every elementwise op not learned (:func:`learned_forward`): it is written for
-    speed (about 0.6 us).
+
+    The common case, an op whose pending operands lie on one chain recorded in order (it
+    extends the deepest of them: ``y = tanh(y) * 2``), is a step of the trie of chains
+    (:class:`_Step`): a dict lookup finds the step, its dtype and shape, checked when the step
+    was first seen. Anything else (an op joining two chains, a chain already partly computed,
+    a pending operand that does not require grad under an op that does) is recorded with its
+    DAG (:func:`_record_general`). This runs for every elementwise op not learned
+    (:func:`learned_forward`): it is written for speed (about 0.5 us for a unary op, or one
+    with a number, on a pending operand: the first lines).
+    """
+    a = args[0]
+    n = len(args)
+    if n <= 2:
+        # the commonest ops on a chain: f(y), y op number, number op y
+        if n == 1:
+            y = a
+        elif a.__class__ is PendingTensor:
+            y, c = a, args[1].__class__
+        else:
+            y, c = args[1], a.__class__
+        if y.__class__ is PendingTensor:
+            top = y._lazy
+            node = top.node
+            if node is not None and not top.trace[0] and node.depth < MAX_OPS:
+                nums = top.nums
+                if n == 1:
+                    step = node.children.get((-node.depth, op))
+                elif c is float or c is int:
+                    step = node.children.get((-node.depth, c, op) if y is a else (c, -node.depth, op))
+                    nums += (args[1] if y is a else a,)
+                else:
+                    step = None
+                if step is not None:
+                    return _traced(op, args, params, step, top, top.arrs, nums, top.pars,
+                                   y.requires_grad and STATE.grad_enabled and op.differentiable, y.device)
+    return _record_traced(op, args, params)
+
+
+def _record_traced(op: Any, args: tuple, params: dict) -> Tensor | None:
+    """:func:`record` past its first lines: any operands."""
+    top = None  # the deepest pending operand: the chain this op extends
+    device = None
+    rg = False
+    pending_rg = True  # every pending operand requires grad
+    for a in args:
+        cls = a.__class__
+        if cls is PendingTensor:
+            lz = a._lazy
+            node = lz.node
+            if node is None or lz.trace[0]:
+                return _record_general(op, args, params)
+            if top is None or node.depth > top.node.depth:
+                top = lz
+            if a.requires_grad:
+                rg = True
+            else:
+                pending_rg = False
+        elif cls is float or cls is int:
+            continue
+        elif cls is Tensor or isinstance(a, Tensor):
+            if a.requires_grad:
+                rg = True
+        else:
+            return None
+        if device is None:
+            device = a.device
+        elif a.device != device:
+            return None  # the eager path raises the device error
+    rg = rg and STATE.grad_enabled and op.differentiable
+    if top is None:
+        if device is None:
+            return None  # numbers only: the op runs now
+        node = _ROOTS.get(device)
+        if node is None:
+            node = _ROOTS[device] = _Step(None, (), None, None)
+        arrs = nums = pars = ()
+    else:
+        if rg and not pending_rg:
+            return _record_general(op, args, params)  # the gradient stops at that operand
+        node = top.node
+        if node.depth >= MAX_OPS:  # cut the chain: its pending operands become inputs
+            for a in args:
+                if a.__class__ is PendingTensor:
+                    materialize(a)
+            return record(op, args, params)
+        arrs, nums, pars = top.arrs, top.nums, top.pars
+    n_in = len(arrs) + len(nums)
+    tokens = []
+    kept = []
+    for a in args:
+        cls = a.__class__
+        if cls is PendingTensor:
+            lz = a._lazy
+            depth = lz.node.depth
+            if lz is not top:  # it must be the step of top's chain at its depth
+                p = top
+                while p is not None and p.node.depth > depth:
+                    p = p.prev
+                if p is not lz:
+                    return _record_general(op, args, params)
+            tokens.append(-depth)
+            kept.append(a)
+        elif cls is float or cls is int:
+            tokens.append(cls)
+            nums += (a,)
+            n_in += 1
+            kept.append(a)
+        else:
+            arr = a.data
+            for tensor, seen, i in arrs:
+                if seen is arr and tensor is a:
+                    tokens.append(i)
+                    break
+            else:
+                if len(arrs) >= MAX_TRACE_ARRAYS:
+                    return _record_general(op, args, params)
+                tokens.append(arr.dtype.char)
+                tokens.append(arr.shape)
+                arrs += ((a, arr, n_in),)
+                n_in += 1
+            kept.append((a, arr))
+    tokens.append(op)
+    tokens = tuple(tokens)
+    step = node.children.get(tokens)
+    if step is None:
+        step = _new_step(node, tokens, op, args)
+        if step is None:
+            return None  # the op runs now (and raises its error, if any)
+    return _traced(op, kept, params, step, top, arrs, nums, pars, rg, device)
+
+
+def _traced(op: Any, args: Any, params: dict, step: _Step, top: Pending | None, arrs: tuple, nums: tuple,
+            pars: tuple, rg: bool, device: str) -> PendingTensor:
+    """The pending tensor of ``op`` at ``step``, extending ``top`` (None: a chain's first op)."""
+    if params:
+        pars += ((step.depth - 1, params),)
+    lz = _new(Pending)
+    lz.op = op
+    lz.args = args
+    lz.params = params
+    lz.shape = step.shape
+    lz.dtype = step.dtype
+    lz.count = step.depth
+    lz.mark = None
+    lz.reduced = None
+    lz.node = step
+    lz.prev = top
+    lz.arrs = arrs
+    lz.nums = nums
+    lz.pars = pars
+    lz.trace = [False] if top is None else top.trace
+    t = _new(PendingTensor)  # (its grad, _version, ... read through PendingTensor.__getattr__)
+    t.requires_grad = rg
+    t.device = device
+    t._lazy = lz
+    _LIVE.append(_ref(t))
+    if len(_LIVE) > _prune_at[0]:
+        _prune_live()
+    return t
+
+
+def _new_step(node: _Step, tokens: tuple, op: Any, args: tuple) -> _Step | None:
+    """The step of ``op`` on ``args`` after ``node`` (its tokens ``tokens``), added to the
+    trie; None when the op does not fuse there (its result dtype) or its shapes do not
+    broadcast (the op then runs now and raises its own error)."""
+    key = [op]
+    shapes = []
+    for a in args:
+        cls = a.__class__
+        if cls is float or cls is int:
+            key.append(cls)
+        elif cls is PendingTensor:
+            key.append(a._lazy.dtype)
+            shapes.append(a._lazy.shape)
+        else:
+            key.append(a.data.dtype)
+            shapes.append(a.data.shape)
+    key = tuple(key)
+    dt = _RESULT.get(key)
+    if dt is None:
+        dt = _RESULT[key] = _result(op, args, key)
+    if dt is False:
+        return None
+    shape = shapes[0]
+    for s in shapes[1:]:
+        if s != shape:
+            try:
+                shape = np.broadcast_shapes(*shapes)
+            except ValueError:
+                return None
+            break
+    if _TRIE[0] >= MAX_TRIE:  # chains of ever new shapes: keep the tries bounded
+        _ROOTS.clear()
+        _TRIE[0] = 0
+    _TRIE[0] += 1
+    step = node.children[tokens] = _Step(node, tokens, dt, shape)
+    return step
+
+
+def _record_general(op: Any, args: tuple, params: dict) -> Tensor | None:
+    """:func:`record` for an op that does not extend one recorded chain: its pending op keeps
+    its operands, and computing it walks its DAG (:func:`_linearise`).
+
+    A concrete operand is kept with the array it holds now, so that rebinding its ``data``
+    later does not change what the chain computes (an in-place write calls flush() first).
     """
     device = None
     rg = False
@@ -205,19 +459,24 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     lz.count = count
     lz.mark = None
     lz.reduced = None
-    t = _new(PendingTensor)
-    t.grad = None
-    t.requires_grad = rg and STATE.grad_enabled and op.differentiable
-    t._version = [0]
+    lz.node = None
+    return _pending_tensor(lz, rg and STATE.grad_enabled and op.differentiable, device)
+
+
+def _pending_tensor(lz: Pending, requires_grad: bool, device: str) -> PendingTensor:
+    t = _new(PendingTensor)  # (its grad, _version, ... read through PendingTensor.__getattr__)
+    t.requires_grad = requires_grad
     t.device = device
-    t._tangents = None
-    t._extra = None
     t._lazy = lz
     _LIVE.append(_ref(t))
     if len(_LIVE) > _prune_at[0]:
-        _LIVE[:] = [r for r in _LIVE if (x := r()) is not None and x._lazy is not None]
-        _prune_at[0] = max(4096, 2 * len(_LIVE))  # (many live pending tensors: amortised)
+        _prune_live()
     return t
+
+
+def _prune_live() -> None:
+    _LIVE[:] = [r for r in _LIVE if (x := r()) is not None and x._lazy is not None]
+    _prune_at[0] = max(4096, 2 * len(_LIVE))  # (many live pending tensors: amortised)
 
 
 def learned_forward(op: Any, args: tuple) -> Any:
@@ -258,9 +517,10 @@ def _resolved_forward(op: Any, dt: np.dtype) -> Any:
 def _forget_learned() -> None:
     """Forget the learned ops (a kernel was registered for some op, or there are too many): they
     resolve their forward again when relearned, and their programs are forgotten too, since a
-    program is learned once."""
+    program is learned once (the trie's steps drop theirs when next used)."""
     _EAGER.clear()
     _PROGRAMS.clear()
+    _TRIE[1] += 1
 
 
 lowerings.CPU.watch(_forget_learned)
@@ -496,21 +756,37 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
     rg = t.requires_grad
     lz = t._lazy
     seq0 = STATE.seq
-    key, pendings, owners, inputs, values, numbers, op_params = _linearise(t, rg)
-    key = (key, reduce, t.device)
-    program = _PROGRAMS.get(key)
-    if program is None:
-        if len(_PROGRAMS) >= 4096:  # chains of ever new shapes: keep the cache bounded
-            _PROGRAMS.clear()
-        program = _PROGRAMS[key] = Program(key, *_decode(key[0], pendings), reduce)
-    params = {"program": program, "params": op_params, "numbers": numbers}
-    if out is not None:
-        params["out"] = out
     device = t.device
     B = _BACKENDS.get(device)
     if B is None:
         B = backend_for(device)
-    if not _kernels.compiles(program, op_params, B):
+    node = lz.node
+    traced = False
+    if node is not None and not lz.trace[0]:  # a chain recorded in order: no walk
+        if node.gen != _TRIE[1]:  # the learned programs were forgotten since
+            node.programs = {}
+            node.gen = _TRIE[1]
+        program = node.programs.get(reduce)
+        if program is None:
+            path = node.path()
+            program = node.programs[reduce] = _program(
+                (tuple([tok for step in path for tok in step.tokens]), reduce, device), path)
+        op_params = [_EMPTY] * node.depth
+        for j, p in lz.pars:
+            op_params[j] = p
+        traced = _kernels.compiles(program, op_params, B)
+        if traced:
+            inputs = [e[0] for e in lz.arrs]
+            values = [e[1] for e in lz.arrs]
+            numbers = lz.nums
+        # else: replayed op by op, which needs the DAG's pending tensors (the walk finds them)
+    if not traced:
+        key, pendings, owners, inputs, values, numbers, op_params = _linearise(t, rg)
+        program = _program((key, reduce, device), pendings)
+    params = {"program": program, "params": op_params, "numbers": numbers}
+    if out is not None:
+        params["out"] = out
+    if not traced and not _kernels.compiles(program, op_params, B):
         done = _replay(t, owners, program, inputs, values, numbers, op_params, reduce)
         if done is not None:
             if not program.learned and device == "cpu":
@@ -533,10 +809,33 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
     t.data = out
     t._node = node
     t._lazy = None
+    _settle(t)
     t.__class__ = Tensor
+    if lz.node is not None:
+        lz.trace[0] = True  # the chain's later ops must read t, not recompute it
     if lz.reduced:
         _relink(t, lz.reduced, seq0)
     return out
+
+
+def _settle(t: PendingTensor) -> None:
+    """Set the slots a pending tensor leaves unset (read through ``PendingTensor.__getattr__``
+    until then) before ``t`` becomes a plain Tensor."""
+    t.grad = t.grad
+    t._tangents = t._tangents
+    t._extra = t._extra
+    t._version = t._version
+
+
+def _program(key: tuple, steps: list) -> Program:
+    """The program of ``key`` (a chain's tokens, its reduction, its device), made once; ``steps``
+    give its steps' dtypes and shapes (pending ops or trie steps)."""
+    program = _PROGRAMS.get(key)
+    if program is None:
+        if len(_PROGRAMS) >= 4096:  # chains of ever new shapes: keep the cache bounded
+            _PROGRAMS.clear()
+        program = _PROGRAMS[key] = Program(key, *_decode(key[0], steps), key[1])
+    return program
 
 
 def _relink(t: Tensor, reduced: list, seq0: int) -> None:
@@ -618,10 +917,13 @@ def _replay(t: Tensor, owners: list, program: Program, inputs: list, values: lis
         for (op, refs, _, _), p, owner in zip(program.steps, op_params, owners):
             res = _apply(op, tuple([full[r] if r >= 0 else outs[-1 - r] for r in refs]), p)
             if owner._lazy is not None:
+                if owner._lazy.node is not None:
+                    owner._lazy.trace[0] = True
                 owner.data = res.data
                 owner._node = res._node
                 owner._version = res._version
                 owner._lazy = None
+                _settle(owner)
                 owner.__class__ = Tensor
                 res = owner
             outs.append(res)

@@ -18,6 +18,7 @@ from gpugrad.autograd.state import STATE
 from gpugrad.fusion import lazy as _fusion  # (a module: fusion.lazy imports the ops)
 from gpugrad.ops.base import Op, apply
 from gpugrad.table.elementwise import TABLE, Elementwise
+from gpugrad.tensor import PendingTensor as _Pending
 
 _ndarray = np.ndarray
 _PY_SCALARS = (int, float, bool)
@@ -52,7 +53,8 @@ class ElementwiseOp(Elementwise, Op):
     def run(self, args: tuple, params: dict) -> Any:
         """Apply the op to validated operands (Tensor operators call this directly)."""
         if STATE.fuse:  # a pending tensor of a fused chain (gpugrad.fusion.lazy)
-            impl = _fusion._EAGER and _fusion.learned_forward(self, args)
+            # (an op on a pending tensor is never a learned one: it extends the chain)
+            impl = _fusion._EAGER and args[0].__class__ is not _Pending and _fusion.learned_forward(self, args)
             if not impl:
                 pending = _fusion.record(self, args, params)
                 if pending is not None:
