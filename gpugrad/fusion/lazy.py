@@ -205,27 +205,59 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     a = args[0]
     n = len(args)
     if n <= 2:
-        # the commonest ops on a chain: f(y), y op number, number op y
+        # the commonest ops on a chain: f(y), y op number, number op y (y pending or concrete)
         if n == 1:
             y = a
-        elif a.__class__ is PendingTensor:
-            y, c = a, args[1].__class__
+            c = None
         else:
-            y, c = args[1], a.__class__
-        if y.__class__ is PendingTensor:
+            y = args[1]
+            c = y.__class__
+            if c is float or c is int:
+                y, num = a, y
+            else:
+                num = a
+                c = a.__class__
+                if c is not float and c is not int:  # two tensors
+                    if c is PendingTensor and y.__class__ is PendingTensor and (
+                            a._lazy.node is None or y._lazy.node is None or a._lazy.trace is not y._lazy.trace):
+                        return _record_general(op, args, params)  # two chains (or DAGs) meet
+                    return _record_traced(op, args, params)
+        cls = y.__class__
+        if cls is PendingTensor:
             top = y._lazy
             node = top.node
             if node is not None and not top.trace[0] and node.depth < MAX_OPS:
-                nums = top.nums
-                if n == 1:
-                    step = node.children.get((-node.depth, op))
-                elif c is float or c is int:
-                    step = node.children.get((-node.depth, c, op) if y is a else (c, -node.depth, op))
-                    nums += (args[1] if y is a else a,)
+                if c is None:
+                    tokens = (-node.depth, op)
+                    nums = top.nums
                 else:
-                    step = None
+                    tokens = (-node.depth, c, op) if y is a else (c, -node.depth, op)
+                    nums = top.nums + (num,)
+                step = node.children.get(tokens)
                 if step is not None:
                     return _traced(op, args, params, step, top, top.arrs, nums, top.pars,
+                                   y.requires_grad and STATE.grad_enabled and op.differentiable, y.device)
+        elif cls is Tensor:  # a chain's first op
+            root = _ROOTS.get(y.device)
+            if root is not None:
+                arr = y.data
+                pos = 0
+                if c is None:
+                    tokens = (arr.dtype.char, arr.shape, op)
+                    kept = ((y, arr),)
+                    nums = ()
+                elif y is a:
+                    tokens = (arr.dtype.char, arr.shape, c, op)
+                    kept = ((y, arr), num)
+                    nums = (num,)
+                else:
+                    tokens = (c, arr.dtype.char, arr.shape, op)
+                    kept = (num, (y, arr))
+                    nums = (num,)
+                    pos = 1
+                step = root.children.get(tokens)
+                if step is not None:
+                    return _traced(op, kept, params, step, None, ((y, arr, pos),), nums, (),
                                    y.requires_grad and STATE.grad_enabled and op.differentiable, y.device)
     return _record_traced(op, args, params)
 
@@ -284,14 +316,9 @@ def _record_traced(op: Any, args: tuple, params: dict) -> Tensor | None:
     for a in args:
         cls = a.__class__
         if cls is PendingTensor:
-            lz = a._lazy
-            depth = lz.node.depth
-            if lz is not top:  # it must be the step of top's chain at its depth
-                p = top
-                while p is not None and p.node.depth > depth:
-                    p = p.prev
-                if p is not lz:
-                    return _record_general(op, args, params)
+            depth = _depth_on(top, a._lazy)
+            if not depth:  # (joining two chains: their DAG is walked when computed)
+                return _record_general(op, args, params)
             tokens.append(-depth)
             kept.append(a)
         elif cls is float or cls is int:
@@ -301,10 +328,9 @@ def _record_traced(op: Any, args: tuple, params: dict) -> Tensor | None:
             kept.append(a)
         else:
             arr = a.data
-            for tensor, seen, i in arrs:
-                if seen is arr and tensor is a:
-                    tokens.append(i)
-                    break
+            i = _input_of(arrs, a, arr)
+            if i is not None:
+                tokens.append(i)
             else:
                 if len(arrs) >= MAX_TRACE_ARRAYS:
                     return _record_general(op, args, params)
@@ -321,6 +347,24 @@ def _record_traced(op: Any, args: tuple, params: dict) -> Tensor | None:
         if step is None:
             return None  # the op runs now (and raises its error, if any)
     return _traced(op, kept, params, step, top, arrs, nums, pars, rg, device)
+
+
+def _input_of(arrs: tuple, tensor: Tensor, arr: Any) -> int | None:
+    """The input index of ``tensor`` holding ``arr`` among a chain's array inputs, or None."""
+    for t, seen, i in arrs:
+        if seen is arr and t is tensor:
+            return i
+    return None
+
+
+def _depth_on(top: Pending, lz: Pending) -> int:
+    """The depth of pending op ``lz`` on ``top``'s chain (its step is ``-depth`` there), found
+    down ``top``'s ``prev`` links, or 0 when it is not on it."""
+    d = lz.node.depth
+    p = top
+    while p is not None and p.node.depth > d:
+        p = p.prev
+    return d if p is lz else 0
 
 
 def _traced(op: Any, args: Any, params: dict, step: _Step, top: Pending | None, arrs: tuple, nums: tuple,
