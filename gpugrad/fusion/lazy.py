@@ -29,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import collections
 import functools
 import operator
 import os
@@ -91,6 +92,29 @@ class Pending:
         self.node = None
 
 
+class _Traced(Pending):
+    """A pending op recorded along a chain: its op, dtype, shape and count are its step's (read
+    through the step: four stores less per op)."""
+
+    __slots__ = ()
+
+    @property
+    def op(self) -> Any:  # type: ignore[override]
+        return self.node.tokens[-1]
+
+    @property
+    def shape(self) -> tuple:  # type: ignore[override]
+        return self.node.shape
+
+    @property
+    def dtype(self) -> Any:  # type: ignore[override]
+        return self.node.dtype
+
+    @property
+    def count(self) -> int:  # type: ignore[override]
+        return self.node.depth
+
+
 class _Step:
     """A step of a chain recorded in call order: a node of the trie of the chains seen so far.
 
@@ -133,8 +157,8 @@ _EMPTY: dict = {}  # the params of an op without parameters, in a chain's step l
 
 
 # Weak references to the pending tensors, so that an in-place change can first materialise
-# every chain that might read the old values (flush()).
-_LIVE: list = []
+# every chain that might read the old values (flush()); see _sweep_one.
+_LIVE: collections.deque = collections.deque()
 _prune_at = [4096]
 
 
@@ -234,9 +258,31 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
                     tokens = (-node.depth, c, op) if y is a else (c, -node.depth, op)
                     nums = top.nums + (num,)
                 step = node.children.get(tokens)
-                if step is not None:
-                    return _traced(op, args, params, step, top, top.arrs, nums, top.pars,
-                                   y.requires_grad and STATE.grad_enabled and op.differentiable, y.device)
+                if step is not None:  # (_traced, inline: this is the commonest op on a chain)
+                    lz = _new(_Traced)
+                    lz.args = args
+                    lz.params = params
+                    lz.mark = None
+                    lz.reduced = None
+                    lz.node = step
+                    lz.prev = top
+                    lz.arrs = top.arrs
+                    lz.nums = nums
+                    lz.pars = top.pars if not params else top.pars + ((node.depth, params),)
+                    lz.trace = top.trace
+                    t = _new(PendingTensor)
+                    t.requires_grad = y.requires_grad and STATE.grad_enabled and op.differentiable
+                    t.device = y.device
+                    t._lazy = lz
+                    _LIVE.append(_ref(t))
+                    x = _LIVE[0]()  # _sweep_one, inline
+                    if x is None or x._lazy is None:
+                        _LIVE.popleft()
+                    else:
+                        _LIVE.rotate(-1)
+                    if len(_LIVE) > _prune_at[0]:
+                        _prune_live()
+                    return t
         elif cls is Tensor:  # a chain's first op
             root = _ROOTS.get(y.device)
             if root is not None:
@@ -317,7 +363,7 @@ def _record_traced(op: Any, args: tuple, params: dict) -> Tensor | None:
         cls = a.__class__
         if cls is PendingTensor:
             depth = _depth_on(top, a._lazy)
-            if not depth:  # (joining two chains: their DAG is walked when computed)
+            if not depth:  # (two chains meet: their DAG is walked when computed)
                 return _record_general(op, args, params)
             tokens.append(-depth)
             kept.append(a)
@@ -372,13 +418,9 @@ def _traced(op: Any, args: Any, params: dict, step: _Step, top: Pending | None, 
     """The pending tensor of ``op`` at ``step``, extending ``top`` (None: a chain's first op)."""
     if params:
         pars += ((step.depth - 1, params),)
-    lz = _new(Pending)
-    lz.op = op
+    lz = _new(_Traced)
     lz.args = args
     lz.params = params
-    lz.shape = step.shape
-    lz.dtype = step.dtype
-    lz.count = step.depth
     lz.mark = None
     lz.reduced = None
     lz.node = step
@@ -392,6 +434,11 @@ def _traced(op: Any, args: Any, params: dict, step: _Step, top: Pending | None, 
     t.device = device
     t._lazy = lz
     _LIVE.append(_ref(t))
+    x = _LIVE[0]()  # _sweep_one, inline (this runs once per op)
+    if x is None or x._lazy is None:
+        _LIVE.popleft()
+    else:
+        _LIVE.rotate(-1)
     if len(_LIVE) > _prune_at[0]:
         _prune_live()
     return t
@@ -513,14 +560,31 @@ def _pending_tensor(lz: Pending, requires_grad: bool, device: str) -> PendingTen
     t.device = device
     t._lazy = lz
     _LIVE.append(_ref(t))
+    _sweep_one()
     if len(_LIVE) > _prune_at[0]:
         _prune_live()
     return t
 
 
 def _prune_live() -> None:
-    _LIVE[:] = [r for r in _LIVE if (x := r()) is not None and x._lazy is not None]
+    """Drop every dead or computed reference from ``_LIVE`` (when it has doubled since)."""
+    live = [r for r in _LIVE if (x := r()) is not None and x._lazy is not None]
+    _LIVE.clear()
+    _LIVE.extend(live)
     _prune_at[0] = max(4096, 2 * len(_LIVE))  # (many live pending tensors: amortised)
+
+
+def _sweep_one() -> None:
+    """Look at the oldest reference in ``_LIVE``: drop it if its tensor is gone or computed, else
+    move it to the back. One look per pending tensor made keeps ``_LIVE`` near the number alive,
+    so dead references do not outlive a step (a pile of them kept Python's garbage collector
+    running full collections: 10 us per 100-op step)."""
+    r = _LIVE[0]
+    t = r()
+    if t is None or t._lazy is None:
+        _LIVE.popleft()
+    else:
+        _LIVE.rotate(-1)
 
 
 def learned_forward(op: Any, args: tuple) -> Any:
@@ -576,7 +640,7 @@ def flush(keep: Tensor | None = None) -> None:
     the in-place op itself, computed by it)."""
     if not _LIVE:
         return
-    refs = _LIVE[:]
+    refs = list(_LIVE)
     _LIVE.clear()
     for r in refs:
         t = r()
