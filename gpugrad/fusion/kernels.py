@@ -94,7 +94,8 @@ class _Template:
     """A program's chain, its leaf slots for the program's inputs and for each step's params,
     and its compiled host calls per geometry (:class:`_Fast`)."""
 
-    __slots__ = ("chain", "leaves", "param_slots", "arrays", "numbers", "number_span", "params", "ptrs", "scalars", "fast")
+    __slots__ = ("chain", "leaves", "param_slots", "arrays", "numbers", "number_span", "params", "ptrs", "scalars",
+                 "fast")
 
     def __init__(self, program: Any, params: list) -> None:
         c = Chain()

@@ -92,29 +92,6 @@ class Pending:
         self.node = None
 
 
-class _Traced(Pending):
-    """A pending op recorded along a chain: its op, dtype, shape and count are its step's (read
-    through the step: four stores less per op)."""
-
-    __slots__ = ()
-
-    @property
-    def op(self) -> Any:  # type: ignore[override]
-        return self.node.tokens[-1]
-
-    @property
-    def shape(self) -> tuple:  # type: ignore[override]
-        return self.node.shape
-
-    @property
-    def dtype(self) -> Any:  # type: ignore[override]
-        return self.node.dtype
-
-    @property
-    def count(self) -> int:  # type: ignore[override]
-        return self.node.depth
-
-
 class _Step:
     """A step of a chain recorded in call order: a node of the trie of the chains seen so far.
 
@@ -211,25 +188,22 @@ def _result(op: Any, args: tuple, key: tuple) -> Any:
     return dt if dt.kind == "f" else False
 
 
-def record(op: Any, args: tuple, params: dict) -> Tensor | None:
-    """The pending result of elementwise ``op`` on ``args``, or None when it must run now.
+def run(op: Any, args: tuple, params: dict) -> Any:
+    """Apply elementwise ``op`` to validated operands: ``ElementwiseOp.run``, the path of every
+    elementwise op (Tensor's operators call it directly). With fusion on, its result waits in
+    a chain (:func:`record`) unless the op was learned to run at once (:func:`learned_forward`)
+    or cannot wait.
 
-    A concrete operand is kept with the array it holds now, so that rebinding its ``data``
-    later does not change what the chain computes (an in-place write calls flush() first).
-
-    The common case, an op whose pending operands lie on one chain recorded in order (it
-    extends the deepest of them: ``y = tanh(y) * 2``), is a step of the trie of chains
-    (:class:`_Step`): a dict lookup finds the step, its dtype and shape, checked when the step
-    was first seen. Anything else (an op joining two chains, a chain already partly computed,
-    a pending operand that does not require grad under an op that does) is recorded with its
-    DAG (:func:`_record_general`). This runs for every elementwise op not learned
-    (:func:`learned_forward`): it is written for speed (about 0.5 us for a unary op, or one
-    with a number, on a pending operand: the first lines).
+    The commonest op on a chain, ``f(y)``, ``y op number`` or ``number op y`` with ``y``
+    pending on a chain recorded in order (``y = tanh(y) * 2``), is recorded in the first lines:
+    one dict lookup finds its step in the trie (:class:`_Step`), checked when first seen (about
+    0.4 us with the call).
     """
+    if not STATE.fuse:
+        return _apply(op, args, params)
     a = args[0]
     n = len(args)
     if n <= 2:
-        # the commonest ops on a chain: f(y), y op number, number op y (y pending or concrete)
         if n == 1:
             y = a
             c = None
@@ -241,13 +215,7 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
             else:
                 num = a
                 c = a.__class__
-                if c is not float and c is not int:  # two tensors
-                    if c is PendingTensor and y.__class__ is PendingTensor and (
-                            a._lazy.node is None or y._lazy.node is None or a._lazy.trace is not y._lazy.trace):
-                        return _record_general(op, args, params)  # two chains (or DAGs) meet
-                    return _record_traced(op, args, params)
-        cls = y.__class__
-        if cls is PendingTensor:
+        if y.__class__ is PendingTensor and (c is None or c is float or c is int):  # extends a chain
             top = y._lazy
             node = top.node
             if node is not None and not top.trace[0] and node.depth < MAX_OPS:
@@ -258,10 +226,14 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
                     tokens = (-node.depth, c, op) if y is a else (c, -node.depth, op)
                     nums = top.nums + (num,)
                 step = node.children.get(tokens)
-                if step is not None:  # (_traced, inline: this is the commonest op on a chain)
-                    lz = _new(_Traced)
+                if step is not None:  # (_traced, inline)
+                    lz = _new(Pending)
+                    lz.op = op
                     lz.args = args
                     lz.params = params
+                    lz.shape = step.shape
+                    lz.dtype = step.dtype
+                    lz.count = step.depth
                     lz.mark = None
                     lz.reduced = None
                     lz.node = step
@@ -283,28 +255,56 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
                     if len(_LIVE) > _prune_at[0]:
                         _prune_live()
                     return t
-        elif cls is Tensor:  # a chain's first op
-            root = _ROOTS.get(y.device)
-            if root is not None:
-                arr = y.data
-                pos = 0
-                if c is None:
-                    tokens = (arr.dtype.char, arr.shape, op)
-                    kept = ((y, arr),)
-                    nums = ()
-                elif y is a:
-                    tokens = (arr.dtype.char, arr.shape, c, op)
-                    kept = ((y, arr), num)
-                    nums = (num,)
-                else:
-                    tokens = (c, arr.dtype.char, arr.shape, op)
-                    kept = (num, (y, arr))
-                    nums = (num,)
-                    pos = 1
-                step = root.children.get(tokens)
-                if step is not None:
-                    return _traced(op, kept, params, step, None, ((y, arr, pos),), nums, (),
-                                   y.requires_grad and STATE.grad_enabled and op.differentiable, y.device)
+        elif c is not None and c is not float and c is not int:  # two tensors
+            if c is PendingTensor and y.__class__ is PendingTensor and (
+                    a._lazy.node is None or y._lazy.node is None or a._lazy.trace is not y._lazy.trace):
+                pending = _record_general(op, args, params)  # two chains (or DAGs) meet
+                return _apply(op, args, params) if pending is None else pending
+            y = None
+    else:
+        y = None
+    if _EAGER and a.__class__ is not PendingTensor:  # (an op on a pending tensor extends a chain)
+        impl = learned_forward(op, args)
+        if impl:
+            return _apply(op, args, params, None if impl is True else impl)
+    if y.__class__ is Tensor:  # a chain's first op: f(x), x op number, number op x
+        root = _ROOTS.get(y.device)
+        if root is not None:
+            arr = y.data
+            pos = 0
+            if c is None:
+                tokens = (arr.dtype.char, arr.shape, op)
+                kept = ((y, arr),)
+                nums = ()
+            elif y is a:
+                tokens = (arr.dtype.char, arr.shape, c, op)
+                kept = ((y, arr), num)
+                nums = (num,)
+            else:
+                tokens = (c, arr.dtype.char, arr.shape, op)
+                kept = (num, (y, arr))
+                nums = (num,)
+                pos = 1
+            step = root.children.get(tokens)
+            if step is not None:
+                return _traced(op, kept, params, step, None, ((y, arr, pos),), nums, (),
+                               y.requires_grad and STATE.grad_enabled and op.differentiable, y.device)
+    pending = record(op, args, params)
+    return _apply(op, args, params) if pending is None else pending
+
+
+def record(op: Any, args: tuple, params: dict) -> Tensor | None:
+    """The pending result of elementwise ``op`` on ``args``, or None when it must run now.
+
+    A concrete operand is kept with the array it holds now, so that rebinding its ``data``
+    later does not change what the chain computes (an in-place write calls flush() first).
+
+    An op whose pending operands lie on one chain recorded in order (it extends the deepest of
+    them) is a step of the trie of chains (:class:`_Step`); so is a chain's first op. Anything
+    else (two chains meeting, a chain already partly computed, a pending operand that does not
+    require grad under an op that does) is recorded with its DAG (:func:`_record_general`).
+    :func:`run` records the commonest ops itself, the steps already in the trie.
+    """
     return _record_traced(op, args, params)
 
 
@@ -418,9 +418,13 @@ def _traced(op: Any, args: Any, params: dict, step: _Step, top: Pending | None, 
     """The pending tensor of ``op`` at ``step``, extending ``top`` (None: a chain's first op)."""
     if params:
         pars += ((step.depth - 1, params),)
-    lz = _new(_Traced)
+    lz = _new(Pending)
+    lz.op = op
     lz.args = args
     lz.params = params
+    lz.shape = step.shape
+    lz.dtype = step.dtype
+    lz.count = step.depth
     lz.mark = None
     lz.reduced = None
     lz.node = step
@@ -1185,3 +1189,16 @@ class FusedElementwise(Op):
     def __repr__(self) -> str:
         return f"<op fused_elementwise {self.program.names}>"
 
+
+def _bind_run() -> None:
+    """Make :func:`run` ``ElementwiseOp.run`` when this module is loaded after the op table's
+    (which binds it itself when loaded after this one)."""
+    import sys
+
+    module = sys.modules.get("gpugrad.ops.elementwise")
+    cls = getattr(module, "ElementwiseOp", None)
+    if cls is not None:
+        cls.run = run
+
+
+_bind_run()

@@ -14,11 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from gpugrad.autograd.state import STATE
 from gpugrad.fusion import lazy as _fusion  # (a module: fusion.lazy imports the ops)
-from gpugrad.ops.base import Op, apply
+from gpugrad.ops.base import Op
 from gpugrad.table.elementwise import TABLE, Elementwise
-from gpugrad.tensor import PendingTensor as _Pending
 
 _ndarray = np.ndarray
 _PY_SCALARS = (int, float, bool)
@@ -50,18 +48,9 @@ class ElementwiseOp(Elementwise, Op):
             raise TypeError(f"{self.name}(): missing parameters {sorted(missing)}, unexpected {sorted(extra)}")
         return self.run(args, params)
 
-    def run(self, args: tuple, params: dict) -> Any:
-        """Apply the op to validated operands (Tensor operators call this directly)."""
-        if STATE.fuse:  # a pending tensor of a fused chain (gpugrad.fusion.lazy)
-            # (an op on a pending tensor is never a learned one: it extends the chain)
-            impl = _fusion._EAGER and args[0].__class__ is not _Pending and _fusion.learned_forward(self, args)
-            if not impl:
-                pending = _fusion.record(self, args, params)
-                if pending is not None:
-                    return pending
-            elif impl is not True:  # learned: runs now, with the forward resolved for it
-                return apply(self, args, params, impl)
-        return apply(self, args, params)
+    # ``run(args, params)``: apply the op to validated operands (Tensor's operators call it
+    # directly). It is gpugrad.fusion.lazy.run (bound at the end of this module), which records
+    # a pending tensor of a fused chain or applies the op at once.
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
         return B.ew_forward(self, self.result_dtype(args), args, params)
@@ -89,3 +78,5 @@ def _bind_operators() -> None:
 
 
 _bind_operators()
+if hasattr(_fusion, "run"):  # (else fusion.lazy is being loaded first, and binds it at its end)
+    ElementwiseOp.run = _fusion.run
