@@ -117,3 +117,63 @@ def test_a_float16_mean_over_more_rows_than_float16_counts_divides_under_the_los
     x = gg.tensor(np.zeros((70000, 3), np.float16))
     with np.errstate(invalid="raise", over="ignore"):
         gg.nn.functional.cross_entropy(x, gg.tensor(np.zeros(70000, np.int64)))
+
+
+def _half_case(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(17)
+    labels = rng.integers(0, 3, rows)
+    labels[::7] = -100  # some rows ignored
+    return rng.standard_normal((rows, 3)), labels
+
+
+@pytest.mark.parametrize("ignore", [False, True])
+def test_float16_mean_over_more_rows_than_float16_counts(ignore: bool) -> None:
+    # 70,000 rows: past float16's largest value (65,504), so the row count, the sum of the rows'
+    # losses and the gradient's denominator are float32 (as PyTorch and the CUDA kernels have them)
+    logits, labels = _half_case(70_000)
+    if not ignore:
+        labels = np.abs(labels) % 3
+    x = gg.tensor(logits.astype(np.float16), requires_grad=True)
+    loss = gg.nn.functional.cross_entropy(x, gg.tensor(labels))
+    loss.backward()
+    x64 = gg.tensor(logits.astype(np.float16).astype(np.float64), requires_grad=True)
+    want = gg.nn.functional.cross_entropy(x64, gg.tensor(labels))
+    want.backward()
+    assert loss.dtype == np.float16 and x.grad.dtype == np.float16
+    np.testing.assert_allclose(loss.item(), want.item(), rtol=2e-3)
+    g = x.grad.numpy().astype(np.float64)
+    assert np.abs(g).max() > 1e-6  # not the zero gradient an inf count gave
+    np.testing.assert_allclose(g, x64.grad.numpy(), rtol=0, atol=1e-7)
+
+
+def test_float16_sum_is_summed_in_float32_and_past_its_range_is_inf_silently() -> None:
+    import warnings
+
+    logits, labels = _half_case(20_000)
+    h = gg.tensor(logits.astype(np.float16))
+    want = gg.nn.functional.cross_entropy(gg.tensor(logits.astype(np.float16).astype(np.float64)),
+                                          gg.tensor(labels), reduction="sum").item()
+    got = gg.nn.functional.cross_entropy(h, gg.tensor(labels), reduction="sum")
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.item(), want, rtol=1e-3)  # (a float16 running sum is off by far more)
+    big_logits, big_labels = _half_case(70_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        big = gg.nn.functional.cross_entropy(gg.tensor(big_logits.astype(np.float16)), gg.tensor(big_labels),
+                                             reduction="sum")
+    assert big.item() == np.inf
+
+
+@pytest.mark.gpu
+def test_float16_mean_over_many_rows_on_cuda_matches_the_cpu() -> None:
+    logits, labels = _half_case(70_000)
+    out = []
+    for device in ("cpu", "cuda"):
+        x = gg.tensor(logits.astype(np.float16), device=device, requires_grad=True)
+        loss = gg.nn.functional.cross_entropy(x, gg.tensor(labels, device=device))
+        loss.backward()
+        out.append((loss.item(), x.grad.numpy().astype(np.float64)))
+    (l_cpu, g_cpu), (l_gpu, g_gpu) = out
+    assert np.isfinite(l_gpu) and np.abs(g_gpu).max() > 1e-6
+    np.testing.assert_allclose(l_gpu, l_cpu, rtol=2e-3)
+    np.testing.assert_allclose(g_gpu, g_cpu, rtol=0, atol=1e-7)

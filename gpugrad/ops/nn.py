@@ -923,13 +923,19 @@ class CrossEntropy(Op):
         red = params["reduction"]
         if red == "none":
             return ns.reshape(rows, params["out_shape"])
-        total = ns.sum(rows, None, False)
-        if red == "sum":
+        # float16 rows are summed and averaged in float32, as PyTorch and the CUDA kernels do:
+        # 65,504 is float16's largest value, under the row count of a large batch
+        half = rows.dtype == np.float16
+        total = ns.sum(ns.astype(rows, np.float32) if half else rows, None, False)
+        if red != "sum":
+            if params["valid"] is None and rows.shape[0] and not half:
+                return total / params["denom"]  # the row count, finite: no row is ignored
+            with np.errstate(invalid="ignore", divide="ignore"):  # every label ignored: NaN, as PyTorch, silently
+                total = total / params["denom"]
+        if not half:
             return total
-        if params["valid"] is None and rows.shape[0] and rows.dtype != np.float16:
-            return total / params["denom"]  # the row count, finite: no row is ignored
-        with np.errstate(invalid="ignore", divide="ignore"):  # every label ignored: NaN, as PyTorch, silently
-            return total / params["denom"]
+        with np.errstate(over="ignore"):  # a sum past float16's range is inf, as PyTorch's, silently
+            return ns.astype(total, np.float16)
 
     def _scale(self, ns: Any, g: Any, params: dict, m: int) -> Any:
         """Per-row factor (M, 1) of the gradient: g spread back by the reduction."""
@@ -972,7 +978,7 @@ class CrossEntropy(Op):
         x, t = args
         m = x.shape[0]
         _label_state(params)
-        scale = self._scale(ns, g, params, m)
+        scale = self._scale(ns, g, params, m)  # (float32 for float16 x: g over a float32 count)
         gx = gt = None
         if needs[0]:
             q, qsum = self._target(ns, t, x, params)
@@ -983,10 +989,14 @@ class CrossEntropy(Op):
             else:  # create_graph: differentiable in x; or the forward ran as a backend's kernel
                 p = ns.softmax(x, -1)
             gx = (p - q) * scale if qsum is None else (p * qsum - q) * scale
+            if gx.dtype != x.dtype:
+                gx = ns.astype(gx, x.dtype)
         if needs[1]:
             w = params["weight"]
             f = -(1 - params["smoothing"])
             gt = ns.log_softmax(x, -1) * (f if w is None else w * f) * scale
+            if gt.dtype != x.dtype:
+                gt = ns.astype(gt, x.dtype)
         return gx, gt
 
     def jvp(self, ns: Any, tangents: tuple, args: tuple, out: Any, params: dict) -> Any:
@@ -1023,18 +1033,19 @@ def _label_state(params: dict) -> None:
         return
     xp = _backend_of(raw).xp
     w = params["weight"]
+    count = np.float32 if params["dtype"] == np.float16 else params["dtype"]  # (float16 stops at 65,504)
     if xp is np and w is None and (params.get("none_ignored") or not (raw == params["ignore_index"]).any()):
         # no row ignored (asked of host memory, so free): no mask; the mean divides by the rows
-        n = np.asarray(raw.shape[0], params["dtype"])
+        n = np.asarray(raw.shape[0], count)
         params.update(labels=raw, valid=None, denom=n, grad_denom=n)
         return
     valid_b = raw != params["ignore_index"]
     labels = xp.where(valid_b, raw, 0)
     valid = valid_b.astype(params["dtype"])
     params.update(labels=labels, valid=valid)
-    denom = xp.sum(valid if w is None else valid * w[labels])
+    denom = xp.sum(valid if w is None else valid * w[labels], dtype=count)
     params["denom"] = denom
-    params["grad_denom"] = xp.where(denom == 0, 1, denom).astype(params["dtype"])
+    params["grad_denom"] = xp.where(denom == 0, 1, denom).astype(count)
 
 _REDUCTIONS = ("mean", "sum", "none")
 
