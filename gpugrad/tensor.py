@@ -709,34 +709,55 @@ def _init(t: Tensor, data: Any, device: str, requires_grad: bool, node: Any, ver
     t._lazy = None
 
 
-_UNSET_NONE = frozenset(("grad", "_tangents", "_extra"))
+def _computed_slot(name: str) -> property:
+    """A PendingTensor's ``data`` or ``_node``: reading it computes the chain first."""
+    slot = Tensor.__dict__[name]
+
+    def get(self: Tensor) -> Any:
+        from gpugrad.fusion.lazy import materialize
+
+        materialize(self)
+        return slot.__get__(self, Tensor)
+
+    return property(get, slot.__set__, doc=f"Tensor.{name}, computed on first read")
+
+
+def _defaulted_slot(name: str, default: Any) -> property:
+    """A slot a pending tensor leaves unset (one store less per op): ``default()`` until set."""
+    slot = Tensor.__dict__[name]
+
+    def get(self: Tensor) -> Any:
+        try:
+            return slot.__get__(self, Tensor)
+        except AttributeError:
+            value = default()
+            if value is not None:  # (a version list must stay the one the tensor keeps)
+                slot.__set__(self, value)
+            return value
+
+    return property(get, slot.__set__, doc=f"Tensor.{name}")
 
 
 class PendingTensor(Tensor):
     """A tensor of a fused chain not computed yet (gpugrad.fusion.lazy): its ``data`` and
     ``_node`` slots are unset, and reading either computes the chain. Computing it makes it a
-    plain Tensor again (its class is switched back), because a class with ``__getattr__`` slows
-    every attribute read of its instances (measured: 22 ns against 7 ns), and ordinary tensors
-    are read on every op. ``isinstance(t, Tensor)`` holds for both.
+    plain Tensor again (its class is switched back), so that reads of an ordinary tensor never
+    meet these properties. Its other slots are read as a Tensor's (the properties below are
+    data descriptors found before the slots; a ``__getattr__`` instead would slow every
+    attribute read of a pending tensor threefold, 22 ns against 7, and the recording of an op
+    reads several). ``grad``, ``_tangents``, ``_extra`` (None until set) and ``_version`` (made on
+    first read) are left unset by recording; gpugrad.fusion.lazy sets them before a computed
+    tensor becomes a plain Tensor. ``isinstance(t, Tensor)`` holds for both.
     """
 
     __slots__ = ()
 
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for an unset slot. Recording leaves ``grad``, ``_tangents``, ``_extra``
-        # (None until set) and ``_version`` (made on first read) unset too: four stores less per
-        # op; gpugrad.fusion.lazy sets them before a computed tensor becomes a plain Tensor.
-        if name in ("data", "_node") and self._lazy is not None:
-            from gpugrad.fusion.lazy import materialize
-
-            materialize(self)
-            return object.__getattribute__(self, name)
-        if name in _UNSET_NONE:
-            return None
-        if name == "_version":
-            self._version = version = [0]
-            return version
-        raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+    data = _computed_slot("data")
+    _node = _computed_slot("_node")
+    grad = _defaulted_slot("grad", lambda: None)
+    _tangents = _defaulted_slot("_tangents", lambda: None)
+    _extra = _defaulted_slot("_extra", lambda: None)
+    _version = _defaulted_slot("_version", lambda: [0])
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         # pickle and copy: computed first, so that they see (and rebuild) a plain Tensor

@@ -203,71 +203,74 @@ def run(op: Any, args: tuple, params: dict) -> Any:
         return _apply(op, args, params)
     a = args[0]
     n = len(args)
-    if n <= 2:
-        if n == 1:
-            y = a
-            c = None
+    if n == 1:
+        y = a
+        c = None
+    elif n == 2:
+        y = args[1]
+        c = y.__class__
+        if c is float or c is int:  # y op number
+            y, num = a, y
         else:
-            y = args[1]
-            c = y.__class__
-            if c is float or c is int:
-                y, num = a, y
-            else:
-                num = a
-                c = a.__class__
-        if y.__class__ is PendingTensor and (c is None or c is float or c is int):  # extends a chain
-            top = y._lazy
-            node = top.node
-            if node is not None and not top.trace[0] and node.depth < MAX_OPS:
-                if c is None:
-                    tokens = (-node.depth, op)
-                    nums = top.nums
-                else:
-                    tokens = (-node.depth, c, op) if y is a else (c, -node.depth, op)
-                    nums = top.nums + (num,)
-                step = node.children.get(tokens)
-                if step is not None:  # (_traced, inline)
-                    lz = _new(Pending)
-                    lz.op = op
-                    lz.args = args
-                    lz.params = params
-                    lz.shape = step.shape
-                    lz.dtype = step.dtype
-                    lz.count = step.depth
-                    lz.mark = None
-                    lz.reduced = None
-                    lz.node = step
-                    lz.prev = top
-                    lz.arrs = top.arrs
-                    lz.nums = nums
-                    lz.pars = top.pars if not params else top.pars + ((node.depth, params),)
-                    lz.trace = top.trace
-                    t = _new(PendingTensor)
-                    t.requires_grad = y.requires_grad and STATE.grad_enabled and op.differentiable
-                    t.device = y.device
-                    t._lazy = lz
-                    _LIVE.append(_ref(t))
-                    x = _LIVE[0]()  # _sweep_one, inline
-                    if x is None or x._lazy is None:
-                        _LIVE.popleft()
-                    else:
-                        _LIVE.rotate(-1)
-                    if len(_LIVE) > _prune_at[0]:
-                        _prune_live()
-                    return t
-        elif c is not None and c is not float and c is not int:  # two tensors
-            if c is PendingTensor and y.__class__ is PendingTensor and (
-                    a._lazy.node is None or y._lazy.node is None or a._lazy.trace is not y._lazy.trace):
-                pending = _record_general(op, args, params)  # two chains (or DAGs) meet
-                return _apply(op, args, params) if pending is None else pending
-            y = None
+            num = a
+            ca = a.__class__
+            if ca is float or ca is int:  # number op y
+                c = ca
+            else:  # two tensors
+                if ca is PendingTensor and c is PendingTensor:
+                    la, ly = a._lazy, y._lazy
+                    if la.node is None or ly.node is None or la.trace is not ly.trace:
+                        pending = _record_general(op, args, params)  # two chains (or DAGs) meet
+                        return _apply(op, args, params) if pending is None else pending
+                y = None
     else:
         y = None
+    cls = y.__class__
+    if cls is PendingTensor:  # extends a chain
+        top = y._lazy
+        node = top.node
+        if node is not None and not top.trace[0] and node.depth < MAX_OPS:
+            if c is None:
+                tokens = (-node.depth, op)
+                nums = top.nums
+            else:
+                tokens = (-node.depth, c, op) if y is a else (c, -node.depth, op)
+                nums = top.nums + (num,)
+            step = node.children.get(tokens)
+            if step is not None:  # (_traced, inline)
+                lz = _new(Pending)
+                lz.op = op
+                lz.args = args
+                lz.params = params
+                lz.shape = step.shape
+                lz.dtype = step.dtype
+                lz.count = step.depth
+                lz.mark = None
+                lz.reduced = None
+                lz.node = step
+                lz.prev = top
+                lz.arrs = top.arrs
+                lz.nums = nums
+                lz.pars = top.pars if not params else top.pars + ((node.depth, params),)
+                lz.trace = top.trace
+                t = _new(PendingTensor)
+                t.requires_grad = y.requires_grad and STATE.grad_enabled and op.differentiable
+                t.device = y.device
+                t._lazy = lz
+                _LIVE.append(_ref(t))
+                x = _LIVE[0]()  # _sweep_one, inline
+                if x is None or x._lazy is None:
+                    _LIVE.popleft()
+                else:
+                    _LIVE.rotate(-1)
+                if len(_LIVE) > _prune_at[0]:
+                    _prune_live()
+                return t
     if _EAGER and a.__class__ is not PendingTensor:  # (an op on a pending tensor extends a chain)
         impl = learned_forward(op, args)
         if impl:
             return _apply(op, args, params, None if impl is True else impl)
-    if y.__class__ is Tensor:  # a chain's first op: f(x), x op number, number op x
+    if cls is Tensor:  # a chain's first op: f(x), x op number, number op x
         root = _ROOTS.get(y.device)
         if root is not None:
             arr = y.data
