@@ -243,12 +243,32 @@ def test_host_code_is_cached_on_disk(tmp_path, monkeypatch):
 def test_compilation_waits_for_a_second_use(monkeypatch):
     calls = []
     monkeypatch.setattr(host.Settings, "compile_after", 2)
-    monkeypatch.setattr(host, "build", lambda src: calls.append(src) or (lambda *a: 0.0))
+    monkeypatch.setattr(host, "build", lambda src, wide=False: calls.append(src) or (lambda *a: 0.0))
     chain = _tanh_sigmoid(np.ones(3, np.float32) * 0.25)
     p = forward_program(chain.signature)
     p.__dict__.pop("_host_functions", None)
     assert host.function(p, "11") is None and not calls
     assert host.function(p, "11") is not None and len(calls) == 1
+
+
+@pytest.mark.skipif(not host.available(), reason="needs a C++ compiler")
+def test_large_chains_are_built_for_the_widest_vectors(monkeypatch):
+    # from WIDE_MIN elements the pass is its own build (WIDE_FLAGS); below, the narrower one
+    built = []
+    real = host.build
+    monkeypatch.setattr(host, "build", lambda src, wide=False: built.append(wide) or real(src, wide))
+    rng = np.random.default_rng(5)
+    for n in (host.WIDE_MIN // 2, host.WIDE_MIN):
+        x = (rng.standard_normal(n) * 2).astype(np.float32)
+        chain = _tanh_sigmoid(x)
+        p = forward_program(chain.signature)
+        p.__dict__.pop("_host_functions", None)
+        _, total = fusion.run.forward(chain, threads=1)
+        want = np.sum(np.tanh(x.astype(np.float64)) / (1 + np.exp(-x.astype(np.float64))))
+        np.testing.assert_allclose(float(total), want, rtol=1e-5)
+        keys = [k for k in p.__dict__["_host_functions"] if k[0] != "seen"]
+        assert keys == [(keys[0][0], n >= host.WIDE_MIN)]
+    assert built == [False, True]
 
 
 def test_pure_numpy_fallback(numpy_only):
