@@ -306,7 +306,11 @@ def _node_vjp(ns: Any, node: Node, g: Any, g_owned: bool, needs: tuple, grads: d
                     acc[k] = buf
         g_in, fresh = ns.ew_vjp_acc(op, g, args, node.out, node.params, needs, acc, g_owned)
         return g_in, fresh, acc
-    return vjp(op, ns, g, args, node.out, node.params, needs), op.fresh_grads, None
+    kernel = ns.lowerings.get(op.lowering_keys[1])  # (ops.base.vjp, inline: once per node)
+    g_in = NotImplemented if kernel is None else kernel(ns, g, args, node.out, node.params, needs)
+    if g_in is NotImplemented:
+        g_in = op.vjp(ns, g, args, node.out, node.params, needs)
+    return g_in, op.fresh_grads, None
 
 
 def _add_gradient(grads: dict, owned: set | None, key: Any, gi: Any, fresh: bool, B: Any) -> None:
