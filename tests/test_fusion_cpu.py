@@ -4,6 +4,8 @@ code, blocked NumPy, its thread pool, the pure-NumPy fallback) agree."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -252,8 +254,11 @@ def test_compilation_waits_for_a_second_use(monkeypatch):
 
 
 @pytest.mark.skipif(not host.available(), reason="needs a C++ compiler")
-def test_large_chains_are_built_for_the_widest_vectors(monkeypatch):
-    # from WIDE_MIN elements the pass is its own build (WIDE_FLAGS); below, the narrower one
+def test_large_chains_are_built_for_the_widest_vectors_when_asked(monkeypatch):
+    # GPUGRAD_FUSION_WIDE_MIN: from that many elements the pass is its own build (WIDE_FLAGS);
+    # below, and by default, the narrower one
+    assert host.WIDE_MIN == int(os.environ.get("GPUGRAD_FUSION_WIDE_MIN", "0"))
+    monkeypatch.setattr(host, "WIDE_MIN", 1 << 16)
     built = []
     real = host.build
     monkeypatch.setattr(host, "build", lambda src, wide=False: built.append(wide) or real(src, wide))

@@ -48,14 +48,15 @@ FLAGS = ("-std=c++20", "-O3", "-fPIC", "-shared", "-pthread", "-fvisibility=hidd
 # declarations and nothing about code generation (no -ffast-math: IEEE semantics are kept).
 # -march=native: the library is built on, and cached for, this machine's CPU.
 SIMD_FLAGS = ("-fopenmp-simd", "-D__FAST_MATH__", "-march=native", "-lmvec")
-# From WIDE_MIN elements a pass is built for the CPU's widest vectors (16 floats with AVX-512,
-# which GCC leaves for 8 by default): the vector tanhf/expf run about 1.6x faster (the 100-op
-# chain's pass on 64 floats: 4.0 against 6.5 us; sum(tanh(x) * sigmoid(x)) on 4M floats: 0.83x
-# the step). Below it the narrower build stays: the core runs slower for a while after 512-bit
-# code, and on small arrays that cost the Python around the call more than the pass gained (the
-# 100-op chain's step: 5% slower).
+# GPUGRAD_FUSION_WIDE_MIN=n: from n elements a pass is built for the CPU's widest vectors (16
+# floats with AVX-512, which GCC leaves for 8 by default), a build of its own. Off by default
+# (0): alone in a process it is faster (the vector tanhf/expf run about 1.6x faster: the 100-op
+# chain's pass on 64 floats 4.0 against 6.5 us, sum(tanh(x) * sigmoid(x)) on 4M floats 0.83x the
+# step with n = 2^16), but the core runs slower for a while after 512-bit code, and interleaved
+# with PyTorch and JAX in `gpugrad bench` the 4M step took 15-17 against 11.5 ms; on small arrays
+# the slower Python around the call cost more than the pass gained (the 100-op chain: 5%).
 WIDE_FLAGS = ("-mprefer-vector-width=512",)
-WIDE_MIN = 1 << 16
+WIDE_MIN = int(os.environ.get("GPUGRAD_FUSION_WIDE_MIN", "0"))
 _lock = threading.Lock()
 
 
