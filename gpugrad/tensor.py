@@ -722,8 +722,9 @@ def _computed_slot(name: str) -> property:
     return property(get, slot.__set__, doc=f"Tensor.{name}, computed on first read")
 
 
-def _defaulted_slot(name: str, default: Any) -> property:
-    """A slot a pending tensor leaves unset (one store less per op): ``default()`` until set."""
+def _defaulted_slot(name: str, default: Any, keep: bool = False) -> property:
+    """A slot a pending tensor leaves unset (one store less per op): ``default()`` until set;
+    with ``keep`` the first value read is stored (a version counter must stay the same list)."""
     slot = Tensor.__dict__[name]
 
     def get(self: Tensor) -> Any:
@@ -731,7 +732,7 @@ def _defaulted_slot(name: str, default: Any) -> property:
             return slot.__get__(self, Tensor)
         except AttributeError:
             value = default()
-            if value is not None:  # (a version list must stay the one the tensor keeps)
+            if keep:
                 slot.__set__(self, value)
             return value
 
@@ -757,7 +758,7 @@ class PendingTensor(Tensor):
     grad = _defaulted_slot("grad", lambda: None)
     _tangents = _defaulted_slot("_tangents", lambda: None)
     _extra = _defaulted_slot("_extra", lambda: None)
-    _version = _defaulted_slot("_version", lambda: [0])
+    _version = _defaulted_slot("_version", lambda: [0], keep=True)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         # pickle and copy: computed first, so that they see (and rebuild) a plain Tensor

@@ -57,6 +57,11 @@ SIMD_FLAGS = ("-fopenmp-simd", "-D__FAST_MATH__", "-march=native", "-lmvec")
 # the slower Python around the call cost more than the pass gained (the 100-op chain: 5%).
 WIDE_FLAGS = ("-mprefer-vector-width=512",)
 WIDE_MIN = int(os.environ.get("GPUGRAD_FUSION_WIDE_MIN", "0"))
+
+
+def wide(n: int) -> bool:
+    """Whether a pass over ``n`` elements is built with ``WIDE_FLAGS`` (see WIDE_MIN)."""
+    return 0 < WIDE_MIN <= n
 _lock = threading.Lock()
 
 

@@ -51,7 +51,6 @@ MAX_OPS = 128  # ops in one chain; a longer one is cut (its head materialised as
 _new = object.__new__
 _ref = weakref.ref
 _SEQ = operator.attrgetter("seq")
-_PY_SCALARS = (int, float)
 
 # Ops that head a chain the CPU ran op by op (a short chain of small arrays, or one the
 # compiler declined), by (op, per operand its dtype and shape or its number type): such an op runs
@@ -69,6 +68,12 @@ VALUE_AND_GRAD = True
 class Pending:
     """The op behind a pending tensor: what it will compute, and what it already knows.
 
+    Made with ``object.__new__`` and its slots set in place (one op's record, written for speed):
+    ``op``, ``args`` (pending tensors, (concrete tensor, its array) pairs and Python numbers),
+    ``params``, ``shape``, ``dtype``, ``count`` (ops in its DAG, shared ones counted once per use:
+    an upper bound), ``mark``/``step`` (set while :func:`_linearise` walks the DAG), ``reduced``
+    ([(weak ref to a loss node, "sum" | "mean")]: see :func:`_relink`).
+
     A pending tensor recorded along a chain (see :class:`_Step`) also knows its chain in the
     order its ops were called: ``node`` (its step there), ``prev`` (the pending op it extended),
     ``arrs`` (the chain's array inputs so far: (tensor, array, input index) triples), ``nums``
@@ -79,17 +84,6 @@ class Pending:
 
     __slots__ = ("op", "args", "params", "shape", "dtype", "count", "mark", "step", "reduced",
                  "node", "prev", "arrs", "nums", "pars", "trace")
-
-    def __init__(self, op: Any, args: tuple, params: dict, shape: tuple, dtype: np.dtype, count: int) -> None:
-        self.op = op
-        self.args = args  # pending tensors, (concrete tensor, its array) pairs and Python numbers
-        self.params = params
-        self.shape = shape
-        self.dtype = dtype
-        self.count = count  # ops in its DAG (shared ones counted once per use: an upper bound)
-        self.mark = None  # set while _linearise walks the DAG (with ``step``, its step there)
-        self.reduced = None  # [(weak ref to a loss node, "sum" | "mean")]: see _relink
-        self.node = None
 
 
 class _Step:
@@ -134,7 +128,7 @@ _EMPTY: dict = {}  # the params of an op without parameters, in a chain's step l
 
 
 # Weak references to the pending tensors, so that an in-place change can first materialise
-# every chain that might read the old values (flush()); see _sweep_one.
+# every chain that might read the old values (flush()); see _pending_tensor.
 _LIVE: collections.deque = collections.deque()
 _prune_at = [4096]
 
@@ -237,7 +231,9 @@ def run(op: Any, args: tuple, params: dict) -> Any:
                 tokens = (-node.depth, c, op) if y is a else (c, -node.depth, op)
                 nums = top.nums + (num,)
             step = node.children.get(tokens)
-            if step is not None:  # _traced's body, inline: calling it (ten arguments) cost 5% of the 100-op chain
+            if step is not None:
+                # _traced and _pending_tensor, inline: calling them cost 9% of the 100-op chain's
+                # step (ab_steps; one call, to _pending_tensor alone, 7%), this being every op of it
                 lz = _new(Pending)
                 lz.op = op
                 lz.args = args
@@ -258,8 +254,8 @@ def run(op: Any, args: tuple, params: dict) -> Any:
                 t.device = y.device
                 t._lazy = lz
                 _LIVE.append(_ref(t))
-                x = _LIVE[0]()  # _sweep_one, inline
-                if x is None or x._lazy is None:
+                oldest = _LIVE[0]()
+                if oldest is None or oldest._lazy is None:
                     _LIVE.popleft()
                 else:
                     _LIVE.rotate(-1)
@@ -308,11 +304,6 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
     require grad under an op that does) is recorded with its DAG (:func:`_record_general`).
     :func:`run` records the commonest ops itself, the steps already in the trie.
     """
-    return _record_traced(op, args, params)
-
-
-def _record_traced(op: Any, args: tuple, params: dict) -> Tensor | None:
-    """:func:`record` past its first lines: any operands."""
     top = None  # the deepest pending operand: the chain this op extends
     device = None
     rg = False
@@ -436,25 +427,28 @@ def _traced(op: Any, args: Any, params: dict, step: _Step, top: Pending | None, 
     lz.nums = nums
     lz.pars = pars
     lz.trace = [False] if top is None else top.trace
-    t = _new(PendingTensor)  # (its grad, _version... are read through PendingTensor's properties)
-    t.requires_grad = rg
-    t.device = device
-    t._lazy = lz
-    _LIVE.append(_ref(t))
-    x = _LIVE[0]()  # _sweep_one, inline (this runs once per op)
-    if x is None or x._lazy is None:
-        _LIVE.popleft()
-    else:
-        _LIVE.rotate(-1)
-    if len(_LIVE) > _prune_at[0]:
-        _prune_live()
-    return t
+    return _pending_tensor(lz, rg, device)
 
 
 def _new_step(node: _Step, tokens: tuple, op: Any, args: tuple) -> _Step | None:
     """The step of ``op`` on ``args`` after ``node`` (its tokens ``tokens``), added to the
-    trie; None when the op does not fuse there (its result dtype) or its shapes do not
-    broadcast (the op then runs now and raises its own error)."""
+    trie; None when the op does not wait there (see :func:`_waits_as`)."""
+    got = _waits_as(op, args)
+    if got is None:
+        return None
+    if _TRIE[0] >= MAX_TRIE:  # chains of ever new shapes: keep the tries bounded
+        _ROOTS.clear()
+        _TRIE[0] = 0
+    _TRIE[0] += 1
+    step = node.children[tokens] = _Step(node, tokens, *got)
+    return step
+
+
+def _waits_as(op: Any, args: tuple) -> tuple[np.dtype, tuple] | None:
+    """(dtype, shape) of the pending result of elementwise ``op`` on ``args`` (pending and
+    concrete tensors, Python numbers); None when it must run now: its result dtype does not
+    fuse (see :func:`_result`) or its operands' shapes do not broadcast (the op then raises its
+    own error, as without fusion)."""
     key = [op]
     shapes = []
     for a in args:
@@ -481,12 +475,7 @@ def _new_step(node: _Step, tokens: tuple, op: Any, args: tuple) -> _Step | None:
             except ValueError:
                 return None
             break
-    if _TRIE[0] >= MAX_TRIE:  # chains of ever new shapes: keep the tries bounded
-        _ROOTS.clear()
-        _TRIE[0] = 0
-    _TRIE[0] += 1
-    step = node.children[tokens] = _Step(node, tokens, dt, shape)
-    return step
+    return dt, shape
 
 
 def _record_general(op: Any, args: tuple, params: dict) -> Tensor | None:
@@ -498,51 +487,31 @@ def _record_general(op: Any, args: tuple, params: dict) -> Tensor | None:
     """
     device = None
     rg = False
-    shape = None
-    same = True
     count = 1
     kept = []
-    key = [op]
     for a in args:
         cls = a.__class__
         if cls is Tensor or cls is PendingTensor or (cls is not float and cls is not int and isinstance(a, Tensor)):
             lz = a._lazy
             if lz is None:
-                arr = a.data
-                key.append(arr.dtype)
-                s = arr.shape
-                kept.append((a, arr))
+                kept.append((a, a.data))
             else:
-                key.append(lz.dtype)
-                s = lz.shape
                 count += lz.count
                 kept.append(a)
             if device is None:
                 device = a.device
-                shape = s
-            else:
-                if a.device != device:
-                    return None  # the eager path raises the device error
-                if s != shape:
-                    same = False
+            elif a.device != device:
+                return None  # the eager path raises the device error
             if a.requires_grad:
                 rg = True
         elif cls is float or cls is int:
-            key.append(cls)
             kept.append(a)
         else:
             return None
-    key = tuple(key)
-    dt = _RESULT.get(key)
-    if dt is None:
-        dt = _RESULT[key] = _result(op, args, key)
-    if dt is False:
+    got = _waits_as(op, args)
+    if got is None:
         return None
-    if not same:
-        try:
-            shape = np.broadcast_shapes(*[a.shape for a in args if isinstance(a, Tensor)])
-        except ValueError:
-            return None  # the op runs now and raises its own error, as without fusion
+    dt, shape = got
     if count > MAX_OPS:  # cut the chain: its long operands become inputs
         for i, a in enumerate(kept):
             if a.__class__ is not tuple and isinstance(a, Tensor):
@@ -562,36 +531,32 @@ def _record_general(op: Any, args: tuple, params: dict) -> Tensor | None:
 
 
 def _pending_tensor(lz: Pending, requires_grad: bool, device: str) -> PendingTensor:
+    """The pending tensor of ``lz``, registered in ``_LIVE``. Each one made also looks at the
+    oldest reference there: dropped if its tensor is gone or computed, else moved to the back.
+    That keeps ``_LIVE`` near the number alive, so dead references do not outlive a step (a pile
+    of them kept Python's garbage collector running full collections: 10 us per 100-op step)."""
     t = _new(PendingTensor)  # (its grad, _version... are read through PendingTensor's properties)
     t.requires_grad = requires_grad
     t.device = device
     t._lazy = lz
     _LIVE.append(_ref(t))
-    _sweep_one()
+    oldest = _LIVE[0]()
+    if oldest is None or oldest._lazy is None:
+        _LIVE.popleft()
+    else:
+        _LIVE.rotate(-1)
     if len(_LIVE) > _prune_at[0]:
         _prune_live()
     return t
 
 
 def _prune_live() -> None:
-    """Drop every dead or computed reference from ``_LIVE`` (when it has doubled since)."""
+    """Drop every dead or computed reference from ``_LIVE`` (many pending tensors alive: once it
+    has doubled since, so amortised)."""
     live = [r for r in _LIVE if (x := r()) is not None and x._lazy is not None]
     _LIVE.clear()
     _LIVE.extend(live)
-    _prune_at[0] = max(4096, 2 * len(_LIVE))  # (many live pending tensors: amortised)
-
-
-def _sweep_one() -> None:
-    """Look at the oldest reference in ``_LIVE``: drop it if its tensor is gone or computed, else
-    move it to the back. One look per pending tensor made keeps ``_LIVE`` near the number alive,
-    so dead references do not outlive a step (a pile of them kept Python's garbage collector
-    running full collections: 10 us per 100-op step)."""
-    r = _LIVE[0]
-    t = r()
-    if t is None or t._lazy is None:
-        _LIVE.popleft()
-    else:
-        _LIVE.rotate(-1)
+    _prune_at[0] = max(4096, 2 * len(_LIVE))
 
 
 def learned_forward(op: Any, args: tuple) -> Any:

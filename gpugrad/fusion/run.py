@@ -81,7 +81,7 @@ def _evaluate(p: Program, chain: Chain, grads: list, outs: list, threads: int | 
         geo = host.plan(shape, ptrs)
         if geo is not None:
             classes = "".join("0" if a is None else host.stride_class(c) for a, c in zip(ptrs, geo[3]))
-            fn = host.function(p, classes, wide=0 < host.WIDE_MIN <= n)
+            fn = host.function(p, classes, wide=host.wide(n))
             if fn is not None:
                 t = numpy_eval.Settings.threads if threads is None else threads
                 return host.run(fn, geo, ptrs, scalars, t)
@@ -100,7 +100,7 @@ def host_call(p: Program, chain: Chain, grads: list, outs: list) -> host.Call | 
     if geo is None:
         return None
     fn = host.compiled(p, "".join("0" if a is None else host.stride_class(c) for a, c in zip(ptrs, geo[3])),
-                       0 < host.WIDE_MIN <= n)
+                       host.wide(n))
     return None if fn is None else host.Call(fn, geo)
 
 
