@@ -8,6 +8,7 @@ there is one definition of each op whichever way it is called.
 from __future__ import annotations
 
 import numbers
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -722,6 +723,24 @@ def _computed_slot(name: str) -> property:
     return property(get, slot.__set__, doc=f"Tensor.{name}, computed on first read")
 
 
+# Pending tensors one of whose defaulted slots was set (or read and kept), by id, with a weak
+# reference that drops the entry when the tensor dies (a WeakSet would compare tensors with
+# ``==``, an op): ``settle_pending`` must keep those values. Any other is settled with four
+# stores and no reads (a read of an unset slot raises inside the property: 0.6 us each).
+_TOUCHED: dict[int, Any] = {}
+
+
+def _touch(t: Tensor) -> None:
+    key = id(t)
+    if key not in _TOUCHED:
+        _TOUCHED[key] = weakref.ref(t, lambda _, key=key: _TOUCHED.pop(key, None))
+
+
+def _touched(t: Tensor) -> bool:
+    ref = _TOUCHED.get(id(t))
+    return ref is not None and ref() is t
+
+
 def _defaulted_slot(name: str, default: Any, keep: bool = False) -> property:
     """A slot a pending tensor leaves unset (one store less per op): ``default()`` until set;
     with ``keep`` the first value read is stored (a version counter must stay the same list)."""
@@ -734,9 +753,40 @@ def _defaulted_slot(name: str, default: Any, keep: bool = False) -> property:
             value = default()
             if keep:
                 slot.__set__(self, value)
+                _touch(self)
             return value
 
-    return property(get, slot.__set__, doc=f"Tensor.{name}")
+    def set_(self: Tensor, value: Any) -> None:
+        slot.__set__(self, value)
+        _touch(self)
+
+    return property(get, set_, doc=f"Tensor.{name}")
+
+
+_GRAD_SLOT, _TANGENTS_SLOT, _EXTRA_SLOT, _VERSION_SLOT = (Tensor.__dict__[n] for n in
+                                                          ("grad", "_tangents", "_extra", "_version"))
+
+
+def pending_version(t: Tensor) -> list:
+    """The version counter a pending tensor ``t`` will have once computed (a new one, unless
+    one was read or set already): pass it to :func:`settle_pending`."""
+    return t._version if _TOUCHED and _touched(t) else [0]
+
+
+def settle_pending(t: Tensor, version: list) -> None:
+    """Set the slots a pending tensor leaves unset (``grad``, ``_tangents``, ``_extra``: None
+    unless set) and its version counter, before ``t`` becomes a plain Tensor (internal:
+    gpugrad.fusion.lazy)."""
+    if _TOUCHED and _touched(t):
+        del _TOUCHED[id(t)]
+        _GRAD_SLOT.__set__(t, t.grad)
+        _TANGENTS_SLOT.__set__(t, t._tangents)
+        _EXTRA_SLOT.__set__(t, t._extra)
+    else:
+        _GRAD_SLOT.__set__(t, None)
+        _TANGENTS_SLOT.__set__(t, None)
+        _EXTRA_SLOT.__set__(t, None)
+    _VERSION_SLOT.__set__(t, version)
 
 
 class PendingTensor(Tensor):

@@ -177,3 +177,44 @@ def test_float16_mean_over_many_rows_on_cuda_matches_the_cpu() -> None:
     assert np.isfinite(l_gpu) and np.abs(g_gpu).max() > 1e-6
     np.testing.assert_allclose(l_gpu, l_cpu, rtol=2e-3)
     np.testing.assert_allclose(g_gpu, g_cpu, rtol=0, atol=1e-7)
+
+
+def _ce_value_and_grad(x: np.ndarray, labels: np.ndarray, device: str, **kw: object) -> tuple:
+    t = gg.tensor(x, device=device, requires_grad=True)
+    loss = gg.nn.functional.cross_entropy(t, gg.tensor(labels, device=device), **kw)
+    loss.sum().backward()
+    return loss.to("cpu").numpy(), t.grad.to("cpu").numpy()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("ignore", [False, True])
+def test_one_hot_gradient_in_place_equals_softmax_minus_the_target(reduction: str, ignore: bool) -> None:
+    # integer labels, no weight or smoothing: the rule subtracts 1 at each label of a fresh softmax
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((37, 6))
+    labels = rng.integers(0, 6, 37)
+    if ignore:
+        labels[::5] = -100
+    loss, g = _ce_value_and_grad(x, labels, "cpu", reduction=reduction)
+    p = np.exp(x - x.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    keep = labels != -100
+    q = np.zeros_like(p)
+    q[np.arange(37)[keep], labels[keep]] = 1
+    want = (p - q) * keep[:, None]
+    if reduction == "mean":
+        want /= keep.sum()
+    np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_cross_entropy_the_cuda_kernel_declines_runs_the_rule_on_cuda_arrays(reduction: str) -> None:
+    # (the kernels take the mean without weights: these run the rule, in place on a CuPy array)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((33, 7)).astype(np.float32)
+    labels = rng.integers(0, 7, 33)
+    labels[3] = -100
+    (l_cpu, g_cpu), (l_gpu, g_gpu) = (_ce_value_and_grad(x, labels, d, reduction=reduction) for d in ("cpu", "cuda"))
+    np.testing.assert_allclose(l_gpu, l_cpu, rtol=1e-5)
+    np.testing.assert_allclose(g_gpu, g_cpu, rtol=1e-5, atol=1e-7)

@@ -8,7 +8,9 @@ from gpugrad.backends import numpy_backend as nb
 from gpugrad.backends import portable
 
 
-@pytest.mark.parametrize("shape", [(256, 10), (64, 3, 7), (300, 33), (128, 96), (128, 95), (1000, 2)])
+# (small ones take the transposed copy; past portable._SHORT_ROW_TRANSPOSE elements, columns or folds)
+@pytest.mark.parametrize("shape", [(256, 10), (64, 3, 7), (300, 33), (128, 96), (128, 95), (1000, 2),
+                                   (30000, 10), (2800, 95), (9, 3000, 12)])
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32])
 @pytest.mark.parametrize("keepdims", [True, False])
 def test_short_row_max_and_min_equal_numpy(shape: tuple, dtype: type, keepdims: bool) -> None:

@@ -295,11 +295,19 @@ imag = np.imag
 conj = np.conj
 
 
+_SUM_TO_AXES: dict[tuple, tuple] = {}  # (x's shape, shape) -> the axes: a backward asks for the same few
+
+
 def sum_to(x: Any, shape: tuple) -> Any:
     """Sum ``x`` over the axes it was broadcast along so that it has ``shape``."""
-    if x.shape == shape:
+    xs = x.shape
+    if xs == shape:
         return x
-    axes = _sum_to_axes(x.shape, shape)
+    axes = _SUM_TO_AXES.get((xs, shape))
+    if axes is None:
+        if len(_SUM_TO_AXES) > 4096:
+            _SUM_TO_AXES.clear()
+        axes = _SUM_TO_AXES[xs, shape] = _sum_to_axes(xs, shape)
     if not axes:
         return np.asarray(x).reshape(shape)
     out = np.asarray(_add_reduce(x, axis=axes, keepdims=True))

@@ -75,6 +75,9 @@ def where(c: Any, a: Any, b: Any) -> Any:
 # row max of cross-entropy). Columns are folded instead, exactly (max and min round nothing).
 _SHORT_ROW_LOOP = 12  # up to this many columns: one pass per column
 _SHORT_ROW_FOLD = 96  # up to this many: halve the row repeatedly (log2 passes)
+# Up to this many elements a transposed copy is cheaper than either (it stays in cache; past it
+# the transpose's strided reads lose: 65536 x 10 took 923 us against 773 by columns).
+_SHORT_ROW_TRANSPOSE = 1 << 18
 
 
 def short_row_extremum(ufunc: Any, x: Any, axis: Any, keepdims: bool) -> Any:
@@ -92,6 +95,11 @@ def short_row_extremum(ufunc: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     c = x.shape[-1]
     if c < 2 or c > _SHORT_ROW_FOLD or x.size < 64 * c:
         return None
+    if x.size <= _SHORT_ROW_TRANSPOSE:
+        # the rows as columns of a copy: one reduction down contiguous rows (256 x 10: 2.1 us,
+        # against 7.5 by columns and 14.6 by NumPy's own)
+        out = ufunc.reduce(np.ascontiguousarray(np.moveaxis(x, -1, 0)), axis=0)
+        return out.reshape(out.shape + (1,)) if keepdims else out
     if c <= _SHORT_ROW_LOOP:
         out = x[..., 0:1].copy()
         for j in range(1, c):

@@ -31,6 +31,9 @@ from gpugrad.fusion.lower import backward_program, forward_program, value_and_gr
 
 _NO = object()  # a program the compiler declined
 _address = host.address
+_DATA_OFFSET = host._DATA_OFFSET
+_at = host._at
+_ndarray = np.ndarray
 
 
 class Settings:
@@ -207,10 +210,17 @@ def _remember(t: _Template, key: tuple, fast: _Fast) -> None:
 def _tables(t: _Template, args: Any, params: dict, arrays: list) -> tuple[list, list]:
     """The pointer table (the operands' addresses, then ``arrays``') and the scalar table."""
     P = t.ptrs[:]
-    for k, a in zip(t.arrays, args):
-        P[k] = _address(a)
-    for a in arrays:
-        P.append(_address(a))
+    off = _DATA_OFFSET
+    if off is None:
+        for k, a in zip(t.arrays, args):
+            P[k] = _address(a)
+        for a in arrays:
+            P.append(_address(a))
+    else:  # host.address inline: ndarrays' data pointers read off the objects (a call less per array)
+        for k, a in zip(t.arrays, args):
+            P[k] = (_at(id(a) + off).value or 0) if a.__class__ is _ndarray else _address(a)
+        for a in arrays:
+            P.append((_at(id(a) + off).value or 0) if a.__class__ is _ndarray else _address(a))
     S = t.scalars[:]
     if t.number_span is not None:  # (the numbers' leaves are consecutive: one slice assignment)
         S[t.number_span] = params["numbers"]

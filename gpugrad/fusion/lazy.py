@@ -44,7 +44,7 @@ from gpugrad.backends import _BACKENDS, backend_for, lowerings
 from gpugrad.fusion import kernels as _kernels  # noqa: F401  (registers the compiled passes)
 from gpugrad.ops.base import Op, _record, forward
 from gpugrad.ops.base import apply as _apply
-from gpugrad.tensor import PendingTensor, Tensor, make_tensor
+from gpugrad.tensor import PendingTensor, Tensor, make_tensor, pending_version, settle_pending
 
 MAX_OPS = 128  # ops in one chain; a longer one is cut (its head materialised as an input)
 
@@ -878,7 +878,7 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
         # a loss: its gradients are made in the same pass and kept for backward (kernels._value_and_grad)
         params["grad_needs"] = tuple([i.requires_grad for i in inputs])
     out = forward(program.op, B, values, params)
-    version = [0] if reduce else t._version
+    version = [0] if reduce else pending_version(t)
     node = _record(program.op, inputs, params, out, device, version) if rg else None
     if reduce is not None:
         if node is not None:  # t stays pending: should it be computed later, see _relink
@@ -889,22 +889,13 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
     t.data = out
     t._node = node
     t._lazy = None
-    _settle(t)
+    settle_pending(t, version)
     t.__class__ = Tensor
     if lz.node is not None:
         lz.trace[0] = True  # the chain's later ops must read t, not recompute it
     if lz.reduced:
         _relink(t, lz.reduced, seq0)
     return out
-
-
-def _settle(t: PendingTensor) -> None:
-    """Set the slots a pending tensor leaves unset (read through ``PendingTensor.__getattr__``
-    until then) before ``t`` becomes a plain Tensor."""
-    t.grad = t.grad
-    t._tangents = t._tangents
-    t._extra = t._extra
-    t._version = t._version
 
 
 def _program(key: tuple, steps: list) -> Program:
@@ -1001,9 +992,8 @@ def _replay(t: Tensor, owners: list, program: Program, inputs: list, values: lis
                     owner._lazy.trace[0] = True
                 owner.data = res.data
                 owner._node = res._node
-                owner._version = res._version
                 owner._lazy = None
-                _settle(owner)
+                settle_pending(owner, res._version)
                 owner.__class__ = Tensor
                 res = owner
             outs.append(res)
@@ -1117,12 +1107,16 @@ class FusedElementwise(Op):
         self.program = program
         # errors name the ops the user called
         self.name = program.names if len(program.steps) == 1 else f"fused chain of {program.names}"
+        self._saves: dict[tuple, tuple] = {}
 
     def saves(self, needs: tuple) -> tuple:
-        # every operand when the backward reads any (the compiled pass recomputes from all of them)
-        program = self.program
-        _, _, read, out = program.plan(program.needs(needs))
-        return any(read[i] for i in program.arrays) or out, out
+        got = self._saves.get(needs)
+        if got is None:
+            # every operand when the backward reads any (the compiled pass recomputes from all of them)
+            program = self.program
+            _, _, read, out = program.plan(program.needs(needs))
+            got = self._saves[needs] = (any(read[i] for i in program.arrays) or out, out)
+        return got
 
     def forward(self, ns: Any, args: list, params: dict) -> Any:
         program = params["program"]

@@ -19,6 +19,7 @@ from gpugrad.backends import numpy_backend as _npb
 from gpugrad.errors import ArgumentError, DeviceError, DTypeError, ShapeError
 from gpugrad.ops._util import as_tensor_operand, normalize_one_axis
 from gpugrad.ops.base import Op, apply, forward
+from gpugrad.ops.shape import moveaxis, reshape
 from gpugrad.ops.spellings import accepts_dim
 from gpugrad.tensor import Tensor, make_tensor
 
@@ -981,14 +982,19 @@ class CrossEntropy(Op):
         scale = self._scale(ns, g, params, m)  # (float32 for float16 x: g over a float32 count)
         gx = gt = None
         if needs[0]:
-            q, qsum = self._target(ns, t, x, params)
             kept = params.get(ROW_LSE)
             if kept is not None and not isinstance(x, Tensor):
                 top, ls = kept  # softmax from the forward's row max and log-sum-exp
                 p = ns.exp((x - top) - ns.reshape(ls, (m, 1)))
             else:  # create_graph: differentiable in x; or the forward ran as a backend's kernel
                 p = ns.softmax(x, -1)
-            gx = (p - q) * scale if qsum is None else (p * qsum - q) * scale
+            if t is None and params["weight"] is None and not params["smoothing"] and not isinstance(p, Tensor):
+                # q is one-hot (its rows sum to 1): p - q is p less 1 at each label, in place
+                p[_arange(p, m), params["labels"]] -= 1
+                gx = p * scale
+            else:
+                q, qsum = self._target(ns, t, x, params)
+                gx = (p - q) * scale if qsum is None else (p * qsum - q) * scale
             if gx.dtype != x.dtype:
                 gx = ns.astype(gx, x.dtype)
         if needs[1]:
@@ -1023,6 +1029,11 @@ CROSS_ENTROPY = CrossEntropy()
 ROW_LSE = "row_lse"  # the params key of the (row max, log-sum-exp of x - max) the rule's forward keeps
 
 
+def _arange(like: Any, n: int) -> Any:
+    """0..n-1 (int64) in the array module of ``like``."""
+    return np.arange(n) if like.__class__ is np.ndarray else _backend_of(like).xp.arange(n)
+
+
 def _label_state(params: dict) -> None:
     """What the rules need of integer labels, set in ``params`` the first time a rule runs: safe
     labels, the 0/1 row mask, the mean's denominator, and that denominator for the gradient (1
@@ -1031,7 +1042,7 @@ def _label_state(params: dict) -> None:
     raw = params.get("raw_labels")
     if raw is None or params["labels"] is not None:
         return
-    xp = _backend_of(raw).xp
+    xp = np if raw.__class__ is np.ndarray else _backend_of(raw).xp
     w = params["weight"]
     count = np.float32 if params["dtype"] == np.float16 else params["dtype"]  # (float16 stops at 65,504)
     if xp is np and w is None and (params.get("none_ignored") or not (raw == params["ignore_index"]).any()):
@@ -1064,8 +1075,6 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
 
     Example: ``loss = cross_entropy(model(x), y)`` with y an int64 tensor of labels.
     """
-    from gpugrad.ops.shape import moveaxis, reshape
-
     logits = as_tensor_operand(logits)
     check_reduction("cross_entropy", reduction)
     ignore_index = int(ignore_index)  # (as labels are compared with it)
@@ -1110,7 +1119,7 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
         labels = t_arr.reshape(m).astype(np.int64)  # a copy: the tape keeps it
         in_range = False
         if B.xp is np and labels.size:
-            in_range = 0 <= labels.min() and labels.max() < c
+            in_range = bool(labels.view(np.uint64).max() < c)  # (a negative label reads as a huge one)
             if not in_range:
                 bad = (labels != ignore_index) & ((labels < 0) | (labels >= c))
                 if bad.any():
