@@ -222,3 +222,22 @@ def test_a_pending_tensor_reads_its_unset_slots_as_a_tensor_would() -> None:
     z.grad = gg.tensor([5.0, 5.0])  # set while pending: kept when it is computed
     z.numpy()
     assert type(z) is Tensor and z.grad.numpy().tolist() == [5.0, 5.0] and z._tangents is None
+
+
+def test_a_pending_tensor_keeps_the_slots_set_or_read_before_it_is_computed() -> None:
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    y = gg.exp(x) * 2.0
+    assert y._version == [0]  # read while pending
+    y.numpy()
+    assert type(y) is Tensor and y._version == [0]
+    fresh = [gg.exp(x) * float(k) for k in range(4)]
+    fresh[1].register_hook(lambda g: g)  # sets _extra while pending
+    for t in fresh:
+        t.numpy()
+    assert [t._extra is None for t in fresh] == [True, False, True, True]
+    assert all(t.grad is None and t._tangents is None and t._version == [0] for t in fresh)
+    del fresh[1]
+    gc.collect()
+    from gpugrad import tensor as tensor_module
+
+    assert all(ref() is not None for ref in tensor_module._TOUCHED.values())  # a dead tensor leaves no entry
