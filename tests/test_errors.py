@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import gpugrad as gg
+from gpugrad.errors import InplaceError, ShapeError
 from gpugrad.tensor import make_tensor
 
 
@@ -160,3 +161,16 @@ def test_bad_arguments_get_clear_errors() -> None:
         gg.clip(gg.ones(2))
     with pytest.raises(gg.GpugradError, match="item"):
         gg.ones(3).item()
+
+
+def test_an_unrecorded_in_place_update_of_a_read_only_array_says_so_and_writes_nothing() -> None:
+    arr = np.arange(4.0)
+    arr.flags.writeable = False
+    x = gg.tensor(np.zeros(4))
+    x.data = arr  # a tensor over memory it may not write (as a view of a read-only buffer)
+    with gg.no_grad(), pytest.raises(InplaceError, match="subtract_"):
+        x -= 1.0
+    np.testing.assert_array_equal(arr, [0.0, 1.0, 2.0, 3.0])
+    assert x._version == [0]
+    with gg.no_grad(), pytest.raises(ShapeError, match="does not broadcast"):
+        gg.tensor(np.zeros(4)).__isub__(gg.tensor(np.ones(3)))
