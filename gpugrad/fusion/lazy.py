@@ -53,7 +53,8 @@ _ref = weakref.ref
 _SEQ = operator.attrgetter("seq")
 
 # Ops that head a chain the CPU ran op by op (a short chain of small arrays, or one the
-# compiler declined), by (op, per operand its dtype and shape or its number type): such an op runs
+# compiler declined), keyed as the trie's first steps (per operand its dtype's character and shape,
+# or its number type; then the op): such an op runs
 # at once next time rather than waiting, since waiting buys nothing there and costs the chain's
 # bookkeeping (a chain replayed op by op computes the same bits as ops run at once, so this
 # never changes a result). See :func:`_learn_eager`; ``GPUGRAD_FUSION_LEARN=0`` turns it off.
@@ -262,32 +263,39 @@ def run(op: Any, args: tuple, params: dict) -> Any:
                 if len(_LIVE) > _prune_at[0]:
                     _prune_live()
                 return t
-    if _EAGER and a.__class__ is not PendingTensor:  # (an op on a pending tensor extends a chain)
-        impl = learned_forward(op, args)
-        if impl:
-            return _apply(op, args, params, None if impl is True else impl)
-    if cls is Tensor:  # a chain's first op: f(x), x op number, number op x
+    if cls is Tensor:  # f(x), x op number, number op x: a chain's first op, or an op learned to run at once
+        arr = y.data
+        pos = 0
+        if c is None:
+            tokens = (arr.dtype.char, arr.shape, op)
+        elif y is a:
+            tokens = (arr.dtype.char, arr.shape, c, op)
+        else:
+            tokens = (c, arr.dtype.char, arr.shape, op)
+            pos = 1
+        if _EAGER:  # (keyed as the trie's first steps are: one tuple serves both lookups)
+            impl = _EAGER.get(tokens) if y.device == "cpu" else None
+            if impl:
+                return _apply(op, args, params, None if impl is True else impl)
         root = _ROOTS.get(y.device)
         if root is not None:
-            arr = y.data
-            pos = 0
             if c is None:
-                tokens = (arr.dtype.char, arr.shape, op)
                 kept = ((y, arr),)
                 nums = ()
-            elif y is a:
-                tokens = (arr.dtype.char, arr.shape, c, op)
+            elif pos == 0:
                 kept = ((y, arr), num)
                 nums = (num,)
             else:
-                tokens = (c, arr.dtype.char, arr.shape, op)
                 kept = (num, (y, arr))
                 nums = (num,)
-                pos = 1
             step = root.children.get(tokens)
             if step is not None:
                 return _traced(op, kept, params, step, None, ((y, arr, pos),), nums, (),
                                y.requires_grad and STATE.grad_enabled and op.differentiable, y.device)
+    elif _EAGER and cls is not PendingTensor and a.__class__ is not PendingTensor:
+        impl = learned_forward(op, args)
+        if impl:
+            return _apply(op, args, params, None if impl is True else impl)
     pending = record(op, args, params)
     return _apply(op, args, params) if pending is None else pending
 
@@ -563,24 +571,25 @@ def learned_forward(op: Any, args: tuple) -> Any:
     """For ``op`` on these operands in ``_EAGER`` (it heads a chain that ran op by op last
     time: it runs now), the forward to run it with; else None (it may wait). Operands are CPU
     tensors not pending (a pending one is a PendingTensor) and Python numbers, keyed as
-    :func:`_learn_eager` keys a step: (op, then per operand its dtype and shape, or its number
-    type and None)."""
-    sig = [op]
+    :func:`_learn_eager` keys a step (and as the trie's first steps are: per operand its
+    dtype's character and shape, or its number type; then the op)."""
+    key = []
     for a in args:
         cls = a.__class__
-        if cls is Tensor or (cls is not PendingTensor and cls is not float and cls is not int
-                             and isinstance(a, Tensor)):  # a Parameter, say
+        if cls is float or cls is int:
+            key.append(cls)
+        elif cls is PendingTensor:
+            return None
+        elif cls is Tensor or isinstance(a, Tensor):  # a Parameter, say
             if a.device != "cpu":
                 return None
             arr = a.data
-            sig.append(arr.dtype)
-            sig.append(arr.shape)
-        elif cls is float or cls is int:
-            sig.append(cls)
-            sig.append(None)
+            key.append(arr.dtype.char)
+            key.append(arr.shape)
         else:
             return None
-    return _EAGER.get(tuple(sig))
+    key.append(op)
+    return _EAGER.get(tuple(key))
 
 
 def _resolved_forward(op: Any, dt: np.dtype) -> Any:
@@ -956,15 +965,20 @@ def _learn_eager(program: Program) -> None:
         _forget_learned()
     steps = program.steps
     for op, refs, dt, _ in steps:
-        sig = [op]
+        key = []
         for r in refs:
             if r >= 0:
-                sig.append(program.in_kinds[r])
-                sig.append(program.in_shapes[r])
+                shape = program.in_shapes[r]
+                if shape is None:  # a number: its type
+                    key.append(program.in_kinds[r])
+                else:
+                    key.append(program.in_kinds[r].char)
+                    key.append(shape)
             else:
-                sig.append(steps[-1 - r][2])
-                sig.append(steps[-1 - r][3])
-        _EAGER[tuple(sig)] = _resolved_forward(op, dt)
+                key.append(steps[-1 - r][2].char)
+                key.append(steps[-1 - r][3])
+        key.append(op)
+        _EAGER[tuple(key)] = _resolved_forward(op, dt)
 
 
 def _replay(t: Tensor, owners: list, program: Program, inputs: list, values: list, numbers: list,

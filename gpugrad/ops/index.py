@@ -254,7 +254,8 @@ def inplace(x: Tensor, fn: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
     detected at backward time.
     """
     name = getattr(fn, "name", "inplace")
-    if _fusion._LIVE:  # pending chains read x's storage as it is now (the operand's own, when pending, is computed below)
+    # pending chains read x's storage as it is now (the operand's own, when pending, is computed below)
+    if _fusion._LIVE:
         _fusion.flush(other if other.__class__ is PendingTensor else None)
     recording = STATE.grad_enabled and (x.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
     tangents = STATE.fw_levels and _has_tangents(x, other)
