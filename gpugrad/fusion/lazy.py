@@ -53,8 +53,9 @@ _ref = weakref.ref
 _SEQ = operator.attrgetter("seq")
 
 # Ops that head a chain the CPU ran op by op (a short chain of small arrays, or one the
-# compiler declined), keyed as the trie's first steps (per operand its dtype's character and shape,
-# or its number type; then the op): such an op runs
+# compiler declined), keyed by the tokens of their first step in the trie (per operand its
+# dtype's character and shape, its number type, or the index of an operand seen before; then the
+# op; see :func:`record`): such an op runs
 # at once next time rather than waiting, since waiting buys nothing there and costs the chain's
 # bookkeeping (a chain replayed op by op computes the same bits as ops run at once, so this
 # never changes a result). See :func:`_learn_eager`; ``GPUGRAD_FUSION_LEARN=0`` turns it off.
@@ -186,7 +187,7 @@ def _result(op: Any, args: tuple, key: tuple) -> Any:
 def run(op: Any, args: tuple, params: dict) -> Any:
     """Apply elementwise ``op`` to validated operands: ``ElementwiseOp.run``, the path of every
     elementwise op (Tensor's operators call it directly). With fusion on, its result waits in
-    a chain (:func:`record`) unless the op was learned to run at once (:func:`learned_forward`)
+    a chain (:func:`record`) unless the op was learned to run at once (``_EAGER``)
     or cannot wait.
 
     The commonest op on a chain, ``f(y)``, ``y op number`` or ``number op y`` with ``y``
@@ -292,16 +293,13 @@ def run(op: Any, args: tuple, params: dict) -> Any:
             if step is not None:
                 return _traced(op, kept, params, step, None, ((y, arr, pos),), nums, (),
                                y.requires_grad and STATE.grad_enabled and op.differentiable, y.device)
-    elif _EAGER and cls is not PendingTensor and a.__class__ is not PendingTensor:
-        impl = learned_forward(op, args)
-        if impl:
-            return _apply(op, args, params, None if impl is True else impl)
     pending = record(op, args, params)
     return _apply(op, args, params) if pending is None else pending
 
 
 def record(op: Any, args: tuple, params: dict) -> Tensor | None:
-    """The pending result of elementwise ``op`` on ``args``, or None when it must run now.
+    """The pending result of elementwise ``op`` on ``args``, or None when it must run now (or
+    its result, computed at once, for a chain's first op learned to run so: ``_EAGER``).
 
     A concrete operand is kept with the array it holds now, so that rebinding its ``data``
     later does not change what the chain computes (an in-place write calls flush() first).
@@ -389,6 +387,10 @@ def record(op: Any, args: tuple, params: dict) -> Tensor | None:
             kept.append((a, arr))
     tokens.append(op)
     tokens = tuple(tokens)
+    if top is None and _EAGER and device == "cpu":  # a chain's first op: learned to run at once?
+        impl = _EAGER.get(tokens)
+        if impl:
+            return _apply(op, args, params, None if impl is True else impl)
     step = node.children.get(tokens)
     if step is None:
         step = _new_step(node, tokens, op, args)
@@ -565,31 +567,6 @@ def _prune_live() -> None:
     _LIVE.clear()
     _LIVE.extend(live)
     _prune_at[0] = max(4096, 2 * len(_LIVE))
-
-
-def learned_forward(op: Any, args: tuple) -> Any:
-    """For ``op`` on these operands in ``_EAGER`` (it heads a chain that ran op by op last
-    time: it runs now), the forward to run it with; else None (it may wait). Operands are CPU
-    tensors not pending (a pending one is a PendingTensor) and Python numbers, keyed as
-    :func:`_learn_eager` keys a step (and as the trie's first steps are: per operand its
-    dtype's character and shape, or its number type; then the op)."""
-    key = []
-    for a in args:
-        cls = a.__class__
-        if cls is float or cls is int:
-            key.append(cls)
-        elif cls is PendingTensor:
-            return None
-        elif cls is Tensor or isinstance(a, Tensor):  # a Parameter, say
-            if a.device != "cpu":
-                return None
-            arr = a.data
-            key.append(arr.dtype.char)
-            key.append(arr.shape)
-        else:
-            return None
-    key.append(op)
-    return _EAGER.get(tuple(key))
 
 
 def _resolved_forward(op: Any, dt: np.dtype) -> Any:
@@ -965,18 +942,21 @@ def _learn_eager(program: Program) -> None:
         _forget_learned()
     steps = program.steps
     for op, refs, dt, _ in steps:
-        key = []
+        key: list = []
+        seen: dict[int, int] = {}  # ref -> its input index at this op (an operand twice is one input)
+        n_in = 0
         for r in refs:
-            if r >= 0:
-                shape = program.in_shapes[r]
-                if shape is None:  # a number: its type
-                    key.append(program.in_kinds[r])
-                else:
-                    key.append(program.in_kinds[r].char)
-                    key.append(shape)
+            if r in seen:
+                key.append(seen[r])
+                continue
+            shape = program.in_shapes[r] if r >= 0 else steps[-1 - r][3]
+            if shape is None:  # a number: its type
+                key.append(program.in_kinds[r])
             else:
-                key.append(steps[-1 - r][2].char)
-                key.append(steps[-1 - r][3])
+                key.append((program.in_kinds[r] if r >= 0 else steps[-1 - r][2]).char)
+                key.append(shape)
+                seen[r] = n_in
+            n_in += 1
         key.append(op)
         _EAGER[tuple(key)] = _resolved_forward(op, dt)
 
