@@ -34,6 +34,7 @@ _address = host.address
 _DATA_OFFSET = host._DATA_OFFSET
 _at = host._at
 _ndarray = np.ndarray
+_PARALLEL_MIN = host.PARALLEL_MIN
 
 
 class Settings:
@@ -264,6 +265,7 @@ def _remember_call(t: _Template, key: tuple, p: Any, chain: Chain, seeds: list, 
 
 def _runs_here(f: _Fast) -> bool:
     # the cached call runs on this thread; a large chain on several threads takes the full path
+    # (written inline in forward and vjp: a call less per fused op)
     return host.Settings.enabled and (f.call.n < host.PARALLEL_MIN or numpy_eval.Settings.threads <= 1)
 
 
@@ -281,8 +283,8 @@ def forward(B: Any, args: list, params: dict) -> Any:
     if host_side:
         key = tuple([a.strides for a in args])
         f = t.fast.get(key)
-        if f is not None and _runs_here(f):
-            outs = f.outputs(args)
+        if f is not None and (f.call.n < _PARALLEL_MIN or numpy_eval.Settings.threads <= 1) and host.Settings.enabled:
+            outs = [np.empty(f.shape, dt) for dt in f.out_dtypes] if f.like is None else f.outputs(args)
             P, S = _tables(t, args, params, outs)
             total = f.call(P, S)
             return outs[0] if f.reduce is None else f.reduced(total)
@@ -396,8 +398,8 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
         except AttributeError:  # an input the backward does not read was not saved
             return NotImplemented
         f = t.fast.get(key)
-        if f is not None and _runs_here(f):
-            outs = f.outputs(args, g)
+        if f is not None and (f.call.n < _PARALLEL_MIN or numpy_eval.Settings.threads <= 1) and host.Settings.enabled:
+            outs = [np.empty(f.shape, dt) for dt in f.out_dtypes] if f.like is None else f.outputs(args, g)
             P, S = _tables(t, args, params, [g, *outs])
             f.call(P, S)
             return tuple(f.grads(outs, len(needs)))

@@ -46,6 +46,7 @@ from gpugrad.ops.base import Op, _record, forward
 from gpugrad.ops.base import apply as _apply
 from gpugrad.tensor import PendingTensor, Tensor, make_tensor, pending_version, settle_pending
 
+_NOT_COMPILED = _kernels._NO  # what a program's ``compiled`` is when the compiler declined it
 MAX_OPS = 128  # ops in one chain; a longer one is cut (its head materialised as an input)
 
 _new = object.__new__
@@ -840,7 +841,8 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
         op_params = [_EMPTY] * node.depth
         for j, p in lz.pars:
             op_params[j] = p
-        traced = _kernels.compiles(program, op_params, B)
+        tmpl = program.compiled  # (kernels.compiles, inline for a chain it has decided)
+        traced = tmpl is not _NOT_COMPILED if tmpl is not None else _kernels.compiles(program, op_params, B)
         if traced:
             inputs = [e[0] for e in lz.arrs]
             values = [e[1] for e in lz.arrs]
@@ -863,7 +865,9 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
     if rg and reduce is not None and device == "cpu" and VALUE_AND_GRAD:
         # a loss: its gradients are made in the same pass and kept for backward (kernels._value_and_grad)
         params["grad_needs"] = tuple([i.requires_grad for i in inputs])
-    out = forward(program.op, B, values, params)
+    out = _kernels.forward(B, values, params) if traced else NotImplemented  # (forward(), minus a lookup)
+    if out is NotImplemented:
+        out = forward(program.op, B, values, params)
     version = [0] if reduce else pending_version(t)
     node = _record(program.op, inputs, params, out, device, version) if rg else None
     if reduce is not None:
