@@ -241,3 +241,26 @@ def test_a_pending_tensor_keeps_the_slots_set_or_read_before_it_is_computed() ->
     gc.collect()
     touched = sys.modules["gpugrad.tensor"]._TOUCHED  # (gpugrad.tensor is also the function)
     assert all(ref() is not None for ref in touched.values())  # a dead tensor leaves no entry
+
+
+def test_a_kernel_registered_for_fused_chains_computes_a_chain_recorded_in_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpugrad.backends import lowerings
+    from gpugrad.fusion import kernels
+
+    monkeypatch.setattr(kernels.Settings, "cpu_min_elements", 0)
+    monkeypatch.setattr(kernels.Settings, "cpu_min_ops", 1)
+    key = ("fused_elementwise", "forward")
+    ours = lowerings.CPU[key]
+    calls: list = []
+
+    def registered(B: object, args: list, params: dict) -> object:
+        calls.append(params["program"])
+        return ours(B, args, params)
+
+    monkeypatch.setitem(lowerings.CPU, key, registered)
+    x = gg.tensor(np.arange(1000.0))
+    y = gg.tanh(x) * 2.0 + 1.0
+    assert type(y) is PendingTensor
+    np.testing.assert_allclose(y.numpy(), np.tanh(np.arange(1000.0)) * 2.0 + 1.0)
+    assert len(calls) == 1  # the backend's kernel, not the compiler's pass behind its back

@@ -34,7 +34,6 @@ _address = host.address
 _DATA_OFFSET = host._DATA_OFFSET
 _at = host._at
 _ndarray = np.ndarray
-_PARALLEL_MIN = host.PARALLEL_MIN
 
 
 class Settings:
@@ -283,7 +282,8 @@ def forward(B: Any, args: list, params: dict) -> Any:
     if host_side:
         key = tuple([a.strides for a in args])
         f = t.fast.get(key)
-        if f is not None and (f.call.n < _PARALLEL_MIN or numpy_eval.Settings.threads <= 1) and host.Settings.enabled:
+        if f is not None and host.Settings.enabled and (f.call.n < host.PARALLEL_MIN
+                                                        or numpy_eval.Settings.threads <= 1):
             outs = [np.empty(f.shape, dt) for dt in f.out_dtypes] if f.like is None else f.outputs(args)
             P, S = _tables(t, args, params, outs)
             total = f.call(P, S)
@@ -398,7 +398,8 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
         except AttributeError:  # an input the backward does not read was not saved
             return NotImplemented
         f = t.fast.get(key)
-        if f is not None and (f.call.n < _PARALLEL_MIN or numpy_eval.Settings.threads <= 1) and host.Settings.enabled:
+        if f is not None and host.Settings.enabled and (f.call.n < host.PARALLEL_MIN
+                                                        or numpy_eval.Settings.threads <= 1):
             outs = [np.empty(f.shape, dt) for dt in f.out_dtypes] if f.like is None else f.outputs(args, g)
             P, S = _tables(t, args, params, [g, *outs])
             f.call(P, S)

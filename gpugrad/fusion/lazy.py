@@ -865,9 +865,7 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
     if rg and reduce is not None and device == "cpu" and VALUE_AND_GRAD:
         # a loss: its gradients are made in the same pass and kept for backward (kernels._value_and_grad)
         params["grad_needs"] = tuple([i.requires_grad for i in inputs])
-    out = _kernels.forward(B, values, params) if traced else NotImplemented  # (forward(), minus a lookup)
-    if out is NotImplemented:
-        out = forward(program.op, B, values, params)
+    out = forward(program.op, B, values, params)  # (a backend's kernel for the chain, registered or ours)
     version = [0] if reduce else pending_version(t)
     node = _record(program.op, inputs, params, out, device, version) if rg else None
     if reduce is not None:
