@@ -403,6 +403,8 @@ def test_array_addresses_match_numpy() -> None:
 
     for arr in (a, a[1:], a.T, a[::2, 3:], np.float32(2.0) * np.ones(()), a.view(Sub)):
         assert host.address(arr) == arr.__array_interface__["data"][0]
+    arrays = [a, None, a[1:], a.view(Sub), np.empty(0)]
+    assert host.addresses(arrays) == [0 if x is None else x.__array_interface__["data"][0] for x in arrays]
 
 
 def _loss_and_grads(spec: Any, case: Any) -> tuple:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from gpugrad.errors import DeviceError
 
 _BACKENDS: dict[str, Any] = {}
@@ -80,9 +82,7 @@ def normalize_device(device: Any) -> str:
 
 def device_of_array(array: Any) -> str | None:
     """'cpu' for NumPy arrays, 'cuda:N' for CuPy arrays, None for anything else."""
-    import numpy as np
-
-    if isinstance(array, (np.ndarray, np.generic)):
+    if array.__class__ is np.ndarray or isinstance(array, (np.ndarray, np.generic)):
         return "cpu"
     module = type(array).__module__
     if module.startswith("cupy"):

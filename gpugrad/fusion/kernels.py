@@ -30,10 +30,7 @@ from gpugrad.fusion.chain import Chain, NotFusable
 from gpugrad.fusion.lower import backward_program, forward_program, value_and_grad_program
 
 _NO = object()  # a program the compiler declined
-_address = host.address
-_DATA_OFFSET = host._DATA_OFFSET
-_at = host._at
-_ndarray = np.ndarray
+_addresses = host.addresses
 
 
 class Settings:
@@ -151,7 +148,9 @@ class _Fast:
     def outputs(self, args: Any, g: Any = None) -> list:
         """New arrays for the call to write, in the memory order it was compiled for (``like``:
         an operand's position, -1 for the incoming gradient ``g``)."""
-        like = None if self.like is None else g if self.like == -1 else args[self.like]
+        if self.like is None:  # C order (run.empty without a layout to follow)
+            return [np.empty(self.shape, dt) for dt in self.out_dtypes]
+        like = g if self.like == -1 else args[self.like]
         return [run.empty(self.shape, dt, like) for dt in self.out_dtypes]
 
     def reduced(self, total: float) -> Any:
@@ -210,17 +209,11 @@ def _remember(t: _Template, key: tuple, fast: _Fast) -> None:
 def _tables(t: _Template, args: Any, params: dict, arrays: list) -> tuple[list, list]:
     """The pointer table (the operands' addresses, then ``arrays``') and the scalar table."""
     P = t.ptrs[:]
-    off = _DATA_OFFSET
-    if off is None:
-        for k, a in zip(t.arrays, args):
-            P[k] = _address(a)
-        for a in arrays:
-            P.append(_address(a))
-    else:  # host.address inline: ndarrays' data pointers read off the objects (a call less per array)
-        for k, a in zip(t.arrays, args):
-            P[k] = (_at(id(a) + off).value or 0) if a.__class__ is _ndarray else _address(a)
-        for a in arrays:
-            P.append((_at(id(a) + off).value or 0) if a.__class__ is _ndarray else _address(a))
+    A = _addresses((*args, *arrays))
+    n = len(t.arrays)
+    for k, ptr in zip(t.arrays, A):
+        P[k] = ptr
+    P += A[n:]
     S = t.scalars[:]
     if t.number_span is not None:  # (the numbers' leaves are consecutive: one slice assignment)
         S[t.number_span] = params["numbers"]
@@ -264,7 +257,6 @@ def _remember_call(t: _Template, key: tuple, p: Any, chain: Chain, seeds: list, 
 
 def _runs_here(f: _Fast) -> bool:
     # the cached call runs on this thread; a large chain on several threads takes the full path
-    # (written inline in forward and vjp: a call less per fused op)
     return host.Settings.enabled and (f.call.n < host.PARALLEL_MIN or numpy_eval.Settings.threads <= 1)
 
 
@@ -282,9 +274,8 @@ def forward(B: Any, args: list, params: dict) -> Any:
     if host_side:
         key = tuple([a.strides for a in args])
         f = t.fast.get(key)
-        if f is not None and host.Settings.enabled and (f.call.n < host.PARALLEL_MIN
-                                                        or numpy_eval.Settings.threads <= 1):
-            outs = [np.empty(f.shape, dt) for dt in f.out_dtypes] if f.like is None else f.outputs(args)
+        if f is not None and _runs_here(f):
+            outs = f.outputs(args)
             P, S = _tables(t, args, params, outs)
             total = f.call(P, S)
             return outs[0] if f.reduce is None else f.reduced(total)
@@ -398,9 +389,8 @@ def vjp(B: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> Any:
         except AttributeError:  # an input the backward does not read was not saved
             return NotImplemented
         f = t.fast.get(key)
-        if f is not None and host.Settings.enabled and (f.call.n < host.PARALLEL_MIN
-                                                        or numpy_eval.Settings.threads <= 1):
-            outs = [np.empty(f.shape, dt) for dt in f.out_dtypes] if f.like is None else f.outputs(args, g)
+        if f is not None and _runs_here(f):
+            outs = f.outputs(args, g)
             P, S = _tables(t, args, params, [g, *outs])
             f.call(P, S)
             return tuple(f.grads(outs, len(needs)))

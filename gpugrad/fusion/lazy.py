@@ -46,7 +46,6 @@ from gpugrad.ops.base import Op, _record, forward
 from gpugrad.ops.base import apply as _apply
 from gpugrad.tensor import PendingTensor, Tensor, make_tensor, pending_version, settle_pending
 
-_NOT_COMPILED = _kernels._NO  # what a program's ``compiled`` is when the compiler declined it
 MAX_OPS = 128  # ops in one chain; a longer one is cut (its head materialised as an input)
 
 _new = object.__new__
@@ -270,10 +269,16 @@ def run(op: Any, args: tuple, params: dict) -> Any:
         pos = 0
         if c is None:
             tokens = (arr.dtype.char, arr.shape, op)
+            kept = ((y, arr),)
+            nums = ()
         elif y is a:
             tokens = (arr.dtype.char, arr.shape, c, op)
+            kept = ((y, arr), num)
+            nums = (num,)
         else:
             tokens = (c, arr.dtype.char, arr.shape, op)
+            kept = (num, (y, arr))
+            nums = (num,)
             pos = 1
         if _EAGER:  # (keyed as the trie's first steps are: one tuple serves both lookups)
             impl = _EAGER.get(tokens) if y.device == "cpu" else None
@@ -281,15 +286,6 @@ def run(op: Any, args: tuple, params: dict) -> Any:
                 return _apply(op, args, params, None if impl is True else impl)
         root = _ROOTS.get(y.device)
         if root is not None:
-            if c is None:
-                kept = ((y, arr),)
-                nums = ()
-            elif pos == 0:
-                kept = ((y, arr), num)
-                nums = (num,)
-            else:
-                kept = (num, (y, arr))
-                nums = (num,)
             step = root.children.get(tokens)
             if step is not None:
                 return _traced(op, kept, params, step, None, ((y, arr, pos),), nums, (),
@@ -841,8 +837,7 @@ def materialize(t: Tensor, reduce: str | None = None, out: Any = None) -> Any:
         op_params = [_EMPTY] * node.depth
         for j, p in lz.pars:
             op_params[j] = p
-        tmpl = program.compiled  # (kernels.compiles, inline for a chain it has decided)
-        traced = tmpl is not _NOT_COMPILED if tmpl is not None else _kernels.compiles(program, op_params, B)
+        traced = _kernels.compiles(program, op_params, B)
         if traced:
             inputs = [e[0] for e in lz.arrs]
             values = [e[1] for e in lz.arrs]

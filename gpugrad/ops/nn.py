@@ -990,7 +990,7 @@ class CrossEntropy(Op):
                 p = ns.softmax(x, -1)
             if t is None and params["weight"] is None and not params["smoothing"] and not isinstance(p, Tensor):
                 # q is one-hot (its rows sum to 1): p - q is p less 1 at each label, in place
-                p[_arange(p, m), params["labels"]] -= 1
+                p[_backend_of(p).xp.arange(m), params["labels"]] -= 1
                 gx = p * scale
             else:
                 q, qsum = self._target(ns, t, x, params)
@@ -1029,11 +1029,6 @@ CROSS_ENTROPY = CrossEntropy()
 ROW_LSE = "row_lse"  # the params key of the (row max, log-sum-exp of x - max) the rule's forward keeps
 
 
-def _arange(like: Any, n: int) -> Any:
-    """0..n-1 (int64) in the array module of ``like``."""
-    return np.arange(n) if like.__class__ is np.ndarray else _backend_of(like).xp.arange(n)
-
-
 def _label_state(params: dict) -> None:
     """What the rules need of integer labels, set in ``params`` the first time a rule runs: safe
     labels, the 0/1 row mask, the mean's denominator, and that denominator for the gradient (1
@@ -1042,7 +1037,7 @@ def _label_state(params: dict) -> None:
     raw = params.get("raw_labels")
     if raw is None or params["labels"] is not None:
         return
-    xp = np if raw.__class__ is np.ndarray else _backend_of(raw).xp
+    xp = _backend_of(raw).xp
     w = params["weight"]
     count = np.float32 if params["dtype"] == np.float16 else params["dtype"]  # (float16 stops at 65,504)
     if xp is np and w is None and (params.get("none_ignored") or not (raw == params["ignore_index"]).any()):
