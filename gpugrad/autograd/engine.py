@@ -238,7 +238,12 @@ def run_backward(
                 if gi.dtype is not edge.dtype and gi.dtype != edge.dtype:
                     gi = B.astype(gi, edge.dtype)
                     f = not create_graph and not isinstance(gi, np.generic)
-                _add_gradient(grads, track, edge, gi, f, B)
+                if track is not None and edge not in grads:  # its first gradient (_add_gradient's
+                    grads[edge] = gi                        # first case, inline: once per edge)
+                    if f:
+                        owned.add(edge)
+                else:
+                    _add_gradient(grads, track, edge, gi, f, B)
             if not retain_graph and (saved is not None or out is not None):
                 node.inputs = None
                 node.out = None

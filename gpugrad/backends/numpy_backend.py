@@ -45,6 +45,7 @@ TAG = "numpy"
 # faster implementations of op rules, keyed by (op name, "forward" | "vjp") (gpugrad.ops.base);
 # NumPy runs the rules themselves, except where the fusion compiler registers its kernels
 lowerings = _lowerings.CPU
+_EW_VJP_ACC = _lowerings.EW_VJP_ACC
 
 _host_memory.tune()  # NumPy's large temporaries are reused, not page-faulted in again each step
 
@@ -205,7 +206,13 @@ def ew_vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple,
                g_owned: bool) -> tuple[tuple, tuple]:
     """:func:`ew_vjp` for the backward pass: ``(grads, fresh)``, gradient i added into the
     engine's buffer ``acc[i]`` when there is one (``acc`` None: none; then ``grads[i] is acc[i]``); ``fresh[i]``
-    says nothing else refers to grads[i]. (The CUDA backend does the same in one kernel.)"""
+    says nothing else refers to grads[i]. (The CUDA backend does the same in one kernel; so does
+    a kernel registered under ``EW_VJP_ACC``, gpugrad.fusion.host_vjp's, where it takes the case.)"""
+    kernel = lowerings.get(_EW_VJP_ACC)
+    if kernel is not None:
+        got = kernel(op, g, args, out, params, needs, acc)
+        if got is not NotImplemented:
+            return got
     grads = ew_vjp(op, g, args, out, params, needs)
     if acc is not None:
         grads = list(grads)

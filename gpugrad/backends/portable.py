@@ -98,7 +98,8 @@ def short_row_extremum(ufunc: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     if x.size <= _SHORT_ROW_TRANSPOSE:
         # the rows as columns of a copy: one reduction down contiguous rows (256 x 10: 2.1 us,
         # against 7.5 by columns and 14.6 by NumPy's own)
-        out = ufunc.reduce(np.ascontiguousarray(np.moveaxis(x, -1, 0)), axis=0)
+        rows = x.T if nd == 2 else np.moveaxis(x, -1, 0)  # (.T: moveaxis costs 2 us of Python)
+        out = ufunc.reduce(np.ascontiguousarray(rows), axis=0)
         return out.reshape(out.shape + (1,)) if keepdims else out
     if c <= _SHORT_ROW_LOOP:
         out = x[..., 0:1].copy()

@@ -41,6 +41,7 @@ import numpy as np
 from gpugrad.autograd.node import Node
 from gpugrad.autograd.state import STATE
 from gpugrad.backends import _BACKENDS, backend_for, lowerings
+from gpugrad.fusion import host_vjp as _host_vjp  # noqa: F401  (registers the compiled elementwise backward)
 from gpugrad.fusion import kernels as _kernels  # noqa: F401  (registers the compiled passes)
 from gpugrad.ops.base import Op, _record, forward
 from gpugrad.ops.base import apply as _apply
@@ -218,6 +219,16 @@ def run(op: Any, args: tuple, params: dict) -> Any:
                     if la.node is None or ly.node is None or la.trace is not ly.trace:
                         pending = _record_general(op, args, params)  # two chains (or DAGs) meet
                         return _apply(op, args, params) if pending is None else pending
+                elif ca is Tensor and c is Tensor and _EAGER and a.device == "cpu" and y.device == "cpu":
+                    # learned to run at once (x @ W + b)? record()'s first-step tokens, without its loops
+                    xa = a.data
+                    if a is y:
+                        impl = _EAGER.get((xa.dtype.char, xa.shape, 0, op))
+                    else:
+                        xb = y.data
+                        impl = _EAGER.get((xa.dtype.char, xa.shape, xb.dtype.char, xb.shape, op))
+                    if impl:
+                        return _apply(op, args, params, None if impl is True else impl)
                 y = None
     else:
         y = None

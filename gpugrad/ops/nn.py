@@ -893,15 +893,20 @@ class CrossEntropy(Op):
         if t is None:
             # From z = x - rowmax and the rows' log(sum(exp(z))): -log_softmax(x)[label] =
             # ls - z[label]; the log-softmax of the whole array is formed only for the smoothing
-            # term. (m, ls) are kept with this call's params for the backward (ROW_LSE), as the
-            # CUDA kernels keep their statistics. Shifting first keeps a large common offset of
-            # the logits out of the arithmetic.
+            # term. exp(z) and its row sums are kept with this call's params for the backward
+            # (ROW_LSE: softmax(x) is their quotient, one pass), as the CUDA kernels keep their
+            # statistics. Shifting first keeps a large common offset of the logits out of the
+            # arithmetic.
             labels = params["labels"]
-            top = _shift(B, x, 1)
-            z = x - top
-            ls = B.log(B.sum(B.exp(z), 1, False))
-            params[ROW_LSE] = (top, ls)
-            nll = ls - z[xp.arange(m), labels]
+            z = x - _shift(B, x, 1)
+            e = B.exp(z)
+            se = B.sum(e, 1, False)
+            ls = B.log(se)
+            params[ROW_LSE] = (e, se)
+            at = xp.arange(0, m * c, c)  # the labels' flat positions (NumPy's (rows, labels)
+            at += labels                 # indexing costs twice as much), kept for the backward
+            params[LABEL_AT] = at
+            nll = ls - z.reshape(-1)[at]
             if w is not None:
                 rows = nll * ((1 - s) * w[labels])
             else:
@@ -984,13 +989,21 @@ class CrossEntropy(Op):
         if needs[0]:
             kept = params.get(ROW_LSE)
             if kept is not None and not isinstance(x, Tensor):
-                top, ls = kept  # softmax from the forward's row max and log-sum-exp
-                p = ns.exp((x - top) - ns.reshape(ls, (m, 1)))
+                e, se = kept  # softmax from the forward's exp(x - rowmax) and its row sums
+                p = e / se[:, None]
             else:  # create_graph: differentiable in x; or the forward ran as a backend's kernel
                 p = ns.softmax(x, -1)
             if t is None and params["weight"] is None and not params["smoothing"] and not isinstance(p, Tensor):
-                # q is one-hot (its rows sum to 1): p - q is p less 1 at each label, in place
-                p[_backend_of(p).xp.arange(m), params["labels"]] -= 1
+                # q is one-hot (its rows sum to 1): p - q is p less 1 at each label, in place (by
+                # flat positions: NumPy's (rows, labels) indexing costs twice as much)
+                xp = _backend_of(p).xp
+                if not p.flags.c_contiguous:
+                    p = xp.ascontiguousarray(p)  # (its flat view is written)
+                at = params.get(LABEL_AT)
+                if at is None:  # (the forward ran as a backend's kernel)
+                    at = xp.arange(0, x.size, x.shape[1])
+                    at += params["labels"]
+                p.reshape(-1)[at] -= 1
                 gx = p * scale
             else:
                 q, qsum = self._target(ns, t, x, params)
@@ -1026,7 +1039,8 @@ class CrossEntropy(Op):
 
 
 CROSS_ENTROPY = CrossEntropy()
-ROW_LSE = "row_lse"  # the params key of the (row max, log-sum-exp of x - max) the rule's forward keeps
+LABEL_AT = "label_at"  # the params key of the labels' flat positions in x (the rule's forward keeps them)
+ROW_LSE = "row_lse"  # the params key of the (exp(x - rowmax), its row sums) the rule's forward keeps
 
 
 def _label_state(params: dict) -> None:
