@@ -153,7 +153,9 @@ def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, ac
         plan = _plan(op, needs)
     if plan is _NO:
         return NotImplemented
-    mask, reads, uses_out, _ = plan
+    mask, reads, uses_out, n_passes = plan
+    if n_passes < 2 and acc is None:
+        return NotImplemented  # (g itself, or g * b: NumPy's one pass is as fast)
     shape = g.shape
     ptrs = [g]
     scalars = []

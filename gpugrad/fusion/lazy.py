@@ -277,20 +277,12 @@ def run(op: Any, args: tuple, params: dict) -> Any:
                 return t
     if cls is Tensor:  # f(x), x op number, number op x: a chain's first op, or an op learned to run at once
         arr = y.data
-        pos = 0
         if c is None:
             tokens = (arr.dtype.char, arr.shape, op)
-            kept = ((y, arr),)
-            nums = ()
         elif y is a:
             tokens = (arr.dtype.char, arr.shape, c, op)
-            kept = ((y, arr), num)
-            nums = (num,)
         else:
             tokens = (c, arr.dtype.char, arr.shape, op)
-            kept = (num, (y, arr))
-            nums = (num,)
-            pos = 1
         if _EAGER:  # (keyed as the trie's first steps are: one tuple serves both lookups)
             impl = _EAGER.get(tokens) if y.device == "cpu" else None
             if impl:
@@ -299,6 +291,12 @@ def run(op: Any, args: tuple, params: dict) -> Any:
         if root is not None:
             step = root.children.get(tokens)
             if step is not None:
+                if c is None:
+                    kept, nums, pos = ((y, arr),), (), 0
+                elif y is a:
+                    kept, nums, pos = ((y, arr), num), (num,), 0
+                else:
+                    kept, nums, pos = (num, (y, arr)), (num,), 1
                 return _traced(op, kept, params, step, None, ((y, arr, pos),), nums, (),
                                y.requires_grad and STATE.grad_enabled and op.differentiable, y.device)
     pending = record(op, args, params)

@@ -157,6 +157,10 @@ def matmul(a: Any, b: Any) -> Tensor:
 
     Example: ``gg.matmul(w, x)`` or ``w @ x``.
     """
+    if a.__class__ is Tensor and b.__class__ is Tensor:  # (x @ W: the checks below, for two matrices)
+        sa, sb = a.data.shape, b.data.shape
+        if len(sa) == 2 and len(sb) == 2 and sa[1] == sb[0]:
+            return apply(MATMUL, (a, b), {"ndims": (2, 2)})
     a = as_tensor_operand(a, b if isinstance(b, Tensor) else None)
     b = as_tensor_operand(b, a)
     _check_product("matmul", a.shape, b.shape)

@@ -1090,44 +1090,51 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
     s = float(label_smoothing)
     if not 0.0 <= s <= 1.0:
         raise ArgumentError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    if logits.dtype.kind != "f":
-        raise DTypeError(f"cross_entropy: logits must be floating point, got dtype {logits.dtype}")
-    if logits.ndim == 0:
+    arr = logits.data  # (its shape and dtype read from the array: the tensor's are properties)
+    shape, dtype = arr.shape, arr.dtype
+    nd = len(shape)
+    if dtype.kind != "f":
+        raise DTypeError(f"cross_entropy: logits must be floating point, got dtype {dtype}")
+    if nd == 0:
         raise ShapeError("cross_entropy: logits must have a class axis, got a 0-d tensor")
-    B = backend_for(logits.device)
+    device = logits.device
+    B = backend_for(device)
     if isinstance(target, Tensor):
-        if target.device != logits.device:
-            raise DeviceError(f"cross_entropy: target is on {target.device} but logits are on {logits.device}")
+        if target.device != device:
+            raise DeviceError(f"cross_entropy: target is on {target.device} but logits are on {device}")
         t_arr = target.data
     else:
         t_arr = B.asarray(np.asarray(target) if device_of_array(target) is None else target)
     is_labels = t_arr.dtype.kind in "iu"
-    unbatched = logits.ndim == 1
-    c = logits.shape[-1] if unbatched else logits.shape[1]
+    unbatched = nd == 1
+    c = shape[-1] if unbatched else shape[1]
     w = None
     if weight is not None:
         w = _raw(as_tensor_operand(weight, logits))
         if w.shape != (c,):
             raise ShapeError(f"cross_entropy: weight must have shape ({c},), got {tuple(w.shape)}")
-        w = w.astype(logits.dtype)
+        w = w.astype(dtype)
     x = logits
     if unbatched:
         x = reshape(x, (1, c))
-    elif logits.ndim > 2:
+        batch_shape: tuple = ()
+    elif nd > 2:
         x = moveaxis(x, 1, -1)
-    batch_shape = () if unbatched else (logits.shape[0],) + tuple(logits.shape[2:])
+        batch_shape = (shape[0], *shape[2:])
+    else:
+        batch_shape = (shape[0],)
     m = math.prod(batch_shape)
-    if x.shape != (m, c):
+    if nd > 2:
         x = reshape(x, (m, c))
     params: dict[str, Any] = {"smoothing": s, "weight": w, "reduction": reduction, "out_shape": batch_shape,
                               "labels": None, "valid": None}
     if is_labels:
-        if tuple(t_arr.shape) != batch_shape:
+        if t_arr.shape != batch_shape:
             raise ShapeError(f"cross_entropy: integer labels must have shape {batch_shape} for logits of shape "
-                             f"{logits.shape}, got {tuple(t_arr.shape)}")
+                             f"{shape}, got {tuple(t_arr.shape)}")
         labels = t_arr.reshape(m).astype(np.int64)  # a copy: the tape keeps it
         in_range = False
-        if B.xp is np and labels.size:
+        if B.xp is np and m:
             in_range = bool(labels.view(np.uint64).max() < c)  # (a negative label reads as a huge one)
             if not in_range:
                 bad = (labels != ignore_index) & ((labels < 0) | (labels >= c))
@@ -1135,11 +1142,10 @@ def cross_entropy(logits: Any, target: Any, weight: Any = None, ignore_index: in
                     raise ArgumentError(f"cross_entropy: labels must be in [0, {c}) or equal ignore_index "
                                         f"({ignore_index}); got {int(labels[bad][0])}")
         # every label a class and ignore_index none: no row is ignored (known without a pass)
-        params["none_ignored"] = bool(in_range) and not 0 <= ignore_index < c
+        params["none_ignored"] = in_range and not 0 <= ignore_index < c
         # labels, valid and denom: computed by _label_state when the rule runs (a backend's
         # kernel reads raw_labels alone)
-        params.update(raw_labels=labels, ignore_index=ignore_index, dtype=logits.dtype, denom=None,
-                      grad_denom=None)
+        params.update(raw_labels=labels, ignore_index=ignore_index, dtype=dtype, denom=None, grad_denom=None)
         return apply(CROSS_ENTROPY, (x, None), params)
     if t_arr.dtype.kind != "f":
         raise DTypeError(f"cross_entropy: target must hold integer labels or float probabilities, got {t_arr.dtype}")
