@@ -162,3 +162,18 @@ def test_any_shape_gives_the_numpy_rules_bits(shape: tuple, name: str, dt: Any) 
     assert got is not NotImplemented
     for gk, wk in zip(got[0], _reference(op, g, args, out, params, needs)):
         np.testing.assert_array_equal(gk, wk)
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid"])
+def test_an_owned_gradient_is_written_over(compiled: None, name: str) -> None:
+    op = OPS[name]
+    args, out, g = _operands(op, (48, 50), np.float32, {})
+    want = _reference(op, g.copy(), args, out, {}, (True,))
+    grads, fresh = host_vjp.vjp_acc(op, g, args, out, {}, (True,), None, True)
+    assert grads[0] is g and fresh == (True,)  # (the engine owned g: now the input's gradient)
+    np.testing.assert_array_equal(g, want[0])
+    g2 = RNG.normal(size=(48, 50)).astype(np.float32)
+    kept = g2.copy()
+    grads, _ = host_vjp.vjp_acc(op, g2, args, out, {}, (True,), None, False)
+    assert grads[0] is not g2
+    np.testing.assert_array_equal(g2, kept)  # not owned: left as it was

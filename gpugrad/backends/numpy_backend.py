@@ -210,7 +210,7 @@ def ew_vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple,
     a kernel registered under ``EW_VJP_ACC``, gpugrad.fusion.host_vjp's, where it takes the case.)"""
     kernel = lowerings.get(_EW_VJP_ACC)
     if kernel is not None:
-        got = kernel(op, g, args, out, params, needs, acc)
+        got = kernel(op, g, args, out, params, needs, acc, g_owned)
         if got is not NotImplemented:
             return got
     grads = ew_vjp(op, g, args, out, params, needs)

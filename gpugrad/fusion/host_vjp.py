@@ -36,6 +36,7 @@ from gpugrad.fusion import host
 from gpugrad.table import expr as E
 
 MIN_ELEMENTS = int(os.environ.get("GPUGRAD_HOST_VJP_MIN_ELEMENTS", str(1 << 13)))
+INPLACE = True
 
 _CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _ndarray = np.ndarray
@@ -56,12 +57,15 @@ def passes(op: Any, k: int) -> int:
     return got
 
 
-def source(op: Any, ctype: str, mask: tuple[int, ...], pattern: str, uses_out: bool, acc: tuple[bool, ...]) -> str:
+def source(op: Any, ctype: str, mask: tuple[int, ...], pattern: str, uses_out: bool, acc: tuple[bool, ...],
+           inplace: bool = False) -> str:
     """C++ of the pass computing the gradients of ``op``'s inputs in ``mask``.
 
     ``pattern``: per input, 'a' (an array, read), 's' (a scalar, read from the scalar table) or
     'x' (not read). Pointer table: g, the 'a' inputs, out when ``uses_out``, then per input in
-    ``mask`` its gradient (added into when ``acc`` says so). Scalar table: the 's' inputs, the
+    ``mask`` its gradient (added into when ``acc`` says so; with ``inplace``, one gradient written
+    over g, which is then not ``__restrict``: each element is read before it is written, which
+    ``omp simd`` allows). Scalar table: the 's' inputs, the
     op's parameters. The host calling convention of
     :func:`gpugrad.fusion.host.source` (its row and column tables unused: one contiguous run).
     """
@@ -69,7 +73,7 @@ def source(op: Any, ctype: str, mask: tuple[int, ...], pattern: str, uses_out: b
              'extern "C" __attribute__((visibility("default"))) double gg_fz_host(long long rows, long long cols, '
              "void* const* P, const long long* RS, const long long* CS, const double* S) {",
              "    (void)rows; (void)RS; (void)CS;",
-             f"    const {ctype}* __restrict g = (const {ctype}*)P[0];"]
+             f"    const {ctype}* {'' if inplace else '__restrict '}g = (const {ctype}*)P[0];"]
     slot, scalar = 1, 0
     values = []
     for k, p in enumerate(pattern):
@@ -92,7 +96,7 @@ def source(op: Any, ctype: str, mask: tuple[int, ...], pattern: str, uses_out: b
     args = ", ".join(["g[j]", *values, "out[j]" if uses_out else f"{ctype}(0)", *[f"p_{n}" for n in op.param_names]])
     body = []
     for k, add in zip(mask, acc):
-        lines.append(f"    {ctype}* __restrict gr{k} = ({ctype}*)P[{slot}];")
+        lines.append(f"    {ctype}* {'' if inplace else '__restrict '}gr{k} = ({ctype}*)P[{slot}];")
         slot += 1
         value = f"gg_ew_{op.name}_d{k}<{ctype}>({args})"
         body.append(f"gr{k}[j] = {'gr' + str(k) + '[j] + ' if add else ''}{value};")
@@ -122,15 +126,15 @@ def _plan(op: Any, needs: tuple) -> Any:
     return got
 
 
-def _variant(op: Any, dt: Any, plan: tuple, pattern: str, acc_bits: tuple) -> Any:
+def _variant(op: Any, dt: Any, plan: tuple, pattern: str, acc_bits: tuple, inplace: bool) -> Any:
     """The compiled pass for ``plan``'s gradients of ``op`` on ``pattern`` operands, or _NO."""
-    key = (op, dt.char, plan[0], pattern, acc_bits)
+    key = (op, dt.char, plan[0], pattern, acc_bits, inplace)
     got = _VARIANTS.get(key)
     if got is None:
         got = _NO
         if plan[3] + sum(acc_bits) >= 2 and host.available():  # one NumPy pass (g * b) is as fast
             try:
-                got = host.build(source(op, _CTYPE[dt], plan[0], pattern, plan[2], acc_bits))
+                got = host.build(source(op, _CTYPE[dt], plan[0], pattern, plan[2], acc_bits, inplace))
             except RuntimeError:
                 got = _NO
         if len(_VARIANTS) > 4096:
@@ -139,10 +143,11 @@ def _variant(op: Any, dt: Any, plan: tuple, pattern: str, acc_bits: tuple) -> An
     return got
 
 
-def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, acc: Any) -> Any:
+def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, acc: Any, g_owned: bool = False) -> Any:
     """``numpy_backend.ew_vjp_acc``'s ``(grads, fresh)`` in one compiled pass, or NotImplemented
     (the NumPy rule runs): operands of other shapes, layouts or dtypes, too few elements, a rule
-    of one pass, no compiler."""
+    of one pass, no compiler. ``g_owned``: nothing else refers to g (the engine allocated it), so
+    a single gradient is written over it, in memory the pass that made g has just written."""
     if g.__class__ is not _ndarray or g.size < MIN_ELEMENTS or not g.flags.c_contiguous:
         return NotImplemented
     dt = g.dtype
@@ -182,9 +187,10 @@ def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, ac
         acc_bits = tuple([acc[k] is not None for k in mask])
         if not all(_fits(acc[k], shape, dt) for k, b in zip(mask, acc_bits) if b):
             return NotImplemented
-    fn = _VARIANTS.get((op, dt.char, mask, pattern, acc_bits))
+    inplace = g_owned and INPLACE and len(mask) == 1 and not acc_bits[0]
+    fn = _VARIANTS.get((op, dt.char, mask, pattern, acc_bits, inplace))
     if fn is None:
-        fn = _variant(op, dt, plan, pattern, acc_bits)
+        fn = _variant(op, dt, plan, pattern, acc_bits, inplace)
     if fn is _NO:
         return NotImplemented
     for name in op.param_names:
@@ -194,7 +200,7 @@ def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, ac
         scalars.append(v)
     grads: list = [None] * len(needs)
     for k, b in zip(mask, acc_bits):
-        grads[k] = gk = acc[k] if b else np.empty(shape, dt)
+        grads[k] = gk = acc[k] if b else g if inplace else np.empty(shape, dt)
         ptrs.append(gk)
     n = g.size
     if n >= host.PARALLEL_MIN and _threads() > 1:
