@@ -290,11 +290,12 @@ def amax(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def reshape(x: Any, shape: Any) -> Any:
-    return np.reshape(x, shape)
+    # (the array's method: np.reshape's Python wrapper costs 1 us, as np.sum's above)
+    return x.reshape(shape) if x.__class__ is _ndarray else np.reshape(x, shape)
 
 
 def transpose(x: Any, axes: Any = None) -> Any:
-    return np.transpose(x, axes)
+    return x.transpose(axes) if x.__class__ is _ndarray else np.transpose(x, axes)
 
 
 def astype(x: Any, dtype: Any) -> Any:

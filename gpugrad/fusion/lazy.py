@@ -127,6 +127,7 @@ _ROOTS: dict[str, _Step] = {}  # device -> the root of its trie
 _TRIE = [0, 0]  # [nodes in the tries, generation (forgetting the learned programs bumps it)]
 MAX_TRIE = 65536  # nodes; more (chains of ever new shapes) and the tries start again
 MAX_TRACE_ARRAYS = 16  # array inputs a chain recorded in order may have (found by a scan)
+_ndarray = np.ndarray
 _EMPTY: dict = {}  # the params of an op without parameters, in a chain's step list
 
 
@@ -286,6 +287,14 @@ def run(op: Any, args: tuple, params: dict) -> Any:
         if _EAGER:  # (keyed as the trie's first steps are: one tuple serves both lookups)
             impl = _EAGER.get(tokens) if y.device == "cpu" else None
             if impl:
+                if impl is not True and not (y.requires_grad and STATE.grad_enabled) and not STATE.checks:
+                    # nothing to record, no tangent, no anomaly check: apply()'s result without its
+                    # generic walk (a parameter update's lr * grad, an inference pass)
+                    try:
+                        out = impl(arr) if c is None else impl(arr, num) if y is a else impl(num, arr)
+                    except (ValueError, IndexError):
+                        return _apply(op, args, params, impl)  # (which says what went wrong)
+                    return make_tensor(out if out.__class__ is _ndarray else np.asarray(out), "cpu")
                 return _apply(op, args, params, None if impl is True else impl)
         root = _ROOTS.get(y.device)
         if root is not None:
