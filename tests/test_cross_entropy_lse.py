@@ -45,6 +45,19 @@ def test_the_loss_matches_log_softmax_with_extreme_logits() -> None:
     np.testing.assert_allclose(got, -lsm[np.arange(3), labels], rtol=1e-12)
 
 
+@pytest.mark.parametrize("row", [[np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [np.nan, 0.0, 1.0],
+                                 [1.0, np.inf, np.inf]])
+def test_a_mean_over_a_non_finite_row_is_the_mean_of_the_rows(row: list) -> None:
+    # the mean's fast path shifts by the row max as it is and falls back to _shift's rule when the
+    # loss is not finite: the same value as the per-row losses (which always take _shift's rule)
+    logits = np.array([[1.0, 2.0, 3.0], row, [0.5, -0.5, 0.0]])
+    labels = gg.tensor(np.array([0, 1, 2]))
+    rows = gg.nn.functional.cross_entropy(gg.tensor(logits), labels, reduction="none").numpy()
+    mean = gg.nn.functional.cross_entropy(gg.tensor(logits), labels).item()
+    np.testing.assert_equal(mean, rows.mean())
+    assert not np.isfinite(mean)
+
+
 @pytest.mark.parametrize(("dtype", "offset", "tol"), [(np.float32, 3000.0, 1e-6), (np.float16, 60.0, 4e-3)])
 def test_a_common_offset_of_the_logits_changes_nothing(dtype: type, offset: float, tol: float) -> None:
     # the rows are shifted by their max before anything else: the gradient's rows still sum to 0

@@ -885,43 +885,43 @@ class CrossEntropy(Op):
 
     def forward(self, B: Any, args: list, params: dict) -> Any:
         x, t = args
-        xp = B.xp
         _label_state(params)
-        s = params["smoothing"]
-        w = params["weight"]
-        m, c = x.shape
-        if t is None:
-            # From z = x - rowmax and the rows' log(sum(exp(z))): -log_softmax(x)[label] =
-            # ls - z[label]; the log-softmax of the whole array is formed only for the smoothing
-            # term. exp(z) and its row sums are kept with this call's params for the backward
-            # (ROW_LSE: softmax(x) is their quotient, one pass), as the CUDA kernels keep their
-            # statistics. Shifting first keeps a large common offset of the logits out of the
-            # arithmetic.
-            labels = params["labels"]
-            z = x - _shift(B, x, 1)
-            e = B.exp(z)
-            se = B.sum(e, 1, False)
-            ls = B.log(se)
-            params[ROW_LSE] = (e, se)
-            at = xp.arange(0, m * c, c)  # the labels' flat positions (NumPy's (rows, labels)
-            at += labels                 # indexing costs twice as much), kept for the backward
-            params[LABEL_AT] = at
-            nll = ls - z.reshape(-1)[at]
-            if w is not None:
-                rows = nll * ((1 - s) * w[labels])
-            else:
-                rows = nll * (1 - s) if s else nll  # (times 1.0 changes nothing)
-            if s:
-                lsm = z - B.reshape(ls, (m, 1))
-                rows = rows - (s / c) * (lsm.sum(-1) if w is None else lsm @ w)
-            if params["valid"] is not None:
-                rows = rows * params["valid"]
-        else:
+        if t is not None:
+            s, w, c = params["smoothing"], params["weight"], x.shape[1]
             lsm = forward(LOG_SOFTMAX, B, [x], {"axis": -1})
             q = t * (1 - s) + s / c
             if w is not None:
                 q = q * w
-            rows = -(q * lsm).sum(-1)
+            return self._reduce(B, -(q * lsm).sum(-1), params)
+        return self._labels_loss(B, x, _shift(B, x, 1), params)
+
+    def _labels_loss(self, B: Any, x: Any, top: Any, params: dict) -> Any:
+        """The loss for integer labels with ``x`` shifted by the row maxima ``top``.
+
+        From z = x - top and the rows' log(sum(exp(z))): -log_softmax(x)[label] = ls - z[label];
+        the log-softmax of the whole array is formed only for the smoothing term. exp(z) and its
+        row sums are kept with this call's params for the backward (ROW_LSE: softmax(x) is their
+        quotient, one pass), as the CUDA kernels keep their statistics. Shifting first keeps a
+        large common offset of the logits out of the arithmetic."""
+        s, w, labels = params["smoothing"], params["weight"], params["labels"]
+        m, c = x.shape
+        z = x - top
+        e = B.exp(z)
+        se = B.sum(e, 1, False)
+        ls = B.log(se)
+        params[ROW_LSE] = (e, se)
+        at = _label_positions(B.xp, m, c, labels)  # kept for the backward
+        params[LABEL_AT] = at
+        nll = ls - z.take(at)
+        if w is not None:
+            rows = nll * ((1 - s) * w[labels])
+        else:
+            rows = nll * (1 - s) if s else nll  # (times 1.0 changes nothing)
+        if s:
+            lsm = z - B.reshape(ls, (m, 1))
+            rows = rows - (s / c) * (lsm.sum(-1) if w is None else lsm @ w)
+        if params["valid"] is not None:
+            rows = rows * params["valid"]
         return self._reduce(B, rows, params)
 
     @staticmethod
@@ -1001,8 +1001,7 @@ class CrossEntropy(Op):
                     p = xp.ascontiguousarray(p)  # (its flat view is written)
                 at = params.get(LABEL_AT)
                 if at is None:  # (the forward ran as a backend's kernel)
-                    at = xp.arange(0, x.size, x.shape[1])
-                    at += params["labels"]
+                    at = _label_positions(xp, m, x.shape[1], params["labels"])
                 p.reshape(-1)[at] -= 1
                 gx = p * scale
             else:
@@ -1039,6 +1038,25 @@ class CrossEntropy(Op):
 
 
 CROSS_ENTROPY = CrossEntropy()
+_ROW_STARTS: dict = {}  # (m, c) -> the flat positions of m rows of c, read-only (on the host)
+
+
+def _label_positions(xp: Any, m: int, c: int, labels: Any) -> Any:
+    """The flat positions of ``labels`` in an (m, c) array: NumPy's (rows, labels) indexing costs
+    twice as much as flat positions. The row starts are made once per (m, c) on the host."""
+    if xp is not np:
+        at = xp.arange(0, m * c, c)
+        at += labels
+        return at
+    starts = _ROW_STARTS.get((m, c))
+    if starts is None:
+        if len(_ROW_STARTS) > 64:
+            _ROW_STARTS.clear()
+        starts = _ROW_STARTS[m, c] = np.arange(0, m * c, c)
+        starts.flags.writeable = False
+    return starts + labels
+
+
 LABEL_AT = "label_at"  # the params key of the labels' flat positions in x (the rule's forward keeps them)
 ROW_LSE = "row_lse"  # the params key of the (exp(x - rowmax), its row sums) the rule's forward keeps
 
