@@ -1,0 +1,138 @@
+"""The host kernels of cross-entropy (gpugrad.fusion.host_ops): the rule's loss to a few ulp, its
+gradient from the same kept values bit for bit, and the rule itself wherever they decline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import gpugrad as gg
+from gpugrad.backends import lowerings
+from gpugrad.fusion import host, host_ops
+from gpugrad.ops import nn as N
+
+RNG = np.random.default_rng(5)
+F = gg.nn.functional
+KEYS = [("cross_entropy", "forward"), ("cross_entropy", "vjp")]
+
+
+def _without_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in KEYS:
+        monkeypatch.delitem(lowerings.CPU, key)
+
+
+def _loss_and_grad(logits: np.ndarray, labels: np.ndarray, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+    x = gg.tensor(logits, requires_grad=True)
+    loss = F.cross_entropy(x, gg.tensor(labels), **kw)
+    loss.backward()
+    return loss.numpy(), x.grad.numpy()
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Counts the calls the kernels took (did not decline)."""
+    assert host.available(), "these tests need the host C++ compiler (g++), as CI has"
+    taken = {"forward": 0, "vjp": 0}
+    for key in KEYS:
+        kernel = lowerings.CPU[key]
+
+        def counting(*args: Any, _kernel: Any = kernel, _what: str = key[1]) -> Any:
+            got = _kernel(*args)
+            if got is not NotImplemented:
+                taken[_what] += 1
+            return got
+
+        monkeypatch.setitem(lowerings.CPU, key, counting)
+    return taken
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_the_kernels_give_the_rules_loss_and_gradient(counted: dict, monkeypatch: pytest.MonkeyPatch, dt: Any,
+                                                      reduction: str) -> None:
+    logits = (RNG.normal(size=(96, 13)) * 4).astype(dt)
+    logits[3] += 500  # a large common offset: the row max is subtracted first
+    labels = RNG.integers(0, 13, 96)
+    loss, grad = _loss_and_grad(logits, labels, reduction=reduction)
+    assert counted == {"forward": 1, "vjp": 1}
+    _without_kernels(monkeypatch)
+    want_loss, want_grad = _loss_and_grad(logits, labels, reduction=reduction)
+    tol = 1e-6 if dt == np.float32 else 1e-14
+    assert loss.dtype == want_loss.dtype and grad.dtype == want_grad.dtype == dt
+    np.testing.assert_allclose(loss, want_loss, rtol=tol)
+    np.testing.assert_allclose(grad, want_grad, rtol=10 * tol, atol=tol * np.abs(want_grad).max())
+
+
+def test_the_backward_kernel_is_the_rule_on_the_same_kept_values(counted: dict) -> None:
+    logits = RNG.normal(size=(40, 7)).astype(np.float32)
+    labels = RNG.integers(0, 7, 40)
+    x = gg.tensor(logits, requires_grad=True)
+    loss = F.cross_entropy(x, gg.tensor(labels))
+    node = loss.grad_fn
+    params = node.params
+    assert N.ROW_LSE in params  # kept by the forward kernel, in the rule's form
+    g = np.asarray(np.float32(0.75))
+    got = host_ops.ce_vjp(None, g, (logits, None), None, params, (True, False))
+    want = N.CrossEntropy.vjp(N.CROSS_ENTROPY, gg.backends.backend_for("cpu"), g, (logits, None), None,
+                              dict(params), (True, False))
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+@pytest.mark.parametrize("row", [[np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [np.nan, 0.0, 1.0],
+                                 [-np.inf, 2.0, -np.inf]])
+def test_non_finite_rows_follow_the_rule(counted: dict, monkeypatch: pytest.MonkeyPatch, row: list) -> None:
+    logits = np.array([[1.0, 2.0, 3.0], row, [0.5, -0.5, 0.0]])
+    labels = np.array([0, 1, 2])
+    with np.errstate(all="ignore"):
+        loss, grad = _loss_and_grad(logits, labels)
+        assert counted["forward"] == 1
+        _without_kernels(monkeypatch)
+        want_loss, want_grad = _loss_and_grad(logits, labels)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-14)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-14, atol=1e-300)
+
+
+def test_what_the_kernels_decline_runs_as_the_rule(counted: dict) -> None:
+    logits = RNG.normal(size=(12, 5))
+    labels = RNG.integers(0, 5, 12)
+    y = gg.tensor(labels)
+    w = gg.tensor(RNG.uniform(0.5, 2.0, 5))
+    cases = [dict(weight=w), dict(label_smoothing=0.1), dict(reduction="none"), dict(ignore_index=int(labels[0]))]
+    for kw in cases:
+        x = gg.tensor(logits, requires_grad=True)
+        F.cross_entropy(x, y, **kw).sum().backward()
+    x = gg.tensor(logits.astype(np.float16), requires_grad=True)
+    F.cross_entropy(x, y).backward()
+    x = gg.tensor(np.asfortranarray(logits), requires_grad=True)  # not C-contiguous
+    F.cross_entropy(x, y).backward()
+    x = gg.tensor(logits, requires_grad=True)
+    F.cross_entropy(x, gg.tensor(gg.softmax(gg.tensor(logits), -1).numpy())).backward()  # probabilities
+    assert counted == {"forward": 0, "vjp": 0}
+
+
+def test_no_compiled_code_runs_the_rule(counted: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host.Settings, "enabled", False)  # GPUGRAD_FUSION_CC=0
+    x = gg.tensor(RNG.normal(size=(8, 4)), requires_grad=True)
+    F.cross_entropy(x, gg.tensor(RNG.integers(0, 4, 8))).backward()
+    assert counted == {"forward": 0, "vjp": 0} and np.isfinite(x.grad.numpy()).all()
+
+
+@given(m=st.integers(1, 30), c=st.integers(1, 40), dt=st.sampled_from([np.float32, np.float64]),
+       scale=st.sampled_from([0.1, 3.0, 30.0]))
+def test_any_shape_gives_the_rules_loss(m: int, c: int, dt: Any, scale: float) -> None:
+    rng = np.random.default_rng(m * 100 + c)
+    logits = (rng.normal(size=(m, c)) * scale).astype(dt)
+    labels = rng.integers(0, c, m)
+    params = {"smoothing": 0.0, "weight": None, "reduction": "mean", "out_shape": (m,), "labels": None,
+              "valid": None, "raw_labels": labels, "ignore_index": -100, "dtype": np.dtype(dt), "denom": None,
+              "grad_denom": None, "none_ignored": True}
+    B = gg.backends.backend_for("cpu")
+    got = host_ops.ce_forward(B, [logits, None], dict(params))
+    assert got is not NotImplemented
+    want = N.CROSS_ENTROPY.forward(B, [logits, None], dict(params))
+    tol = 2e-6 if dt == np.float32 else 1e-14
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
