@@ -8,6 +8,7 @@
 // and its gradient for the rows' common factor g (the loss's gradient over the mean's count):
 //   dx_ic = (e_ic / s_i - [c == y_i]) * g
 // e and s are what the rule's forward keeps for its backward, so either runs after the other.
+// The loops over a row are `omp simd` (glibc's vector exp): the row sums are added lane by lane.
 #pragma once
 
 template <class T>
@@ -16,13 +17,15 @@ void gg_ce_host_fwd(const T* __restrict x, const long long* __restrict labels, l
     for (long long r = 0; r < rows; ++r) {
         const T* xr = x + r * cols;
         T* er = e + r * cols;
-        T m = xr[0];
-        for (long long k = 1; k < cols; ++k) {
-            const T v = xr[k];
-            if (v > m || v != v) m = (m != m) ? m : v;  // NaN wins, as np.maximum
-        }
+        // The max of the row's numbers: where the row holds a NaN the rule's max is NaN and shifts
+        // by 0, this one shifts by the rest's max; either way the row's sum, loss and gradient are
+        // NaN, and nothing else of the row is observable.
+        T m = -gg_inf<T>();
+#pragma omp simd reduction(max : m)
+        for (long long k = 0; k < cols; ++k) m = xr[k] > m ? xr[k] : m;
         if (!gg_isfinite(m)) m = T(0);
         T sum = T(0);
+#pragma omp simd reduction(+ : sum)
         for (long long k = 0; k < cols; ++k) {
             const T ek = gg_exp(xr[k] - m);
             er[k] = ek;
@@ -41,10 +44,10 @@ void gg_ce_host_bwd(const T* __restrict e, const T* __restrict s, const long lon
         T* dr = dx + r * cols;
         const T sr = s[r];
         const long long y = labels[r];
+#pragma omp simd
         for (long long k = 0; k < cols; ++k) {
-            T p = er[k] / sr;
-            if (k == y) p -= T(1);
-            dr[k] = p * g;
+            const T p = er[k] / sr;
+            dr[k] = (k == y ? p - T(1) : p) * g;
         }
     }
 }
