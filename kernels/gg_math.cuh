@@ -164,9 +164,19 @@ GG_UNARY(i1, cyl_bessel_i1f, cyl_bessel_i1)
 GG_UNARY(erfinv, erfinvf, erfinv)
 GG_UNARY(erfcinv, erfcinvf, erfcinv)
 #else
-// I0 is even and I1 odd; std::cyl_bessel_i takes x >= 0 only.
-inline double gg_host_i0(double x) { return x != x ? x : std::cyl_bessel_i(0.0, fabs(x)); }
-inline double gg_host_i1(double x) { return x != x ? x : copysign(std::cyl_bessel_i(1.0, fabs(x)), x); }
+// I0 is even and I1 odd; std::cyl_bessel_i takes x >= 0 only, and throws past the range of double
+// (|x| beyond about 713, inf): that is inf, with I1's sign (an exception must not cross the C
+// boundary of a compiled pass: it would abort the process).
+inline double gg_host_i(double order, double x) {
+    if (x != x) return x;
+    try {
+        return std::cyl_bessel_i(order, fabs(x));
+    } catch (...) {
+        return HUGE_VAL;
+    }
+}
+inline double gg_host_i0(double x) { return gg_host_i(0.0, x); }
+inline double gg_host_i1(double x) { double v = gg_host_i(1.0, x); return x != x ? v : copysign(v, x); }
 
 // erfc(x) = z for z in (0, 1]: Halley steps on f(x) = erfc(x) - z (f' = -2/sqrt(pi) exp(-x^2),
 // f'' = -2x f'), which converge cubically from Winitzki's closed-form estimate (error ~2e-3).
@@ -219,22 +229,29 @@ GG_HD double gg_erfcinv(double x) { return gg_host_erfcinv(x); }
 
 // Integer orders n (given as a value of the compute type, truncated like scipy's yn); negative
 // orders by reflection, J_{-n} = (-1)^n J_n and Y_{-n} = (-1)^n Y_n.
+// An order past int's range (|n| >= 2^31: the cast would overflow, and glibc's jn would then loop
+// 2^31 times an element) is J = 0 and Y = -inf at finite x, as scipy's jn and yn give.
+#define GG_HUGE_ORDER(n, x, value) if (!(fabs((double)(n)) < 2147483648.0)) return (x) != (x) ? (x) : (value);
 GG_HD float gg_jn(float n, float x) {
+    GG_HUGE_ORDER(n, x, 0.0f)
     int k = (int)n;
     float v = jnf(k < 0 ? -k : k, x);
     return (k < 0 && (k & 1)) ? -v : v;
 }
 GG_HD double gg_jn(double n, double x) {
+    GG_HUGE_ORDER(n, x, 0.0)
     int k = (int)n;
     double v = jn(k < 0 ? -k : k, x);
     return (k < 0 && (k & 1)) ? -v : v;
 }
 GG_HD float gg_yn(float n, float x) {
+    GG_HUGE_ORDER(n, x, -gg_inf<float>())
     int k = (int)n;
     float v = ynf(k < 0 ? -k : k, x);
     return (k < 0 && (k & 1)) ? -v : v;
 }
 GG_HD double gg_yn(double n, double x) {
+    GG_HUGE_ORDER(n, x, -gg_inf<double>())
     int k = (int)n;
     double v = yn(k < 0 ? -k : k, x);
     return (k < 0 && (k & 1)) ? -v : v;

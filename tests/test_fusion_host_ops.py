@@ -76,10 +76,29 @@ def test_the_backward_kernel_is_the_rule_on_the_same_kept_values(counted: dict) 
     params = node.params
     assert N.ROW_LSE in params  # kept by the forward kernel, in the rule's form
     g = np.asarray(np.float32(0.75))
+    copy = dict(params)
     got = host_ops.ce_vjp(None, g, (logits, None), None, params, (True, False))
-    want = N.CrossEntropy.vjp(N.CROSS_ENTROPY, gg.backends.backend_for("cpu"), g, (logits, None), None,
-                              dict(params), (True, False))
+    want = N.CrossEntropy.vjp(N.CROSS_ENTROPY, gg.backends.backend_for("cpu"), g, (logits, None), None, copy,
+                              (True, False))
     np.testing.assert_array_equal(got[0], want[0])
+    assert N.ROW_LSE not in params and N.ROW_LSE not in copy  # taken by the backward, kernel's or rule's
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+def test_a_finished_loss_keeps_nothing_the_size_of_the_logits(monkeypatch: pytest.MonkeyPatch, kernels: bool) -> None:
+    if not kernels:
+        _without_kernels(monkeypatch)
+    x = gg.tensor(RNG.normal(size=(64, 50)).astype(np.float32), requires_grad=True)
+    labels = gg.tensor(RNG.integers(0, 50, 64))
+    loss = F.cross_entropy(x, labels)
+    params = loss.grad_fn.params
+    assert params[N.ROW_LSE][0].shape == (64, 50)  # exp(x - max), kept for the backward
+    loss.backward(retain_graph=True)
+    assert N.ROW_LSE not in params and N.LABEL_AT not in params
+    first = x.grad.numpy().copy()
+    x.grad = None
+    loss.backward()  # a retained graph's second backward: the softmax again, from the saved logits
+    np.testing.assert_allclose(x.grad.numpy(), first, rtol=1e-5, atol=1e-8)
 
 
 @pytest.mark.parametrize("row", [[np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [np.nan, 0.0, 1.0],

@@ -54,6 +54,6 @@ class Registry(dict):
 CPU: Registry = Registry()
 CUDA: Registry = Registry()
 
-# An elementwise op's backward for the engine (numpy_backend.ew_vjp_acc's signature, less
-# ``g_owned``), NotImplemented where it declines: gpugrad.fusion.host_vjp registers its compiled pass.
+# An elementwise op's backward for the engine (numpy_backend.ew_vjp_acc's signature), NotImplemented
+# where it declines: gpugrad.fusion.host_vjp registers its compiled pass.
 EW_VJP_ACC = ("elementwise", "vjp_acc")

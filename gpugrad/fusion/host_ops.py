@@ -121,6 +121,8 @@ def ce_vjp(ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> 
     e, s = kept
     if e.__class__ is not np.ndarray or not e.flags.c_contiguous or e.dtype != x.dtype:
         return NotImplemented
+    del params[_nn.ROW_LSE]  # (taken, as the rule takes it: a retained graph's next backward recomputes)
+    params.pop(_nn.LABEL_AT, None)
     m, c = x.shape
     fn = _function("bwd", x.dtype, c)
     if fn is None:

@@ -987,7 +987,9 @@ class CrossEntropy(Op):
         scale = self._scale(ns, g, params, m)  # (float32 for float16 x: g over a float32 count)
         gx = gt = None
         if needs[0]:
-            kept = params.get(ROW_LSE)
+            # (taken, not read: kept past the backward, exp(x - max) would double the logits'
+            # memory for as long as the loss lives; a second backward computes the softmax again)
+            kept = params.pop(ROW_LSE, None)
             if kept is not None and not isinstance(x, Tensor):
                 e, se = kept  # softmax from the forward's exp(x - rowmax) and its row sums
                 p = e / se[:, None]
@@ -999,8 +1001,8 @@ class CrossEntropy(Op):
                 xp = _backend_of(p).xp
                 if not p.flags.c_contiguous:
                     p = xp.ascontiguousarray(p)  # (its flat view is written)
-                at = params.get(LABEL_AT)
-                if at is None:  # (the forward ran as a backend's kernel)
+                at = params.pop(LABEL_AT, None)
+                if at is None:  # (the forward ran as a backend's kernel, or a backward ran before)
                     at = _label_positions(xp, m, x.shape[1], params["labels"])
                 p.reshape(-1)[at] -= 1
                 gx = p * scale
