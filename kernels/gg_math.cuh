@@ -258,3 +258,4 @@ GG_HD double gg_yn(double n, double x) {
 }
 
 #undef GG_UNARY
+#undef GG_HUGE_ORDER

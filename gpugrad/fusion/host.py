@@ -289,6 +289,18 @@ def plan(shape: tuple, arrays: list) -> tuple[int, int, list[int], list[int]] | 
 
 PARALLEL_MIN = 1 << 18  # elements below which one thread is faster than a hand-off
 
+# The C types of the float dtypes hand-written host passes take (gpugrad.fusion.host_vjp, host_ops).
+FLOAT_CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+_NO_SCALARS = (0.0,)  # (an empty array's buffer address may be 0)
+
+
+def call(fn: Callable, rows: int, cols: int, arrays: list, scalars: Any = ()) -> float:
+    """Call compiled ``fn`` (the calling convention of :func:`source`) on ``arrays`` whose layout
+    it knows (its stride tables are not passed), on this thread: a hand-written pass's call."""
+    P = array("q", addresses(arrays))
+    S = array("d", scalars or _NO_SCALARS)
+    return fn(rows, cols, P.buffer_info()[0], None, None, S.buffer_info()[0])
+
 
 class Call:
     """Compiled ``fn`` bound to one geometry (rows, cols, stride tables), for one thread: what a
@@ -340,4 +352,4 @@ def run(fn: Callable, geometry: tuple, pointers: list, scalars: list[float], thr
     return float(sum(_pool(threads).map(one, parts)))
 
 
-__all__ = ["CTYPE", "Settings", "available", "build", "function", "plan", "run", "source"]
+__all__ = ["CTYPE", "FLOAT_CTYPES", "Settings", "available", "build", "call", "function", "plan", "run", "source"]

@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-from array import array
 from typing import Any
 
 import numpy as np
@@ -34,7 +33,7 @@ from gpugrad.backends import lowerings
 from gpugrad.fusion import host
 from gpugrad.ops import nn as _nn
 
-_CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+_CTYPE = host.FLOAT_CTYPES
 _FUNCTIONS: dict[tuple, Any] = {}  # (kernel, dtype char, wide) -> compiled function, or None when it failed
 # Rows of this many classes or more run the build for the CPU's widest vectors (host.WIDE_FLAGS):
 # measured (1 thread, float32, forward), 256 x 64: 26.5 us with 8 lanes, 9.9 with 16; 128 x 32000:
@@ -76,12 +75,6 @@ def _function(kernel: str, dt: Any, classes: int) -> Any:
     return fn
 
 
-def _call(fn: Any, rows: int, cols: int, arrays: list, scalars: tuple = (0.0,)) -> None:
-    P = array("q", host.addresses(arrays))
-    S = array("d", scalars)
-    fn(rows, cols, P.buffer_info()[0], None, None, S.buffer_info()[0])
-
-
 def _takes(x: Any, params: dict) -> bool:
     """Whether the kernels take this call (see the module's docstring); sets the rule's label state."""
     if (x.__class__ is not np.ndarray or x.dtype not in _CTYPE or x.ndim != 2 or not x.size
@@ -106,7 +99,7 @@ def ce_forward(B: Any, args: list, params: dict) -> Any:
     e = np.empty_like(x)
     s = np.empty(m, x.dtype)
     rows = np.empty(m, x.dtype)
-    _call(fn, m, c, [x, params["labels"], e, s, rows])
+    host.call(fn, m, c, [x, params["labels"], e, s, rows])
     params[_nn.ROW_LSE] = (e, s)  # what the rule's forward keeps for the backward
     return _nn.CrossEntropy._reduce(B, rows, params)
 
@@ -121,15 +114,15 @@ def ce_vjp(ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> 
     e, s = kept
     if e.__class__ is not np.ndarray or not e.flags.c_contiguous or e.dtype != x.dtype:
         return NotImplemented
-    del params[_nn.ROW_LSE]  # (taken, as the rule takes it: a retained graph's next backward recomputes)
-    params.pop(_nn.LABEL_AT, None)
     m, c = x.shape
     fn = _function("bwd", x.dtype, c)
     if fn is None:
         return NotImplemented
+    del params[_nn.ROW_LSE]  # (taken, as the rule takes it: a retained graph's next backward recomputes)
+    params.pop(_nn.LABEL_AT, None)
     scale = _nn.CROSS_ENTROPY._scale(ns, g, params, m)  # the rows' common factor (a 0-d array)
     dx = np.empty_like(e)
-    _call(fn, m, c, [e, s, params["labels"], dx], (float(scale),))
+    host.call(fn, m, c, [e, s, params["labels"], dx], (float(scale),))
     return dx, None
 
 

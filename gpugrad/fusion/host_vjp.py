@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import ast
 import os
-from array import array
 from typing import Any
 
 import numpy as np
 
 from gpugrad.backends import lowerings
 from gpugrad.backends.cuda_codegen import element_functions, kernel_inputs
-from gpugrad.fusion import host
+from gpugrad.fusion import host, numpy_eval
 from gpugrad.table import expr as E
 
 # Measured (1 thread, float32, in cache, the call included): at 2^13 elements ReLU's and tanh's
@@ -41,7 +40,7 @@ from gpugrad.table import expr as E
 MIN_ELEMENTS = int(os.environ.get("GPUGRAD_HOST_VJP_MIN_ELEMENTS", str(1 << 15)))
 INPLACE = True  # write a single gradient over an owned g (False: always a new array; for measuring)
 
-_CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+_CTYPE = host.FLOAT_CTYPES
 _ndarray = np.ndarray
 _NO = object()  # a variant not worth compiling, or that failed to build
 _VARIANTS: dict[tuple, Any] = {}  # (op, dtype char, mask, pattern, acc bits, in place) -> function or _NO
@@ -68,10 +67,9 @@ def source(op: Any, ctype: str, mask: tuple[int, ...], pattern: str, uses_out: b
     'x' (not read). Pointer table: g, the 'a' inputs, out when ``uses_out``, then per input in
     ``mask`` its gradient (added into when ``acc`` says so; with ``inplace``, one gradient written
     over g, which is then not ``__restrict``: each element is read before it is written, which
-    ``omp simd`` allows). Scalar table: the 's' inputs, the
-    op's parameters. The host calling convention of
-    :func:`gpugrad.fusion.host.source` (its row and column tables unused: one contiguous run).
-    """
+    ``omp simd`` allows). Scalar table: the 's' inputs, the op's parameters. The host calling
+    convention of :func:`gpugrad.fusion.host.source` (its row and column tables unused: one
+    contiguous run)."""
     lines = ['#include "gg_host_emu.h"', '#include "gg_math.cuh"', element_functions(op),
              'extern "C" __attribute__((visibility("default"))) double gg_fz_host(long long rows, long long cols, '
              "void* const* P, const long long* RS, const long long* CS, const double* S) {",
@@ -180,7 +178,7 @@ def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, ac
     for a, read in zip(op._nones if args is None else args, reads):
         if not read:
             pattern += "x"
-        elif a.__class__ is _ndarray and a.shape == shape and a.dtype == dt and a.flags.c_contiguous:
+        elif _fits(a, shape, dt):
             pattern += "a"
             ptrs.append(a)
         elif a.__class__ is float or a.__class__ is int or isinstance(a, np.floating) or (
@@ -215,23 +213,13 @@ def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, ac
         grads[k] = gk = acc[k] if b else g if inplace else np.empty(shape, dt)
         ptrs.append(gk)
     n = g.size
-    if n >= host.PARALLEL_MIN and _threads() > 1:
-        host.run(fn, (1, n, [0] * len(ptrs), [1] * len(ptrs)), ptrs, scalars, _threads())
+    threads = numpy_eval.Settings.threads
+    if n >= host.PARALLEL_MIN and threads > 1:
+        host.run(fn, (1, n, [0] * len(ptrs), [1] * len(ptrs)), ptrs, scalars, threads)
     else:
-        P = array("q", host.addresses(ptrs))
-        S = array("d", scalars or _NO_SCALARS)
-        fn(1, n, P.buffer_info()[0], None, None, S.buffer_info()[0])
+        host.call(fn, 1, n, ptrs, scalars)
     # (a gradient added into the engine's buffer is that buffer: the engine sees it is acc[k])
     return tuple(grads), tuple([gk is not None for gk in grads])
-
-
-_NO_SCALARS = (0.0,)  # (an empty array's buffer address may be 0)
-
-
-def _threads() -> int:
-    from gpugrad.fusion import numpy_eval
-
-    return numpy_eval.Settings.threads
 
 
 lowerings.CPU[lowerings.EW_VJP_ACC] = vjp_acc

@@ -893,19 +893,19 @@ class CrossEntropy(Op):
             if w is not None:
                 q = q * w
             return self._reduce(B, -(q * lsm).sum(-1), params)
-        return self._labels_loss(B, x, _shift(B, x, 1), params)
+        return self._labels_loss(B, x, params)
 
-    def _labels_loss(self, B: Any, x: Any, top: Any, params: dict) -> Any:
-        """The loss for integer labels with ``x`` shifted by the row maxima ``top``.
+    def _labels_loss(self, B: Any, x: Any, params: dict) -> Any:
+        """The loss for integer labels.
 
-        From z = x - top and the rows' log(sum(exp(z))): -log_softmax(x)[label] = ls - z[label];
+        From z = x - rowmax and the rows' log(sum(exp(z))): -log_softmax(x)[label] = ls - z[label];
         the log-softmax of the whole array is formed only for the smoothing term. exp(z) and its
         row sums are kept with this call's params for the backward (ROW_LSE: softmax(x) is their
         quotient, one pass), as the CUDA kernels keep their statistics. Shifting first keeps a
         large common offset of the logits out of the arithmetic."""
         s, w, labels = params["smoothing"], params["weight"], params["labels"]
         m, c = x.shape
-        z = x - top
+        z = x - _shift(B, x, 1)
         e = B.exp(z)
         se = B.sum(e, 1, False)
         ls = B.log(se)
