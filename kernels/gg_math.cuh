@@ -100,9 +100,10 @@ GG_HD double gg_arctan2(double a, double b) { return atan2(a, b); }
 GG_HD float gg_hypot(float a, float b) { return hypotf(a, b); }
 GG_HD double gg_hypot(double a, double b) { return hypot(a, b); }
 
-// numpy.maximum / minimum propagate NaN from either side (fmax/fmin do not)
-template <class C> GG_HD C gg_maximum(C a, C b) { return (a >= b || a != a) ? a : b; }
-template <class C> GG_HD C gg_minimum(C a, C b) { return (a <= b || a != a) ? a : b; }
+// numpy.maximum / minimum propagate NaN from either side (fmax/fmin do not), and give b on a tie
+// (maximum(-0.0, 0.0) is +0.0: ReLU of -0.0 has NumPy's sign bit)
+template <class C> GG_HD C gg_maximum(C a, C b) { return (a > b || a != a) ? a : b; }
+template <class C> GG_HD C gg_minimum(C a, C b) { return (a < b || a != a) ? a : b; }
 
 // numpy's floor_divide and remainder for floats (npy_divmod): the result of floor division
 // and a remainder with the divisor's sign, computed from fmod so that they stay consistent.

@@ -30,8 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("GPUGRAD_FUSION_CPU_MIN_ELEMENTS", str(1 << 24))
 os.environ.setdefault("GPUGRAD_FUSION_CPU_MIN_OPS", "1000")
 os.environ.setdefault("GPUGRAD_FUSION_CUDA", "0")
-# Likewise an op's compiled backward (gpugrad.fusion.host_vjp): its own tests lower the bar.
+# Likewise an op's compiled backward (gpugrad.fusion.host_vjp) and forward (host_forward): their
+# own tests lower the bar.
 os.environ.setdefault("GPUGRAD_HOST_VJP_MIN_ELEMENTS", str(1 << 24))
+os.environ.setdefault("GPUGRAD_HOST_FORWARD_MIN_ELEMENTS", str(1 << 24))
 # Chains the CPU replays op by op are not learned as ones to run at once: the suite keeps testing
 # fusion's semantics on every chain (tests/test_fusion_eager.py tests the learning itself).
 os.environ.setdefault("GPUGRAD_FUSION_LEARN", "0")

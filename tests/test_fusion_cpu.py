@@ -475,3 +475,23 @@ def test_hooks_and_retain_grad_added_after_the_loss_took_the_chain(compiled, mon
     for got, want in zip(fused[:4], plain[:4]):
         np.testing.assert_allclose(got, want, rtol=1e-5)
     assert fused[4] == plain[4] == 1
+
+
+@pytest.mark.skipif(not host.available(), reason="needs a C++ compiler")
+@pytest.mark.parametrize("threads", [2, 3])
+def test_compiled_passes_on_threads_give_one_threads_values(threads, monkeypatch):
+    # host.run splits the outer dim into slices, the calling thread running the first: the
+    # outputs and the closing sum are those of one pass (rows, and one long row)
+    monkeypatch.setattr(host.Settings, "compile_after", 1)
+    rng = np.random.default_rng(8)
+    for shape in ((31, 17), (1001,)):
+        x = rng.standard_normal(shape)
+        b = rng.standard_normal(shape[-1:])
+        w = rng.standard_normal(shape)
+        monkeypatch.setattr(host, "PARALLEL_MIN", 1 << 30)
+        (h1,), r1 = fusion.run.forward(_bias_relu(x, b, w), threads=threads)
+        monkeypatch.setattr(host, "PARALLEL_MIN", 0)
+        (h2,), r2 = fusion.run.forward(_bias_relu(x, b, w), threads=threads)
+        np.testing.assert_array_equal(h2, h1)
+        np.testing.assert_allclose(float(r2), float(r1), rtol=1e-12)
+        np.testing.assert_allclose(float(r2), float(np.mean(np.maximum(x + b, 0) * w)), rtol=1e-12)

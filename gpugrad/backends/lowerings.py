@@ -57,3 +57,7 @@ CUDA: Registry = Registry()
 # An elementwise op's backward for the engine (numpy_backend.ew_vjp_acc's signature), NotImplemented
 # where it declines: gpugrad.fusion.host_vjp registers its compiled pass.
 EW_VJP_ACC = ("elementwise", "vjp_acc")
+# A factory ``(op, result dtype, NumPy forward function) -> forward function`` the NumPy backend
+# passes each elementwise op's forward through once (numpy_backend.forward_function):
+# gpugrad.fusion.host_forward registers one that runs slow ones as a compiled pass.
+EW_FORWARD = ("elementwise", "forward_function")

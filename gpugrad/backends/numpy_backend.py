@@ -46,6 +46,7 @@ TAG = "numpy"
 # NumPy runs the rules themselves, except where the fusion compiler registers its kernels
 lowerings = _lowerings.CPU
 _EW_VJP_ACC = _lowerings.EW_VJP_ACC
+_EW_FORWARD = _lowerings.EW_FORWARD
 
 _host_memory.tune()  # NumPy's large temporaries are reused, not page-faulted in again each step
 
@@ -144,10 +145,28 @@ def forward_function(op: Any, dt: np.dtype) -> Any:
             return out if is_bool else out.astype(_F16)
     elif dt.kind == "f":
         fn = op.python_function("fwd", dt, EXPR_FUNCTIONS, TAG, "array")
+        faster = lowerings.get(_EW_FORWARD)
+        if faster is not None:
+            fn = faster(op, dt, fn)
     else:
         fn = op.python_function("fwd", None, EXPR_FUNCTIONS, TAG + "-py")
     op.np_fwd[dt] = fn
+    _BUILT.add(op)
     return fn
+
+
+_BUILT: set = set()  # the ops whose forward functions are cached (op.np_fwd)
+
+
+def _forget_forward_functions() -> None:
+    """A kernel was registered (or removed): the cached forward functions are made again, through
+    the ``EW_FORWARD`` factory registered now."""
+    for op in _BUILT:
+        op.np_fwd.clear()
+    _BUILT.clear()
+
+
+lowerings.watch(_forget_forward_functions)
 
 
 def vjp_functions(op: Any, dt: np.dtype) -> list:

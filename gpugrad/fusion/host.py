@@ -288,6 +288,10 @@ def plan(shape: tuple, arrays: list) -> tuple[int, int, list[int], list[int]] | 
 
 
 PARALLEL_MIN = 1 << 18  # elements below which one thread is faster than a hand-off
+# ... for a pass of plain arithmetic (one op's, ReLU's): handing a slice to a pool thread costs
+# about 90 us on a 2-core VM, more than such a pass takes on 2^20 floats (101 us alone; 146 us
+# on 2 threads; 2^22: 786 against 600 us), where GELU's breaks even at 2^18 (212 against 189 us)
+PARALLEL_MIN_CHEAP = 1 << 21
 
 # The C types of the float dtypes hand-written host passes take (gpugrad.fusion.host_vjp, host_ops).
 FLOAT_CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -325,14 +329,16 @@ class Call:
         return self.fn(self.rows, self.cols, P.buffer_info()[0], self._rs, self._cs, S.buffer_info()[0])
 
 
-def run(fn: Callable, geometry: tuple, pointers: list, scalars: list[float], threads: int = 1) -> float:
-    """Call the compiled ``fn``; with ``threads`` > 1 and a large chain, on slices of the
-    outer dim in parallel (ctypes releases the GIL); returns the reduction's sum."""
+def run(fn: Callable, geometry: tuple, pointers: list, scalars: list[float], threads: int = 1,
+        parallel_min: int | None = None) -> float:
+    """Call the compiled ``fn``; with ``threads`` > 1 and a chain of ``parallel_min`` elements
+    or more (default ``PARALLEL_MIN``), on slices of the outer dim in parallel (ctypes releases
+    the GIL); returns the reduction's sum."""
     rows, cols, rs, cs = geometry
     n = rows * cols
     addrs = addresses(pointers)
     S = [*scalars, n]
-    if threads <= 1 or n < PARALLEL_MIN:
+    if threads <= 1 or n < (PARALLEL_MIN if parallel_min is None else parallel_min):
         return Call(fn, geometry)(addrs, S)
     items = [0 if a is None else a.itemsize for a in pointers]
     outer, step = (rows, rs) if rows > 1 else (cols, cs)
@@ -343,13 +349,17 @@ def run(fn: Callable, geometry: tuple, pointers: list, scalars: list[float], thr
         part = (hi - lo, cols, rs, cs) if rows > 1 else (1, hi - lo, rs, cs)
         parts.append((Call(fn, part), P))
 
-    def one(t: tuple) -> float:
-        call, P = t
-        return call(P, S)
-
     from gpugrad.fusion.numpy_eval import _pool
 
-    return float(sum(_pool(threads).map(one, parts)))
+    # The calling thread runs the first slice itself: waking a pool thread costs tens of
+    # microseconds on a VM, and waiting on all of them (map) was 164 us for a pass of 47 us
+    # alone on 2^19 floats (2 threads), 77 us with one hand-off.
+    pool = _pool(threads)
+    futures = [pool.submit(call, P, S) for call, P in parts[1:]]
+    call, P = parts[0]
+    total = call(P, S)
+    return float(total + sum(f.result() for f in futures))
 
 
-__all__ = ["CTYPE", "FLOAT_CTYPES", "Settings", "available", "build", "call", "function", "plan", "run", "source"]
+__all__ = ["CTYPE", "FLOAT_CTYPES", "PARALLEL_MIN", "PARALLEL_MIN_CHEAP", "Settings", "available", "build", "call",
+           "function", "plan", "run", "source"]

@@ -32,6 +32,7 @@ import numpy as np
 from gpugrad.backends import lowerings
 from gpugrad.backends.cuda_codegen import element_functions, kernel_inputs
 from gpugrad.fusion import host, numpy_eval
+from gpugrad.fusion.run import CHEAP_FUNCTIONS
 from gpugrad.table import expr as E
 
 # Measured (1 thread, float32, in cache, the call included): at 2^13 elements ReLU's and tanh's
@@ -121,7 +122,8 @@ def _calls(op: Any, k: int) -> set:
 
 def _plan(op: Any, needs: tuple) -> Any:
     """(inputs whose gradient is asked, per input whether those gradients read it, whether they
-    read ``out``, the NumPy passes they take) for ``op`` and ``needs``, or _NO."""
+    read ``out``, the NumPy passes they take, the elements from which the pass runs on threads)
+    for ``op`` and ``needs``, or _NO."""
     key = (op, needs)
     mask = tuple([k for k, need in enumerate(needs) if need])
     kinputs = kernel_inputs(op)
@@ -131,7 +133,9 @@ def _plan(op: Any, needs: tuple) -> Any:
         used: set = set()
         for k in mask:
             used |= op.d[op.inputs[k]].names
-        got = (mask, tuple([name in used for name in op.inputs]), "out" in used, sum(passes(op, k) for k in mask))
+        heavy = any(_calls(op, k) - CHEAP_FUNCTIONS for k in mask)  # (worth threads from fewer elements)
+        got = (mask, tuple([name in used for name in op.inputs]), "out" in used, sum(passes(op, k) for k in mask),
+               host.PARALLEL_MIN if heavy else host.PARALLEL_MIN_CHEAP)
     _PLANS[key] = got
     return got
 
@@ -168,7 +172,7 @@ def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, ac
         plan = _plan(op, needs)
     if plan is _NO:
         return NotImplemented
-    mask, reads, uses_out, n_passes = plan
+    mask, reads, uses_out, n_passes, parallel_min = plan
     if n_passes < 2 and acc is None:
         return NotImplemented  # (g itself, or g * b: NumPy's one pass is as fast)
     shape = g.shape
@@ -214,8 +218,8 @@ def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, ac
         ptrs.append(gk)
     n = g.size
     threads = numpy_eval.Settings.threads
-    if n >= host.PARALLEL_MIN and threads > 1:
-        host.run(fn, (1, n, [0] * len(ptrs), [1] * len(ptrs)), ptrs, scalars, threads)
+    if n >= parallel_min and threads > 1:
+        host.run(fn, (1, n, [0] * len(ptrs), [1] * len(ptrs)), ptrs, scalars, threads, parallel_min)
     else:
         host.call(fn, 1, n, ptrs, scalars)
     # (a gradient added into the engine's buffer is that buffer: the engine sees it is acc[k])

@@ -41,6 +41,7 @@ import numpy as np
 from gpugrad.autograd.node import Node
 from gpugrad.autograd.state import STATE
 from gpugrad.backends import _BACKENDS, backend_for, lowerings
+from gpugrad.fusion import host_forward as _host_forward  # noqa: F401  (registers the compiled elementwise forward)
 from gpugrad.fusion import host_ops as _host_ops  # noqa: F401  (registers host kernels: cross-entropy)
 from gpugrad.fusion import host_vjp as _host_vjp  # noqa: F401  (registers the compiled elementwise backward)
 from gpugrad.fusion import kernels as _kernels  # noqa: F401  (registers the compiled passes)
