@@ -119,6 +119,9 @@ def test_what_it_declines_runs_as_numpy(compiled: None, monkeypatch: pytest.Monk
     assert not calls  # below the bar: not tried
     monkeypatch.undo()
     monkeypatch.setattr(host_forward, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(host.Settings, "vectorized", False)  # built without the vector math library:
+    assert host_forward.run(OPS["gelu"], f32, (x,)) is NotImplemented  # scalar erf loses to NumPy's
+    assert host_forward.run(relu, f32, (x,)) is not NotImplemented  # arithmetic still wins
     monkeypatch.setattr(host.Settings, "enabled", False)  # GPUGRAD_FUSION_CC=0: no compiled code
     assert host_forward.run(relu, f32, (x,)) is NotImplemented
 

@@ -165,8 +165,8 @@ def run(op: Any, dt: np.dtype, args: tuple) -> Any:
     fn = _VARIANTS.get((op, dt.char, pattern))
     if fn is None:
         fn = _variant(op, dt, pattern)
-    if fn is _NO:
-        return NotImplemented
+    if fn is _NO or (not host.Settings.vectorized and _transcendental(op)):
+        return NotImplemented  # (scalar libm, without the vector math library, is slower than NumPy)
     out = np.empty(shape, dt)
     arrays.append(out)
     n = out.size
