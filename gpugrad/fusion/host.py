@@ -206,6 +206,14 @@ def build(src: str, wide: bool = False) -> Callable:
         return fn
 
 
+def try_build(src: str) -> Callable | None:
+    """:func:`build`, or None when ``src`` does not compile here (the caller's NumPy code runs)."""
+    try:
+        return build(src)
+    except RuntimeError:
+        return None
+
+
 def function(p: Program, classes: str, force: bool = False, wide: bool = False) -> Callable | None:
     """The compiled function of ``p`` for ``classes`` (built for the widest vectors when
     ``wide``: see WIDE_MIN); None while it is not worth compiling yet (seen fewer than
@@ -287,6 +295,36 @@ def plan(shape: tuple, arrays: list) -> tuple[int, int, list[int], list[int]] | 
     return m[0][0], m[1][0], m[0][1], m[1][1]
 
 
+def op_pass_head(op_functions: str) -> list[str]:
+    """The first lines of a one-op pass's C++ (gpugrad.fusion.host_forward, host_vjp): the
+    headers, the op's element functions, and the signature of :func:`source`'s calling
+    convention with its row and column tables unused (one contiguous run of ``cols``)."""
+    return ['#include "gg_host_emu.h"', '#include "gg_math.cuh"', op_functions,
+            'extern "C" __attribute__((visibility("default"))) double gg_fz_host(long long rows, long long cols, '
+            "void* const* P, const long long* RS, const long long* CS, const double* S) {",
+            "    (void)rows; (void)RS; (void)CS;"]
+
+
+def op_pass_operands(ctype: str, pattern: str, slot: int, lines: list[str]) -> tuple[list[str], int, int]:
+    """Declare a one-op pass's inputs in ``lines``: per letter of ``pattern``, 'a' an array (the
+    next pointer from ``slot``), 's' a number (the next of the scalar table), 'x' none (0).
+    Returns each input's value at element ``j``, the next pointer slot and scalar index."""
+    scalar = 0
+    values = []
+    for k, p in enumerate(pattern):
+        if p == "a":
+            lines.append(f"    const {ctype}* __restrict in{k} = (const {ctype}*)P[{slot}];")
+            values.append(f"in{k}[j]")
+            slot += 1
+        elif p == "s":
+            lines.append(f"    const {ctype} s{k} = ({ctype})S[{scalar}];")
+            values.append(f"s{k}")
+            scalar += 1
+        else:
+            values.append(f"{ctype}(0)")
+    return values, slot, scalar
+
+
 PARALLEL_MIN = 1 << 18  # elements below which one thread is faster than a hand-off
 # ... for a pass of plain arithmetic (one op's, ReLU's): handing a slice to a pool thread costs
 # about 90 us on a 2-core VM, more than such a pass takes on 2^20 floats (101 us alone; 146 us
@@ -362,4 +400,4 @@ def run(fn: Callable, geometry: tuple, pointers: list, scalars: list[float], thr
 
 
 __all__ = ["CTYPE", "FLOAT_CTYPES", "PARALLEL_MIN", "PARALLEL_MIN_CHEAP", "Settings", "available", "build", "call",
-           "function", "plan", "run", "source"]
+           "function", "op_pass_head", "op_pass_operands", "plan", "run", "source", "try_build"]

@@ -96,21 +96,8 @@ def source(op: Any, ctype: str, pattern: str) -> str:
     element, 's': a scalar from the scalar table). Pointer table: the 'a' inputs, then the output;
     scalar table: the 's' inputs, then the op's parameters (the calling convention of
     :func:`gpugrad.fusion.host.source`, one contiguous run)."""
-    lines = ['#include "gg_host_emu.h"', '#include "gg_math.cuh"', element_functions(op),
-             'extern "C" __attribute__((visibility("default"))) double gg_fz_host(long long rows, long long cols, '
-             "void* const* P, const long long* RS, const long long* CS, const double* S) {",
-             "    (void)rows; (void)RS; (void)CS;"]
-    slot = scalar = 0
-    values = []
-    for k, p in enumerate(pattern):
-        if p == "a":
-            lines.append(f"    const {ctype}* __restrict in{k} = (const {ctype}*)P[{slot}];")
-            values.append(f"in{k}[j]")
-            slot += 1
-        else:
-            lines.append(f"    const {ctype} s{k} = ({ctype})S[{scalar}];")
-            values.append(f"s{k}")
-            scalar += 1
+    lines = host.op_pass_head(element_functions(op))
+    values, slot, scalar = host.op_pass_operands(ctype, pattern, 0, lines)
     for name in op.param_names:
         lines.append(f"    const {ctype} p_{name} = ({ctype})S[{scalar}];")
         values.append(f"p_{name}")
@@ -126,10 +113,7 @@ def _variant(op: Any, dt: np.dtype, pattern: str) -> Any:
     key = (op, dt.char, pattern)
     got = _VARIANTS.get(key)
     if got is None:
-        try:
-            got = host.build(source(op, _CTYPE[dt], pattern))
-        except RuntimeError:
-            got = _NO
+        got = host.try_build(source(op, _CTYPE[dt], pattern)) or _NO
         if len(_VARIANTS) > 4096:
             _VARIANTS.clear()
         _VARIANTS[key] = got

@@ -71,24 +71,9 @@ def source(op: Any, ctype: str, mask: tuple[int, ...], pattern: str, uses_out: b
     ``omp simd`` allows). Scalar table: the 's' inputs, the op's parameters. The host calling
     convention of :func:`gpugrad.fusion.host.source` (its row and column tables unused: one
     contiguous run)."""
-    lines = ['#include "gg_host_emu.h"', '#include "gg_math.cuh"', element_functions(op),
-             'extern "C" __attribute__((visibility("default"))) double gg_fz_host(long long rows, long long cols, '
-             "void* const* P, const long long* RS, const long long* CS, const double* S) {",
-             "    (void)rows; (void)RS; (void)CS;",
-             f"    const {ctype}* {'' if inplace else '__restrict '}g = (const {ctype}*)P[0];"]
-    slot, scalar = 1, 0
-    values = []
-    for k, p in enumerate(pattern):
-        if p == "a":
-            lines.append(f"    const {ctype}* __restrict in{k} = (const {ctype}*)P[{slot}];")
-            values.append(f"in{k}[j]")
-            slot += 1
-        elif p == "s":
-            lines.append(f"    const {ctype} s{k} = ({ctype})S[{scalar}];")
-            values.append(f"s{k}")
-            scalar += 1
-        else:
-            values.append(f"{ctype}(0)")
+    lines = host.op_pass_head(element_functions(op))
+    lines.append(f"    const {ctype}* {'' if inplace else '__restrict '}g = (const {ctype}*)P[0];")
+    values, slot, scalar = host.op_pass_operands(ctype, pattern, 1, lines)
     if uses_out:
         lines.append(f"    const {ctype}* __restrict out = (const {ctype}*)P[{slot}];")
         slot += 1
@@ -147,10 +132,7 @@ def _variant(op: Any, dt: Any, plan: tuple, pattern: str, acc_bits: tuple, inpla
     if got is None:
         got = _NO
         if plan[3] + sum(acc_bits) >= 2 and host.available():  # one NumPy pass (g * b) is as fast
-            try:
-                got = host.build(source(op, _CTYPE[dt], plan[0], pattern, plan[2], acc_bits, inplace))
-            except RuntimeError:
-                got = _NO
+            got = host.try_build(source(op, _CTYPE[dt], plan[0], pattern, plan[2], acc_bits, inplace)) or _NO
         if len(_VARIANTS) > 4096:
             _VARIANTS.clear()
         _VARIANTS[key] = got
