@@ -326,3 +326,18 @@ def test_ab_steps_alternates_two_checkouts_and_prints_one_row_per_case() -> None
                           str(ROOT), "--only", "no-such-workload"], capture_output=True, text=True, timeout=120,
                          cwd=ROOT)
     assert bad.returncode != 0 and "no-such-workload" in bad.stderr
+
+
+def test_vs_peer_alternates_gpugrad_and_a_peer_in_one_process() -> None:
+    tool = str(ROOT / "tools" / "vs_peer.py")
+    proc = subprocess.run([sys.executable, tool, "--case", "chain", "--peer", "numpy", "--rounds", "3", "--steps", "2"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert [ln.split()[0] for ln in lines[:2]] == ["gpugrad", "numpy"]
+    assert float(lines[0].split()[2]) > 0 and lines[2].startswith("gpugrad / numpy: best ")
+    for bad, said in ((["--case", "no-such-workload"], "no workload 'no-such-workload'"),
+                      (["--case", "chain/no-such-case"], "no case of chain matches 'no-such-case'"),
+                      (["--peer", "no-such-peer"], "no peer 'no-such-peer'")):
+        out = subprocess.run([sys.executable, tool, *bad], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert out.returncode != 0 and said in out.stderr
