@@ -495,3 +495,22 @@ def test_compiled_passes_on_threads_give_one_threads_values(threads, monkeypatch
         np.testing.assert_array_equal(h2, h1)
         np.testing.assert_allclose(float(r2), float(r1), rtol=1e-12)
         np.testing.assert_allclose(float(r2), float(np.mean(np.maximum(x + b, 0) * w)), rtol=1e-12)
+
+
+@pytest.mark.skipif(not host.available(), reason="needs a C++ compiler")
+def test_a_changed_header_is_never_served_by_the_old_library(monkeypatch, tmp_path):
+    # the on-disk cache's key holds every header a pass may include, the hand-written host
+    # kernels' too: an upgrade that changes one builds anew
+    from gpugrad.backends.cuda_codegen import kernels_dir
+
+    for name in ("gg_cross_entropy_host.h", "gg_host_emu.h", "gg_math.cuh"):
+        assert (kernels_dir() / name).read_text() in host._headers()
+    monkeypatch.setenv("GPUGRAD_FUSION_CACHE", str(tmp_path))
+    src = 'extern "C" __attribute__((visibility("default"))) double gg_fz_host(long long, long long, ' \
+          'void* const*, const long long*, const long long*, const double*) { return 42; }\n'
+    monkeypatch.setattr(host, "_LIBS", {})
+    assert host.build(src)(1, 1, None, None, None, None) == 42
+    monkeypatch.setattr(host, "_LIBS", {})
+    monkeypatch.setattr(host, "_headers", lambda: "a header as a later version has it")
+    assert host.build(src)(1, 1, None, None, None, None) == 42
+    assert len(list((tmp_path / "host").glob("fz*.so"))) == 2

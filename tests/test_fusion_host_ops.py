@@ -50,13 +50,20 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict:
     return taken
 
 
+# (rows, classes): short rows in one block of the kernel and in several with a partial last one
+# (kernels/gg_cross_entropy_host.h, GG_CE_BLOCK elements), one class, rows longer than a block
+SHAPES = [(96, 13), (301, 10), (50, 1), (3, 2500)]
+
+
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("shape", SHAPES)
 def test_the_kernels_give_the_rules_loss_and_gradient(counted: dict, monkeypatch: pytest.MonkeyPatch, dt: Any,
-                                                      reduction: str) -> None:
-    logits = (RNG.normal(size=(96, 13)) * 4).astype(dt)
-    logits[3] += 500  # a large common offset: the row max is subtracted first
-    labels = RNG.integers(0, 13, 96)
+                                                      reduction: str, shape: tuple) -> None:
+    rows, classes = shape
+    logits = (RNG.normal(size=shape) * 4).astype(dt)
+    logits[1] += 500  # a large common offset: the row max is subtracted first
+    labels = RNG.integers(0, classes, rows)
     loss, grad = _loss_and_grad(logits, labels, reduction=reduction)
     assert counted == {"forward": 1, "vjp": 1}
     _without_kernels(monkeypatch)

@@ -96,6 +96,15 @@ def _cpu() -> str:
 
 
 
+@cache
+def _headers() -> str:
+    """Every header under kernels/ a pass may include (the elementwise math, the emulator's host
+    shims, the hand-written host kernels), concatenated: part of each library's cache key, so that
+    a changed header is never served by a library built from the old one."""
+    d = kernels_dir()
+    return headers_text() + "".join(p.read_text() for p in sorted(d.glob("*.h")))
+
+
 def available() -> bool:
     return Settings.enabled and compiler() is not None
 
@@ -179,7 +188,7 @@ def build(src: str, wide: bool = False) -> Callable:
         lib_path = None
         simd = (*FLAGS, *SIMD_FLAGS, *(WIDE_FLAGS if wide else ()))
         for flags in (simd, FLAGS):  # without libmvec where the toolchain lacks it
-            key = hashlib.sha256("\0".join([src, cxx, *flags, _cpu(), headers_text()]).encode()).hexdigest()[:32]
+            key = hashlib.sha256("\0".join([src, cxx, *flags, _cpu(), _headers()]).encode()).hexdigest()[:32]
             path = cache_dir() / f"fz{key}.so"
             if path.is_file():
                 lib_path = path
