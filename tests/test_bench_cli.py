@@ -338,6 +338,7 @@ def test_vs_peer_alternates_gpugrad_and_a_peer_in_one_process() -> None:
     assert float(lines[0].split()[2]) > 0 and lines[2].startswith("gpugrad / numpy: best ")
     for bad, said in ((["--case", "no-such-workload"], "no workload 'no-such-workload'"),
                       (["--case", "chain/no-such-case"], "no case of chain matches 'no-such-case'"),
-                      (["--peer", "no-such-peer"], "no peer 'no-such-peer'")):
+                      (["--peer", "no-such-peer"], "no peer 'no-such-peer'"),
+                      (["--rounds", "0"], "must be at least 1")):
         out = subprocess.run([sys.executable, tool, *bad], capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert out.returncode != 0 and said in out.stderr

@@ -107,6 +107,8 @@ def test_what_it_declines_runs_as_numpy(compiled: None, monkeypatch: pytest.Monk
     assert host_forward.run(maximum, f32, (x, True)) is NotImplemented  # a bool is not a number here
     assert host_forward.run(OPS["leaky_relu"], f32, (x, np.float32(0.1))) is NotImplemented  # parameter
     assert host_forward.run(relu, f32, (np.float32(2.0),)) is NotImplemented  # no array
+    unaligned = np.frombuffer(b"\0" + x.tobytes(), dtype=np.float32, offset=1).reshape(x.shape)
+    assert not unaligned.flags.aligned and host_forward.run(relu, f32, (unaligned,)) is NotImplemented
     relu16 = nb.forward_function(relu, np.dtype(np.float16))
     assert not hasattr(relu16, "__wrapped__")  # float16 stays NumPy's (computed in float32)
     fn = nb.forward_function(maximum, f32)

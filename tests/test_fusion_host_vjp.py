@@ -214,3 +214,25 @@ def test_a_compiled_bessel_chain_neither_aborts_nor_hangs(tmp_path: Any) -> None
     res = subprocess.run([sys.executable, "-c", _CHAIN_SCRIPT], capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "i0 [inf, inf]" in res.stdout and "jn [" in res.stdout
+
+
+@pytest.mark.parametrize("name", ["relu", "gelu"])
+def test_on_threads_it_gives_one_threads_gradients(compiled: None, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    from gpugrad.fusion import numpy_eval
+
+    op = OPS[name]
+    args, out, g = _operands(op, (301, 7), np.float32, {})
+    with np.errstate(all="ignore"):
+        one = host_vjp.vjp_acc(op, g, args, out, {}, (True,), None)[0][0]
+        monkeypatch.setattr(numpy_eval.Settings, "threads", 2)
+        monkeypatch.setattr(host, "PARALLEL_MIN", 0)  # (read per call: set after the plan was made)
+        monkeypatch.setattr(host, "PARALLEL_MIN_CHEAP", 0)
+        sliced: list = []
+        real = host.run
+        monkeypatch.setattr(host, "run", lambda *a: sliced.append(a[4:]) or real(*a))
+        two = host_vjp.vjp_acc(op, g, args, out, {}, (True,), None)[0][0]
+    assert sliced == [(2, 0)]
+    if name == "relu":
+        np.testing.assert_array_equal(two, one)
+    else:  # (the elements a slice leaves over the vector width take the scalar libm function)
+        np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)

@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--steps", type=int, default=40, help="steps per side per round")
     args = ap.parse_args()
+    if args.rounds < 1 or args.steps < 1:
+        raise SystemExit(f"vs_peer: --rounds and --steps must be at least 1, got {args.rounds} and {args.steps}")
     name, _, sub = args.case.partition("/")
     settings = runner.Settings(device="cpu")
     workload = core.WORKLOADS.get(name)

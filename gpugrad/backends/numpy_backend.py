@@ -161,9 +161,10 @@ _BUILT: set = set()  # the ops whose forward functions are cached (op.np_fwd)
 def _forget_forward_functions() -> None:
     """A kernel was registered (or removed): the cached forward functions are made again, through
     the ``EW_FORWARD`` factory registered now."""
-    for op in _BUILT:
-        op.np_fwd.clear()
+    built = list(_BUILT)  # (another thread may add to it meanwhile: it is made again then too)
     _BUILT.clear()
+    for op in built:
+        op.np_fwd.clear()
 
 
 lowerings.watch(_forget_forward_functions)

@@ -336,7 +336,7 @@ def op_pass_operands(ctype: str, pattern: str, slot: int, lines: list[str]) -> t
 
 PARALLEL_MIN = 1 << 18  # elements below which one thread is faster than a hand-off
 # ... for a pass of plain arithmetic (one op's, ReLU's): handing a slice to a pool thread costs
-# about 90 us on a 2-core VM, more than such a pass takes on 2^20 floats (101 us alone; 146 us
+# about 50 us on a 2-core VM, more than such a pass saves on 2^20 floats (101 us alone; 146 us
 # on 2 threads; 2^22: 786 against 600 us), where GELU's breaks even at 2^18 (212 against 189 us)
 PARALLEL_MIN_CHEAP = 1 << 21
 
@@ -398,14 +398,19 @@ def run(fn: Callable, geometry: tuple, pointers: list, scalars: list[float], thr
 
     from gpugrad.fusion.numpy_eval import _pool
 
-    # The calling thread runs the first slice itself: waking a pool thread costs tens of
-    # microseconds on a VM, and waiting on all of them (map) was 164 us for a pass of 47 us
-    # alone on 2^19 floats (2 threads), 77 us with one hand-off.
+    # The calling thread runs the first slice itself: waking a pool thread costs about 50 us on
+    # a VM, and waiting on all of them (map) was 164 us for a pass of 47 us alone on 2^19 floats
+    # (2 threads), 77 us with one hand-off.
     pool = _pool(threads)
     futures = [pool.submit(call, P, S) for call, P in parts[1:]]
     call, P = parts[0]
-    total = call(P, S)
-    return float(total + sum(f.result() for f in futures))
+    try:
+        total = call(P, S)
+    finally:  # (the other slices write into the caller's arrays: never return before they end)
+        rest = [f.result() for f in futures]
+    for r in rest:  # (in slice order: the same sum on every run)
+        total += r
+    return float(total)
 
 
 __all__ = ["CTYPE", "FLOAT_CTYPES", "PARALLEL_MIN", "PARALLEL_MIN_CHEAP", "Settings", "available", "build", "call",

@@ -54,6 +54,10 @@ _SLOW_UFUNCS = frozenset({"maximum", "minimum", "clip", "where"})
 _NOT_HERE = frozenset({"i0", "i1", "j0", "j1", "jn", "y0", "y1", "yn"})
 
 
+def _calls(tree: Any) -> set:
+    return {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+
+
 def _passes(tree: Any) -> int:
     return sum(isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.BoolOp)) for n in ast.walk(tree))
 
@@ -66,7 +70,7 @@ def worth_compiling(op: Any) -> str | None:
     if op.kind == "bool" or not op.differentiable:
         return None
     tree = op.out_expr.tree
-    calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    calls = _calls(tree)
     if calls & _NOT_HERE:
         return None
     if _passes(tree) >= 2:
@@ -83,8 +87,7 @@ def _transcendental(op: Any) -> bool:
     threads from fewer elements: host.PARALLEL_MIN against PARALLEL_MIN_CHEAP)."""
     got = _HEAVY.get(op)
     if got is None:
-        calls = {n.func.id for n in ast.walk(op.out_expr.tree) if isinstance(n, ast.Call)}
-        got = _HEAVY[op] = not calls <= CHEAP_FUNCTIONS
+        got = _HEAVY[op] = not _calls(op.out_expr.tree) <= CHEAP_FUNCTIONS
     return got
 
 
@@ -130,7 +133,8 @@ def run(op: Any, dt: np.dtype, args: tuple) -> Any:
     pattern = ""
     for a in args[:n_in]:
         if a.__class__ is _ndarray and a.ndim:
-            if a.dtype != dt or not a.flags.c_contiguous or (shape is not None and a.shape != shape):
+            flags = a.flags
+            if a.dtype != dt or not flags.c_contiguous or not flags.aligned or (shape is not None and a.shape != shape):
                 return NotImplemented
             shape = a.shape
             arrays.append(a)
@@ -146,11 +150,13 @@ def run(op: Any, dt: np.dtype, args: tuple) -> Any:
         if v.__class__ not in _NUMBERS:
             return NotImplemented
         scalars.append(v)
+    if not host.Settings.vectorized and _transcendental(op):
+        return NotImplemented  # (scalar libm, without the vector math library, is slower than NumPy)
     fn = _VARIANTS.get((op, dt.char, pattern))
     if fn is None:
         fn = _variant(op, dt, pattern)
-    if fn is _NO or (not host.Settings.vectorized and _transcendental(op)):
-        return NotImplemented  # (scalar libm, without the vector math library, is slower than NumPy)
+    if fn is _NO or (not host.Settings.vectorized and _transcendental(op)):  # (known once it was built)
+        return NotImplemented
     out = np.empty(shape, dt)
     arrays.append(out)
     n = out.size
@@ -167,8 +173,8 @@ def wrap(op: Any, dt: np.dtype, numpy_fn: Callable) -> Callable:
     """The NumPy backend's forward of ``op`` for result dtype ``dt``: ``numpy_fn``, run as one
     compiled pass where :func:`run` takes the operands (float32/float64 ops NumPy is slow at)."""
     when = worth_compiling(op)
-    if dt not in _CTYPE or when is None or not host.available():
-        return numpy_fn
+    if dt not in _CTYPE or when is None:
+        return numpy_fn  # (whether a compiler is there is asked per call: run() declines without one)
     with_scalar = when == "scalar"
     n_in = op.n_inputs
 

@@ -93,7 +93,7 @@ def source(op: Any, ctype: str, mask: tuple[int, ...], pattern: str, uses_out: b
 
 
 def _fits(a: Any, shape: tuple, dt: Any) -> bool:
-    return a.__class__ is _ndarray and a.shape == shape and a.dtype == dt and a.flags.c_contiguous
+    return a.__class__ is _ndarray and a.shape == shape and a.dtype == dt and a.flags.c_contiguous and a.flags.aligned
 
 
 # Rules calling these stay NumPy's: the host's Bessel functions (libm's, libstdc++'s) differ from
@@ -107,8 +107,8 @@ def _calls(op: Any, k: int) -> set:
 
 def _plan(op: Any, needs: tuple) -> Any:
     """(inputs whose gradient is asked, per input whether those gradients read it, whether they
-    read ``out``, the NumPy passes they take, the elements from which the pass runs on threads)
-    for ``op`` and ``needs``, or _NO."""
+    read ``out``, the NumPy passes they take, whether they call a function beyond arithmetic: a
+    heavier pass, worth threads from fewer elements) for ``op`` and ``needs``, or _NO."""
     key = (op, needs)
     mask = tuple([k for k, need in enumerate(needs) if need])
     kinputs = kernel_inputs(op)
@@ -120,7 +120,7 @@ def _plan(op: Any, needs: tuple) -> Any:
             used |= op.d[op.inputs[k]].names
         heavy = any(_calls(op, k) - CHEAP_FUNCTIONS for k in mask)  # (worth threads from fewer elements)
         got = (mask, tuple([name in used for name in op.inputs]), "out" in used, sum(passes(op, k) for k in mask),
-               host.PARALLEL_MIN if heavy else host.PARALLEL_MIN_CHEAP)
+               heavy)
     _PLANS[key] = got
     return got
 
@@ -154,7 +154,7 @@ def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, ac
         plan = _plan(op, needs)
     if plan is _NO:
         return NotImplemented
-    mask, reads, uses_out, n_passes, parallel_min = plan
+    mask, reads, uses_out, n_passes, heavy = plan
     if n_passes < 2 and acc is None:
         return NotImplemented  # (g itself, or g * b: NumPy's one pass is as fast)
     shape = g.shape
@@ -200,6 +200,7 @@ def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, ac
         ptrs.append(gk)
     n = g.size
     threads = numpy_eval.Settings.threads
+    parallel_min = host.PARALLEL_MIN if heavy else host.PARALLEL_MIN_CHEAP
     if n >= parallel_min and threads > 1:
         host.run(fn, (1, n, [0] * len(ptrs), [1] * len(ptrs)), ptrs, scalars, threads, parallel_min)
     else:
