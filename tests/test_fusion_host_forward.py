@@ -6,6 +6,7 @@ and through the public API with fusion on and off."""
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -184,12 +185,8 @@ def test_any_shape_gives_numpys_values(shape: tuple, name: str, dt: Any) -> None
     op = OPS[name]
     params = {"negative_slope": 0.01} if name == "leaky_relu" else {}
     args = [RNG.normal(size=shape).astype(dt) for _ in op.inputs]
-    saved = host_forward.MIN_ELEMENTS
-    host_forward.MIN_ELEMENTS = 0  # (a hypothesis test cannot take the function-scoped fixture)
-    try:
+    with mock.patch.object(host_forward, "MIN_ELEMENTS", 0):  # (hypothesis: no function-scoped fixture)
         got = host_forward.run(op, np.dtype(dt), (*args, *params.values()))
-    finally:
-        host_forward.MIN_ELEMENTS = saved
     assert got is not NotImplemented
     _check(got, _numpy(op, dt, args, params), name != "silu", dt)
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from gpugrad.backends.cuda_codegen import headers_text, kernels_dir
+from gpugrad.fusion import numpy_eval
 from gpugrad.fusion.c_render import CTYPE, statements, storage
 from gpugrad.fusion.lower import Program
 
@@ -215,10 +216,13 @@ def build(src: str, wide: bool = False) -> Callable:
         return fn
 
 
-def try_build(src: str) -> Callable | None:
-    """:func:`build`, or None when ``src`` does not compile here (the caller's NumPy code runs)."""
+def try_build(src: str, wide: bool = False) -> Callable | None:
+    """:func:`build`, or None when there is no compiler or ``src`` does not compile here (the
+    caller's NumPy code runs)."""
+    if not available():
+        return None
     try:
-        return build(src)
+        return build(src, wide)
     except RuntimeError:
         return None
 
@@ -304,14 +308,15 @@ def plan(shape: tuple, arrays: list) -> tuple[int, int, list[int], list[int]] | 
     return m[0][0], m[1][0], m[0][1], m[1][1]
 
 
-def op_pass_head(op_functions: str) -> list[str]:
-    """The first lines of a one-op pass's C++ (gpugrad.fusion.host_forward, host_vjp): the
-    headers, the op's element functions, and the signature of :func:`source`'s calling
-    convention with its row and column tables unused (one contiguous run of ``cols``)."""
-    return ['#include "gg_host_emu.h"', '#include "gg_math.cuh"', op_functions,
+def op_pass_head(code: str, uses_rows: bool = False) -> list[str]:
+    """The first lines of a hand-written pass's C++ (gpugrad.fusion.host_forward, host_vjp,
+    host_ops): the headers, ``code`` (an op's element functions, an #include), and the signature
+    of :func:`source`'s calling convention with its stride tables unused (one contiguous run of
+    ``cols``, or ``rows`` of them when ``uses_rows``)."""
+    return ['#include "gg_host_emu.h"', '#include "gg_math.cuh"', code,
             'extern "C" __attribute__((visibility("default"))) double gg_fz_host(long long rows, long long cols, '
             "void* const* P, const long long* RS, const long long* CS, const double* S) {",
-            "    (void)rows; (void)RS; (void)CS;"]
+            "    (void)RS; (void)CS; (void)S;" if uses_rows else "    (void)rows; (void)RS; (void)CS;"]
 
 
 def op_pass_operands(ctype: str, pattern: str, slot: int, lines: list[str]) -> tuple[list[str], int, int]:
@@ -342,6 +347,10 @@ PARALLEL_MIN_CHEAP = 1 << 21
 
 # The C types of the float dtypes hand-written host passes take (gpugrad.fusion.host_vjp, host_ops).
 FLOAT_CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+# Functions whose host versions (libm's, libstdc++'s Bessel functions) differ from the NumPy
+# backend's (scipy.special's) in the tails (d/dx j0 at inf: 0 against NaN): ops calling them stay
+# NumPy's outside fused chains (gpugrad.fusion.host_forward, host_vjp).
+NOT_AS_SCIPY = frozenset({"i0", "i1", "j0", "j1", "jn", "y0", "y1", "yn"})
 _NO_SCALARS = (0.0,)  # (an empty array's buffer address may be 0)
 
 
@@ -351,6 +360,19 @@ def call(fn: Callable, rows: int, cols: int, arrays: list, scalars: Any = ()) ->
     P = array("q", addresses(arrays))
     S = array("d", scalars or _NO_SCALARS)
     return fn(rows, cols, P.buffer_info()[0], None, None, S.buffer_info()[0])
+
+
+def run_flat(fn: Callable, arrays: list, scalars: Any, light: bool) -> None:
+    """Call a one-op pass ``fn`` over its contiguous ``arrays`` (the first one's size), on
+    numpy_eval's threads from PARALLEL_MIN elements, or PARALLEL_MIN_CHEAP for a ``light`` pass of
+    plain arithmetic."""
+    n = arrays[0].size
+    threads = numpy_eval.Settings.threads
+    parallel_min = PARALLEL_MIN_CHEAP if light else PARALLEL_MIN
+    if n >= parallel_min and threads > 1:
+        run(fn, (1, n, [0] * len(arrays), [1] * len(arrays)), arrays, scalars, threads, parallel_min)
+    else:
+        call(fn, 1, n, arrays, scalars)
 
 
 class Call:
@@ -396,12 +418,10 @@ def run(fn: Callable, geometry: tuple, pointers: list, scalars: list[float], thr
         part = (hi - lo, cols, rs, cs) if rows > 1 else (1, hi - lo, rs, cs)
         parts.append((Call(fn, part), P))
 
-    from gpugrad.fusion.numpy_eval import _pool
-
     # The calling thread runs the first slice itself: waking a pool thread costs about 50 us on
     # a VM, and waiting on all of them (map) was 164 us for a pass of 47 us alone on 2^19 floats
     # (2 threads), 77 us with one hand-off.
-    pool = _pool(threads)
+    pool = numpy_eval._pool(threads)
     futures = [pool.submit(call, P, S) for call, P in parts[1:]]
     call, P = parts[0]
     try:
@@ -414,4 +434,5 @@ def run(fn: Callable, geometry: tuple, pointers: list, scalars: list[float], thr
 
 
 __all__ = ["CTYPE", "FLOAT_CTYPES", "PARALLEL_MIN", "PARALLEL_MIN_CHEAP", "Settings", "available", "build", "call",
-           "function", "op_pass_head", "op_pass_operands", "plan", "run", "source", "try_build"]
+           "function", "NOT_AS_SCIPY", "op_pass_head", "op_pass_operands", "plan", "run", "run_flat", "source",
+           "try_build"]

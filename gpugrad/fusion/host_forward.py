@@ -35,8 +35,9 @@ import numpy as np
 
 from gpugrad.backends import lowerings
 from gpugrad.backends.cuda_codegen import element_functions
-from gpugrad.fusion import host, numpy_eval
-from gpugrad.fusion.run import CHEAP_FUNCTIONS
+from gpugrad.fusion import host
+from gpugrad.fusion.run import cheap
+from gpugrad.table import expr as E
 
 MIN_ELEMENTS = int(os.environ.get("GPUGRAD_HOST_FORWARD_MIN_ELEMENTS", str(1 << 15)))
 
@@ -49,17 +50,6 @@ _VARIANTS: dict[tuple, Any] = {}  # (op, dtype char, pattern) -> function or _NO
 # NumPy ufuncs that run a scalar loop against a scalar operand (maximum(x, 0): 25 us on 2^16
 # float32, against 8.6 us against an array and 6 us for add), so that one call is worth a pass.
 _SLOW_UFUNCS = frozenset({"maximum", "minimum", "clip", "where"})
-# The host's Bessel functions (libm's, libstdc++'s) differ from the NumPy backend's (scipy's) in
-# the tails: ops calling them stay NumPy's (as gpugrad.fusion.host_vjp's rules do).
-_NOT_HERE = frozenset({"i0", "i1", "j0", "j1", "jn", "y0", "y1", "yn"})
-
-
-def _calls(tree: Any) -> set:
-    return {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-
-
-def _passes(tree: Any) -> int:
-    return sum(isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.BoolOp)) for n in ast.walk(tree))
 
 
 def worth_compiling(op: Any) -> str | None:
@@ -69,29 +59,16 @@ def worth_compiling(op: Any) -> str | None:
     None (one fast ufunc, add or tanh, is as fast as a pass)."""
     if op.kind == "bool" or not op.differentiable:
         return None
-    tree = op.out_expr.tree
-    calls = _calls(tree)
-    if calls & _NOT_HERE:
+    if E.calls(op.out_expr) & host.NOT_AS_SCIPY:
         return None
-    if _passes(tree) >= 2:
+    if E.operations(op.out_expr) >= 2:
         return "always"
-    slow = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) in _SLOW_UFUNCS]
+    slow = [n for n in ast.walk(op.out_expr.tree)
+            if isinstance(n, ast.Call) and getattr(n.func, "id", None) in _SLOW_UFUNCS]
     if not slow:
         return None
     # a number in the expression (ReLU's maximum(x, 0)) is a scalar operand every time
     return "always" if any(isinstance(a, ast.Constant) for n in slow for a in n.args) else "scalar"
-
-
-def _transcendental(op: Any) -> bool:
-    """Whether ``op``'s value calls a function beyond plain arithmetic (a heavier pass, worth
-    threads from fewer elements: host.PARALLEL_MIN against PARALLEL_MIN_CHEAP)."""
-    got = _HEAVY.get(op)
-    if got is None:
-        got = _HEAVY[op] = not _calls(op.out_expr.tree) <= CHEAP_FUNCTIONS
-    return got
-
-
-_HEAVY: dict[Any, bool] = {}
 
 
 def source(op: Any, ctype: str, pattern: str) -> str:
@@ -150,22 +127,15 @@ def run(op: Any, dt: np.dtype, args: tuple) -> Any:
         if v.__class__ not in _NUMBERS:
             return NotImplemented
         scalars.append(v)
-    if not host.Settings.vectorized and _transcendental(op):
-        return NotImplemented  # (scalar libm, without the vector math library, is slower than NumPy)
+    light = cheap(op)
     fn = _VARIANTS.get((op, dt.char, pattern))
     if fn is None:
         fn = _variant(op, dt, pattern)
-    if fn is _NO or (not host.Settings.vectorized and _transcendental(op)):  # (known once it was built)
-        return NotImplemented
+    if fn is _NO or not (light or host.Settings.vectorized):
+        return NotImplemented  # (scalar libm, built without the vector math library, loses to NumPy)
     out = np.empty(shape, dt)
     arrays.append(out)
-    n = out.size
-    threads = numpy_eval.Settings.threads
-    parallel_min = host.PARALLEL_MIN if _transcendental(op) else host.PARALLEL_MIN_CHEAP
-    if n >= parallel_min and threads > 1:
-        host.run(fn, (1, n, [0] * len(arrays), [1] * len(arrays)), arrays, scalars, threads, parallel_min)
-    else:
-        host.call(fn, 1, n, arrays, scalars)
+    host.run_flat(fn, arrays, scalars, light)
     return out
 
 

@@ -53,13 +53,8 @@ def source(kernel: str, ctype: str) -> str:
     """The translation unit exporting ``kernel`` ("fwd" or "bwd") for ``ctype`` in the host calling
     convention of :func:`gpugrad.fusion.host.build` (rows, cols, pointer table, unused stride
     tables, scalar table)."""
-    return "\n".join([
-        '#include "gg_host_emu.h"', '#include "gg_math.cuh"', '#include "gg_cross_entropy_host.h"',
-        'extern "C" __attribute__((visibility("default"))) double gg_fz_host(long long rows, long long cols, '
-        "void* const* P, const long long* RS, const long long* CS, const double* S) {",
-        "    (void)RS; (void)CS; (void)S;",
-        "    " + _CALL[kernel].format(t=ctype),
-        "    return 0;", "}", ""])
+    return "\n".join([*host.op_pass_head('#include "gg_cross_entropy_host.h"', uses_rows=True),
+                      "    " + _CALL[kernel].format(t=ctype), "    return 0;", "}", ""])
 
 
 def _function(kernel: str, dt: Any, classes: int) -> Any:
@@ -67,13 +62,7 @@ def _function(kernel: str, dt: Any, classes: int) -> Any:
     key = (kernel, dt.char, wide)
     fn = _FUNCTIONS.get(key, False)
     if fn is False:
-        fn = None
-        if host.available():
-            try:
-                fn = host.build(source(kernel, _CTYPE[dt]), wide)
-            except RuntimeError:
-                fn = None
-        _FUNCTIONS[key] = fn
+        fn = _FUNCTIONS[key] = host.try_build(source(kernel, _CTYPE[dt]), wide)
     return fn
 
 

@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import ast
 import os
 from typing import Any
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from gpugrad.backends import lowerings
 from gpugrad.backends.cuda_codegen import element_functions, kernel_inputs
-from gpugrad.fusion import host, numpy_eval
+from gpugrad.fusion import host
 from gpugrad.fusion.run import CHEAP_FUNCTIONS
 from gpugrad.table import expr as E
 
@@ -54,9 +53,7 @@ def passes(op: Any, k: int) -> int:
     """How many array operations NumPy runs for input ``k``'s gradient ``g * d_k`` (0 for ``g``)."""
     got = _PASSES.get((op, k))
     if got is None:
-        tree = E.times("_g", op.d[op.inputs[k]]).tree
-        got = _PASSES[op, k] = sum(isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.BoolOp))
-                                   for n in ast.walk(tree))
+        got = _PASSES[op, k] = E.operations(E.times("_g", op.d[op.inputs[k]]))
     return got
 
 
@@ -96,31 +93,26 @@ def _fits(a: Any, shape: tuple, dt: Any) -> bool:
     return a.__class__ is _ndarray and a.shape == shape and a.dtype == dt and a.flags.c_contiguous and a.flags.aligned
 
 
-# Rules calling these stay NumPy's: the host's Bessel functions (libm's, libstdc++'s) differ from
-# the NumPy backend's (scipy.special's) in the tails (d/dx j0 at inf: 0 against NaN).
-_NOT_HERE = frozenset({"i0", "i1", "j0", "j1", "jn", "y0", "y1", "yn"})
-
-
-def _calls(op: Any, k: int) -> set:
-    return {n.func.id for n in ast.walk(op.d[op.inputs[k]].tree) if isinstance(n, ast.Call)}
+def _calls(op: Any, k: int) -> frozenset:
+    return E.calls(op.d[op.inputs[k]])
 
 
 def _plan(op: Any, needs: tuple) -> Any:
     """(inputs whose gradient is asked, per input whether those gradients read it, whether they
-    read ``out``, the NumPy passes they take, whether they call a function beyond arithmetic: a
-    heavier pass, worth threads from fewer elements) for ``op`` and ``needs``, or _NO."""
+    read ``out``, the NumPy passes they take, whether they call no function beyond arithmetic: a
+    light pass, see host.run_flat) for ``op`` and ``needs``, or _NO."""
     key = (op, needs)
     mask = tuple([k for k, need in enumerate(needs) if need])
     kinputs = kernel_inputs(op)
-    if not mask or any(k not in kinputs or _calls(op, k) & _NOT_HERE for k in mask):
+    if not mask or any(k not in kinputs or _calls(op, k) & host.NOT_AS_SCIPY for k in mask):
         got = _NO
     else:
         used: set = set()
         for k in mask:
             used |= op.d[op.inputs[k]].names
-        heavy = any(_calls(op, k) - CHEAP_FUNCTIONS for k in mask)  # (worth threads from fewer elements)
+        light = all(_calls(op, k) <= CHEAP_FUNCTIONS for k in mask)  # (threads from more elements)
         got = (mask, tuple([name in used for name in op.inputs]), "out" in used, sum(passes(op, k) for k in mask),
-               heavy)
+               light)
     _PLANS[key] = got
     return got
 
@@ -131,7 +123,7 @@ def _variant(op: Any, dt: Any, plan: tuple, pattern: str, acc_bits: tuple, inpla
     got = _VARIANTS.get(key)
     if got is None:
         got = _NO
-        if plan[3] + sum(acc_bits) >= 2 and host.available():  # one NumPy pass (g * b) is as fast
+        if plan[3] + sum(acc_bits) >= 2:  # one NumPy pass (g * b) is as fast
             got = host.try_build(source(op, _CTYPE[dt], plan[0], pattern, plan[2], acc_bits, inplace)) or _NO
         if len(_VARIANTS) > 4096:
             _VARIANTS.clear()
@@ -154,7 +146,7 @@ def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, ac
         plan = _plan(op, needs)
     if plan is _NO:
         return NotImplemented
-    mask, reads, uses_out, n_passes, heavy = plan
+    mask, reads, uses_out, n_passes, light = plan
     if n_passes < 2 and acc is None:
         return NotImplemented  # (g itself, or g * b: NumPy's one pass is as fast)
     shape = g.shape
@@ -198,13 +190,7 @@ def vjp_acc(op: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple, ac
     for k, b in zip(mask, acc_bits):
         grads[k] = gk = acc[k] if b else g if inplace else np.empty(shape, dt)
         ptrs.append(gk)
-    n = g.size
-    threads = numpy_eval.Settings.threads
-    parallel_min = host.PARALLEL_MIN if heavy else host.PARALLEL_MIN_CHEAP
-    if n >= parallel_min and threads > 1:
-        host.run(fn, (1, n, [0] * len(ptrs), [1] * len(ptrs)), ptrs, scalars, threads, parallel_min)
-    else:
-        host.call(fn, 1, n, ptrs, scalars)
+    host.run_flat(fn, ptrs, scalars, light)
     # (a gradient added into the engine's buffer is that buffer: the engine sees it is acc[k])
     return tuple(grads), tuple([gk is not None for gk in grads])
 

@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import ast
 import os
 from typing import Any
 
@@ -74,20 +73,7 @@ def _worth_compiling_on_cpu(program: Any) -> bool:
     # elements (1.48 ms vs 1.45 ms a step) and wins at 2^19 (33.1 ms vs 33.6 ms). A closing sum
     # (a loss) is another matter: its value and gradients come out of one pass.
     return (n >= Settings.cpu_min_elements_cheap or program.reduce is not None
-            or any(not _cheap(op) for op, *_ in program.steps))
-
-
-_CHEAP_OPS: dict[Any, bool] = {}
-
-
-def _cheap(op: Any) -> bool:
-    """Whether ``op``'s value calls no function beyond run.CHEAP_FUNCTIONS (arithmetic, max, where...)."""
-    got = _CHEAP_OPS.get(op)
-    if got is None:
-        calls = {n.func.id for n in ast.walk(op.out_expr.tree)
-                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-        got = _CHEAP_OPS[op] = calls <= run.CHEAP_FUNCTIONS
-    return got
+            or any(not run.cheap(op) for op, *_ in program.steps))
 
 
 class _Template:

@@ -22,6 +22,7 @@ from gpugrad.backends.numpy_backend import sum_to
 from gpugrad.fusion import host, numpy_eval
 from gpugrad.fusion.chain import Chain, NotFusable
 from gpugrad.fusion.lower import Program, backward_program, forward_program, value_and_grad_program
+from gpugrad.table import expr as E
 
 # Measured (benchmarks/test_fusion.py, 1 thread): compiled C with glibc's vector math (libmvec)
 # beats NumPy at every size. Without libmvec it still wins below ~16k elements (NumPy's per-call
@@ -30,6 +31,18 @@ from gpugrad.fusion.lower import Program, backward_program, forward_program, val
 HOST_MAX_TRANSCENDENTAL = 1 << 14
 CHEAP_FUNCTIONS = {"where", "maximum", "minimum", "abs", "sign", "floor", "ceil", "rint", "trunc", "isnan",
                    "isfinite", "isinf", "logical_not", "logical_and", "logical_or", "logical_xor"}
+
+
+_CHEAP_OPS: dict[Any, bool] = {}
+
+
+def cheap(op: Any) -> bool:
+    """Whether elementwise ``op``'s value calls no function beyond CHEAP_FUNCTIONS (arithmetic,
+    max, where...): a light pass (gpugrad.fusion.kernels, host_forward)."""
+    got = _CHEAP_OPS.get(op)
+    if got is None:
+        got = _CHEAP_OPS[op] = E.calls(op.out_expr) <= CHEAP_FUNCTIONS
+    return got
 
 
 def _transcendental(p: Program) -> bool:

@@ -62,6 +62,16 @@ class Expr:
         return None
 
 
+def calls(expr: Expr) -> frozenset[str]:
+    """The functions ``expr`` calls (``{"maximum"}`` for ``maximum(x, 0)``)."""
+    return frozenset(n.func.id for n in ast.walk(expr.tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name))
+
+
+def operations(expr: Expr) -> int:
+    """How many array operations NumPy runs to evaluate ``expr`` (operators, comparisons, calls)."""
+    return sum(isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.BoolOp)) for n in ast.walk(expr.tree))
+
+
 def parse(source: str) -> Expr:
     """Parse and validate ``source``; raise ValueError naming the first unsupported construct."""
     tree = ast.parse(source.strip(), mode="eval").body
