@@ -342,3 +342,60 @@ def test_vs_peer_alternates_gpugrad_and_a_peer_in_one_process() -> None:
                       (["--rounds", "0"], "must be at least 1")):
         out = subprocess.run([sys.executable, tool, *bad], capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert out.returncode != 0 and said in out.stderr
+
+
+def _fake_jax(started: bool) -> tuple[dict[str, Any], list]:
+    """Modules standing in for JAX: devices() records the CPUs its caller and a thread it starts
+    may run on (XLA starts its pool there)."""
+    import threading
+    import types
+
+    seen: list = []
+
+    def devices(kind: str = "cpu") -> list:
+        box: list = []
+        t = threading.Thread(target=lambda: box.append(os.sched_getaffinity(0)))
+        t.start()
+        t.join()
+        seen.append((os.sched_getaffinity(0), box[0]))
+        return ["cpu:0"]
+
+    jax, src, xb = types.ModuleType("jax"), types.ModuleType("jax._src"), types.ModuleType("jax._src.xla_bridge")
+    jax.devices, src.xla_bridge, xb.backends_are_initialized = devices, xb, lambda: started
+    return {"jax": jax, "jax._src": src, "jax._src.xla_bridge": xb}, seen
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+def test_threads_1_starts_jax_with_its_threads_on_one_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpugrad.bench import runner
+
+    before = os.sched_getaffinity(0)
+    modules, seen = _fake_jax(started=False)
+    for name, mod in modules.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    note = runner.start_jax_on_cpus(1)
+    assert seen == [({min(before)}, {min(before)})] and "confined" in note
+    assert os.sched_getaffinity(0) == before  # the caller's CPUs are given back
+
+    modules, seen = _fake_jax(started=True)  # already started: nothing to do, and the run says so
+    for name, mod in modules.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    assert "already started" in runner.start_jax_on_cpus(1) and not seen
+    monkeypatch.delitem(sys.modules, "jax")
+    assert runner.start_jax_on_cpus(1) == "JAX not loaded"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and two CPUs")
+def test_threads_1_keeps_real_jax_on_one_cpu() -> None:
+    pytest.importorskip("jax")
+    code = ("import os, jax\nfrom gpugrad.bench import runner\n"
+            "main = set(os.listdir('/proc/self/task'))\n"
+            "print(runner.start_jax_on_cpus(1))\n"
+            "import jax.numpy as jnp; jnp.ones(1 << 20).sum().block_until_ready()\n"
+            "new = set(os.listdir('/proc/self/task')) - main\n"
+            "print(sorted({len(os.sched_getaffinity(int(t))) for t in new}), len(new))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    note, widths = proc.stdout.strip().splitlines()[-2:]
+    assert "confined" in note and widths.startswith("[1]"), proc.stdout

@@ -238,3 +238,51 @@ def test_autograd_grad_does_not_accumulate() -> None:
         gg.autograd.grad((x * 2).sum(), [x, z])
     gx, gz = gg.autograd.grad((x * 2).sum(), [x, z], allow_unused=True)
     assert gz is None
+
+
+# --- results are never aliases: a fresh gradient is handed out as it is, anything else copied ---
+
+def test_fresh_gradient_is_handed_out_without_a_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    copies = []
+    numpy_of = gg.Tensor.numpy
+    x = np.linspace(-2, 2, 4096, dtype=np.float32)
+    monkeypatch.setattr(gg.Tensor, "numpy", lambda t: (t.shape == x.shape and copies.append(t)) or numpy_of(t))
+    for _ in range(3):  # the interpreter specialises calls after a few runs: counts must not change
+        g = gg.grad(lambda x: (gg.tanh(x) * gg.sigmoid(x)).sum())(x)
+        assert not copies and g.flags.writeable and g.base is None and not np.shares_memory(g, x)
+        t, s = np.tanh(x.astype(np.float64)), 1 / (1 + np.exp(-x.astype(np.float64)))
+        np.testing.assert_allclose(g, s * (1 - t * t) + t * s * (1 - s), rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_sharing_one_array_are_copied() -> None:
+    x, y = np.arange(3.0), np.arange(3.0) + 1
+    for f in (lambda x, y: (x + y).sum(), lambda x, y: (x - y).sum()):
+        for _ in range(3):
+            gx, gy = gg.grad(f, argnums=(0, 1))(x, y)
+            assert not np.shares_memory(gx, gy)
+            gx += 100  # writing to one result leaves the other alone
+            assert abs(gy).max() == 1.0
+
+
+def test_gradient_a_hook_keeps_is_copied() -> None:
+    kept = []
+
+    def f(x):  # noqa: ANN001, ANN202
+        x.register_hook(lambda g: kept.append(g))
+        return (x * 2.0).sum()
+
+    g = gg.grad(f)(np.ones(4))
+    assert len(kept) == 1 and not np.shares_memory(g, kept[0].data)
+    g[:] = -1
+    np.testing.assert_array_equal(kept[0].numpy(), np.full(4, 2.0))
+
+
+def test_vjp_never_returns_the_callers_cotangent() -> None:
+    out, pullback = gg.vjp(lambda x: x + 1.0, np.zeros(5))  # add's rule passes the cotangent on
+    ct = np.arange(5.0)
+    for _ in range(3):
+        (g,) = pullback(ct)
+        np.testing.assert_array_equal(g, ct)
+        assert not np.shares_memory(g, ct)
+    (g1,), (g2,) = pullback(ct), pullback(ct)
+    assert not np.shares_memory(g1, g2)

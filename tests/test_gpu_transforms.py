@@ -93,3 +93,16 @@ def test_lecture_circuit_on_gpu() -> None:
     ((x + y) * z).backward()
     assert (x.grad.item(), y.grad.item(), z.grad.item()) == (-4.0, -4.0, 3.0)
     assert x.grad.device == "cuda:0"
+
+
+def test_cupy_results_are_never_aliases() -> None:
+    cp = _cupy()
+    x, y = cp.arange(3.0), cp.arange(3.0) + 1
+    for _ in range(3):
+        gx, gy = gg.grad(lambda x, y: (x + y).sum(), argnums=(0, 1))(x, y)
+        assert isinstance(gx, cp.ndarray) and not cp.shares_memory(gx, gy)
+    out, pullback = gg.vjp(lambda x: x + 1.0, cp.zeros(3))
+    ct = cp.arange(3.0)
+    (g,) = pullback(ct)
+    assert not cp.shares_memory(g, ct)
+    np.testing.assert_array_equal(cp.asnumpy(g), [0.0, 1.0, 2.0])

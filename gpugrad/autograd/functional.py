@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import sys
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -159,18 +160,27 @@ def _fresh_input(x: Any) -> tuple[Tensor, str, bool]:
     return leaf, kind, False
 
 
-def _to_kind(t: Any, kind: str, create_graph: bool) -> Any:
+def _to_kind(t: Any, kind: str, create_graph: bool, sole: bool = False) -> Any:
+    """``t`` as the caller's kind of value. ``sole``: nothing but ``t`` holds its array and
+    nothing else holds ``t``, so a NumPy or CuPy result may be that array itself instead of a copy
+    (see :func:`_gradients`)."""
     if kind == "tensor":
         return t if create_graph or not isinstance(t, Tensor) else t.detach()
     if not isinstance(t, Tensor):
         return t
     if create_graph and _tracked(t):
         return t  # still tracked by an enclosing differentiation: stays on the tape
-    if kind == "numpy":
+    if kind == "scalar" and t.size == 1:
+        return t.item()
+    if sole:
+        return t.data
+    if kind in ("numpy", "scalar"):
         return t.numpy()
-    if kind == "scalar":
-        return t.item() if t.size == 1 else t.numpy()
-    return t.data
+    return t.data.copy()  # never an array that another result or the tape also holds
+
+
+# Whether sys.getrefcount counts references (CPython): else results are always copies.
+_COUNTS_REFERENCES = hasattr(sys, "getrefcount")
 
 
 def _output_kind(kinds: Sequence[str]) -> str:
@@ -270,13 +280,29 @@ def _gradients(out: Any, inputs: _Inputs, create_graph: bool) -> list[Any]:
             raise DTypeError(f"grad: the function's output must be floating point, got {out.dtype}")
         grads = run_backward([out], [_ones_like(out, create_graph)], retain_graph=create_graph,
                              create_graph=create_graph, inputs=inputs.leaves)
+    return _gradients_as_kinds(grads, inputs, create_graph)
+
+
+def _gradients_as_kinds(grads: list[Any], inputs: _Inputs, create_graph: bool) -> list[Any]:
+    """Each input's gradient (None: zeros) as the input's kind of value; empties ``grads``."""
     result = []
-    for g, leaf, kind in zip(grads, inputs.leaves, inputs.kinds):
+    for i, (leaf, kind) in enumerate(zip(inputs.leaves, inputs.kinds)):
+        g, grads[i] = grads[i], None  # the list lets go: below, who else holds g
         if g is None:
             from gpugrad.factories import zeros_like
 
             g = zeros_like(leaf)
-        result.append(_to_kind(g, kind, create_graph))
+        # A gradient the backward pass has just written is usually held by g alone, and its array
+        # by g alone (not a view, an input, a cache, a hook's stash or another result's array):
+        # then it is handed out as it is, saving a copy as large as the input (0.6 ms of the
+        # 4.5 ms step of sum(tanh(x) * sigmoid(x)) on 4M floats). The counts are taken here, by a
+        # builtin call, because a call into Python code may or may not hold its own reference to
+        # its arguments (the interpreter specialises calls as it runs): g's name and the argument
+        # are 2; the tensor's slot and the argument are 2.
+        sole = (_COUNTS_REFERENCES and not create_graph and isinstance(g, Tensor)
+                and sys.getrefcount(g) == 2 and sys.getrefcount(g.data) == 2
+                and getattr(g.data, "base", None) is None)
+        result.append(_to_kind(g, kind, create_graph, sole))
     return result
 
 
@@ -446,11 +472,7 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
                                  inputs=inputs.leaves)
         else:
             grads = [None] * len(inputs.leaves)
-        from gpugrad.factories import zeros_like
-
-        vals = [_to_kind(g if g is not None else zeros_like(leaf), k, create_graph)
-                for g, leaf, k in zip(grads, inputs.leaves, inputs.kinds)]
-        return tuple(inputs.rebuild(vals))
+        return tuple(inputs.rebuild(_gradients_as_kinds(list(grads), inputs, create_graph)))
 
     out = pytree.unflatten(out_structure, [_value_to_kind(o, kind, outer) for o in out_leaves])
     if has_aux:
@@ -667,7 +689,7 @@ def _zeros_kind(xt: Tensor, shape: tuple, kind: str) -> Any:
     from gpugrad.factories import zeros
 
     z = zeros(shape, dtype=xt.dtype, device=xt.device)
-    return _to_kind(z, "tensor" if kind == "tensor" else ("cupy" if kind == "cupy" else "numpy"), False)
+    return _to_kind(z, "tensor" if kind == "tensor" else ("cupy" if kind == "cupy" else "numpy"), False, sole=True)
 
 
 def _like_kind(arr: np.ndarray, ref: Any, xt: Tensor) -> Any:
