@@ -13,11 +13,10 @@ Example::
 from __future__ import annotations
 
 import argparse
-import time
 
 import gpugrad.bench.workloads  # noqa: F401  (registers the workloads)
 from gpugrad.bench import core, runner
-from gpugrad.bench.env import Env
+from gpugrad.bench.env import Env, detect_peers
 
 
 def main() -> None:
@@ -42,19 +41,18 @@ def main() -> None:
         raise SystemExit(f"vs_peer: no peer {args.peer!r} for {name}; peers: "
                          + ", ".join(k for k in workload.builders if k != "gpugrad"))
     ins = runner.make_inputs(workload, case, settings)
+    detect_peers("cpu", [args.peer])  # imports JAX now, so that pinned_threads starts it on one CPU
     n = len(ins.sets)
     with runner.pinned_threads(1):
-        impls = {k: workload.builders[k](case, Env("cpu"), ins) for k in ("gpugrad", args.peer)}
-        for impl in impls.values():
-            for i in range(30):
-                impl.step(i % n)
+        env = Env("cpu")
+        impls = {k: workload.builders[k](case, env, ins) for k in ("gpugrad", args.peer)}
+        clocks = {k: runner.clock_for(k, env) for k in impls}  # JAX's: blocks on the last result
+        for k, impl in impls.items():
+            clocks[k].measure(impl.step, 0, 30, n)
         times: dict[str, list[float]] = {k: [] for k in impls}
         for _ in range(args.rounds):
             for k, impl in impls.items():
-                t0 = time.perf_counter()
-                for i in range(args.steps):
-                    impl.step(i % n)
-                times[k].append((time.perf_counter() - t0) / args.steps)
+                times[k].append(clocks[k].measure(impl.step, 0, args.steps, n))
     for v in times.values():
         v.sort()
     mid = args.rounds // 2

@@ -271,7 +271,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _clock(lib: str, env: Env) -> Any:
+def clock_for(lib: str, env: Env) -> Any:
+    """The clock that times ``lib``'s steps on ``env``'s device (JAX's blocks on the last result:
+    its calls return before the work is done)."""
     if lib.startswith("jax"):
         import jax
 
@@ -350,7 +352,7 @@ def run_case(w: Workload, case: Case, env: Env, peers: dict[str, Peer], settings
     for lib in _libs(peers):
         impl, results[lib] = prepare(w, case, lib, env, peers, gg_reason, ins, ref)
         if impl is not None:
-            clock = _clock(lib, env)
+            clock = clock_for(lib, env)
             results[lib]["timer"] = clock.name
             impls[lib] = impl
             entries.append(Entry(lib, impl.step, clock))
