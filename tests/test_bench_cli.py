@@ -344,15 +344,17 @@ def test_vs_peer_alternates_gpugrad_and_a_peer_in_one_process() -> None:
         assert out.returncode != 0 and said in out.stderr
 
 
-def _fake_jax(started: bool) -> tuple[dict[str, Any], list]:
+def _fake_jax(started: bool, fails: bool = False) -> tuple[dict[str, Any], list]:
     """Modules standing in for JAX: devices() records the CPUs its caller and a thread it starts
-    may run on (XLA starts its pool there)."""
+    may run on (XLA starts its pool there), or raises as a broken install does."""
     import threading
     import types
 
     seen: list = []
 
     def devices(kind: str = "cpu") -> list:
+        if fails:
+            raise AssertionError("no CPU backend")
         box: list = []
         t = threading.Thread(target=lambda: box.append(os.sched_getaffinity(0)))
         t.start()
@@ -365,7 +367,8 @@ def _fake_jax(started: bool) -> tuple[dict[str, Any], list]:
     return {"jax": jax, "jax._src": src, "jax._src.xla_bridge": xb}, seen
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity (Linux) and two CPUs to see one taken away")
 def test_threads_1_starts_jax_with_its_threads_on_one_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     from gpugrad.bench import runner
 
@@ -373,9 +376,16 @@ def test_threads_1_starts_jax_with_its_threads_on_one_cpu(monkeypatch: pytest.Mo
     modules, seen = _fake_jax(started=False)
     for name, mod in modules.items():
         monkeypatch.setitem(sys.modules, name, mod)
-    note = runner.start_jax_on_cpus(1)
-    assert seen == [({min(before)}, {min(before)})] and "confined" in note
+    with runner.pinned_threads(1) as pinned:  # what `gpugrad bench --threads 1` runs in
+        pass
+    first = min(before)
+    assert seen == [({first}, {first})] and "confined" in pinned["note"]
     assert os.sched_getaffinity(0) == before  # the caller's CPUs are given back
+
+    modules, seen = _fake_jax(started=False, fails=True)  # a broken JAX fails in its own cells, later
+    for name, mod in modules.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    assert "failed to start" in runner.start_jax_on_cpus(1) and os.sched_getaffinity(0) == before
 
     modules, seen = _fake_jax(started=True)  # already started: nothing to do, and the run says so
     for name, mod in modules.items():

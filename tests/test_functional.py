@@ -254,14 +254,31 @@ def test_fresh_gradient_is_handed_out_without_a_copy(monkeypatch: pytest.MonkeyP
         np.testing.assert_allclose(g, s * (1 - t * t) + t * s * (1 - s), rtol=1e-5, atol=1e-6)
 
 
-def test_gradients_sharing_one_array_are_copied() -> None:
+def _logsumexp_of_sum(x, y):  # noqa: ANN001, ANN202
+    return gg.logsumexp(x + y)
+
+
+def _exp_of_sum_unfused(x, y):  # noqa: ANN001, ANN202
+    with gg.no_fusion():
+        return gg.exp(x + y).sum()
+
+
+@pytest.mark.parametrize("f", [lambda x, y: (x + y).sum(), lambda x, y: (x - y).sum(), _logsumexp_of_sum,
+                               _exp_of_sum_unfused], ids=["broadcast view", "negated", "logsumexp", "exp"])
+@pytest.mark.parametrize("kind", ["numpy", "tensor"])
+def test_gradients_sharing_one_array_are_copied(f, kind: str) -> None:  # noqa: ANN001
+    # add's rule passes one gradient to both inputs: a broadcast view for a sum, one fresh array
+    # (owned by the backward pass, base None) under logsumexp or exp
     x, y = np.arange(3.0), np.arange(3.0) + 1
-    for f in (lambda x, y: (x + y).sum(), lambda x, y: (x - y).sum()):
-        for _ in range(3):
-            gx, gy = gg.grad(f, argnums=(0, 1))(x, y)
-            assert not np.shares_memory(gx, gy)
-            gx += 100  # writing to one result leaves the other alone
-            assert abs(gy).max() == 1.0
+    if kind == "tensor":
+        x, y = gg.tensor(x), gg.tensor(y)
+    for _ in range(3):
+        gx, gy = gg.grad(f, argnums=(0, 1))(x, y)
+        ax, ay = (gx.data, gy.data) if kind == "tensor" else (gx, gy)
+        assert not np.shares_memory(ax, ay)
+        expect = ay.copy()
+        ax += 100  # writing to one result leaves the other alone
+        np.testing.assert_array_equal(ay, expect)
 
 
 def test_gradient_a_hook_keeps_is_copied() -> None:
@@ -275,6 +292,26 @@ def test_gradient_a_hook_keeps_is_copied() -> None:
     assert len(kept) == 1 and not np.shares_memory(g, kept[0].data)
     g[:] = -1
     np.testing.assert_array_equal(kept[0].numpy(), np.full(4, 2.0))
+
+
+def test_vjp_hands_out_a_fresh_gradient_without_a_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = np.linspace(-1, 1, 64)
+    out, pullback = gg.vjp(lambda x: gg.tanh(x) * 3.0, x)
+    copies = []
+    numpy_of = gg.Tensor.numpy
+    monkeypatch.setattr(gg.Tensor, "numpy", lambda t: copies.append(t) or numpy_of(t))
+    for _ in range(3):
+        (g,) = pullback(np.ones(64))
+        assert not copies and g.base is None
+        np.testing.assert_allclose(g, 3 * (1 - np.tanh(x) ** 2), rtol=1e-12)
+
+
+def test_values_are_never_the_inputs_themselves() -> None:
+    x = np.arange(4.0)
+    out, pullback = gg.vjp(lambda x: x, x)
+    assert not np.shares_memory(out, x)
+    v, g = gg.value_and_grad(lambda x: (x * x).sum())(x)
+    assert isinstance(v, float) or not np.shares_memory(v, x)
 
 
 def test_vjp_never_returns_the_callers_cotangent() -> None:

@@ -106,3 +106,10 @@ def test_cupy_results_are_never_aliases() -> None:
     (g,) = pullback(ct)
     assert not cp.shares_memory(g, ct)
     np.testing.assert_array_equal(cp.asnumpy(g), [0.0, 1.0, 2.0])
+    x = cp.arange(3.0)
+    out, _ = gg.vjp(lambda x: x, x)  # values too: never the input itself
+    assert not cp.shares_memory(out, x)
+    out, t_out = gg.jvp(lambda x: x, (x,), (ct,))
+    assert not cp.shares_memory(out, x) and not cp.shares_memory(t_out, ct)
+    (v, aux), gx = gg.value_and_grad(lambda x: ((x * x).sum(), x), has_aux=True)(x)
+    assert not cp.shares_memory(aux, x)

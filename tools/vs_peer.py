@@ -43,7 +43,9 @@ def main() -> None:
     ins = runner.make_inputs(workload, case, settings)
     detect_peers("cpu", [args.peer])  # imports JAX now, so that pinned_threads starts it on one CPU
     n = len(ins.sets)
-    with runner.pinned_threads(1):
+    with runner.pinned_threads(1) as pinned:
+        if args.peer.startswith("jax"):
+            print(f"vs_peer: {pinned['note']}")
         env = Env("cpu")
         impls = {k: workload.builders[k](case, env, ins) for k in ("gpugrad", args.peer)}
         clocks = {k: runner.clock_for(k, env) for k in impls}  # JAX's: blocks on the last result

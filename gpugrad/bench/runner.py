@@ -173,7 +173,9 @@ def start_jax_on_cpus(n: int) -> str:
     CPU affinity of the thread that starts it, whose affinity its threads inherit. Unpinned, a
     ``--threads 1`` run compared gpugrad on one core with JAX jit on two (sum(tanh(x) *
     sigmoid(x)) on 4M floats, 2 CPUs: 5.3 ms a step using 8.7 ms of CPU time; confined to one
-    CPU, 6.2 ms using 6.2). The calling thread's affinity is narrowed for the start only.
+    CPU, 6.2 ms using 6.2). The calling thread's affinity is narrowed for the start only; JAX's
+    threads stay where they started for the rest of the process (XLA cannot be restarted).
+    A JAX whose CPU client fails to start is left to fail in its own cells, as before.
     """
     jax = sys.modules.get("jax")
     if jax is None:
@@ -182,8 +184,8 @@ def start_jax_on_cpus(n: int) -> str:
         from jax._src import xla_bridge
 
         started = xla_bridge.backends_are_initialized()
-    except Exception:  # a JAX without this (private) function: assume it has started
-        started = True
+    except Exception:  # a JAX without this (private) function
+        return "JAX/XLA's CPU threads not pinned (this JAX does not say whether it has started)"
     if started:
         return "JAX's CPU client had already started: its threads use every CPU"
     if not hasattr(os, "sched_setaffinity"):
@@ -192,9 +194,12 @@ def start_jax_on_cpus(n: int) -> str:
     os.sched_setaffinity(0, cpus[:n])
     try:
         jax.devices("cpu")
+    except Exception as exc:
+        return f"JAX's CPU client failed to start ({exc.__class__.__name__}); its threads not pinned"
     finally:
         os.sched_setaffinity(0, cpus)
-    return f"JAX/XLA's CPU threads confined to CPU(s) {cpus[:n]} (started with that affinity)"
+    return (f"JAX/XLA's CPU threads confined to CPU(s) {cpus[:n]} (started with that affinity; for the rest "
+            "of the process)")
 
 
 @contextlib.contextmanager
