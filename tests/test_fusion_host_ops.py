@@ -162,3 +162,134 @@ def test_any_shape_gives_the_rules_loss(m: int, c: int, dt: Any, scale: float) -
     want = N.CROSS_ENTROPY.forward(B, [logits, None], dict(params))
     tol = 2e-6 if dt == np.float32 else 1e-14
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+# ---- layer normalisation ----------------------------------------------------------------------
+
+LN_KEYS = [("layer_norm", "forward"), ("layer_norm", "vjp")]
+
+
+@pytest.fixture
+def ln_counted(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Counts the layer-norm calls the kernels took (did not decline)."""
+    assert host.available(), "these tests need the host C++ compiler (g++), as CI has"
+    taken = {"forward": 0, "vjp": 0}
+    for key in LN_KEYS:
+        kernel = lowerings.CPU[key]
+
+        def counting(*args: Any, _kernel: Any = kernel, _what: str = key[1]) -> Any:
+            got = _kernel(*args)
+            if got is not NotImplemented:
+                taken[_what] += 1
+            return got
+
+        monkeypatch.setitem(lowerings.CPU, key, counting)
+    return taken
+
+
+def _ln(x: np.ndarray, shape: tuple, w: Any, b: Any, g: np.ndarray) -> list:
+    """Layer norm's output and the gradients of x, w and b (None where not given)."""
+    xt = gg.tensor(x, requires_grad=True)
+    wt = None if w is None else gg.tensor(w, requires_grad=True)
+    bt = None if b is None else gg.tensor(b, requires_grad=True)
+    y = F.layer_norm(xt, shape, wt, bt, 1e-5)
+    y.backward(gg.tensor(g))
+    return [y.numpy(), xt.grad.numpy(), *(None if t is None else t.grad.numpy() for t in (wt, bt))]
+
+
+def _ln_case(shape: tuple, k: int, dt: Any, seed: int = 0) -> tuple:
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=shape) * 3 + 1).astype(dt)
+    inner = shape[len(shape) - k:]
+    w = rng.normal(size=inner).astype(dt)
+    b = rng.normal(size=inner).astype(dt)
+    g = rng.normal(size=shape).astype(dt)
+    return x, inner, w, b, g
+
+
+def _assert_ln_close(got: list, want: list, dt: Any) -> None:
+    tol = 2e-5 if dt == np.float32 else 1e-12  # the row sums are added in another order
+    for a, e in zip(got, want):
+        if e is None:
+            assert a is None
+            continue
+        assert a.dtype == e.dtype == dt and a.shape == e.shape
+        np.testing.assert_allclose(a, e, rtol=tol, atol=tol * max(1.0, np.abs(e).max()))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,k", [((8, 32, 64), 1), ((5, 3, 4), 2), ((7,), 1), ((300, 3), 1), ((2, 5), 2)])
+@pytest.mark.parametrize("affine", ["wb", "w", "b", ""])
+def test_layer_norm_kernels_give_the_rules_values_and_gradients(ln_counted: dict, monkeypatch: pytest.MonkeyPatch,
+                                                                 dt: Any, shape: tuple, k: int, affine: str) -> None:
+    x, inner, w, b, g = _ln_case(shape, k, dt)
+    w = w if "w" in affine else None
+    b = b if "b" in affine else None
+    got = _ln(x, inner, w, b, g)
+    assert ln_counted == {"forward": 1, "vjp": 1}
+    for key in LN_KEYS:
+        monkeypatch.delitem(lowerings.CPU, key)
+    _assert_ln_close(got, _ln(x, inner, w, b, g), dt)
+    assert ln_counted == {"forward": 1, "vjp": 1}
+
+
+@pytest.mark.parametrize("row", [[np.nan, 1.0, 2.0], [np.inf, 1.0, 2.0], [3.0, 3.0, 3.0], [1e4, 1e4 + 1, 1e4 + 2]])
+def test_layer_norm_kernels_follow_the_rule_on_special_rows(ln_counted: dict, monkeypatch: pytest.MonkeyPatch,
+                                                            row: list) -> None:
+    # a NaN or inf spreads over its row only; a constant row has rstd 1/sqrt(eps); a large offset
+    # is taken off before the squares (two passes, as the rule)
+    x = np.array([row, [0.5, -1.0, 2.0]], np.float64)
+    w, b, g = np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.2, 0.3]), np.arange(6.0).reshape(2, 3) - 2
+    got = _ln(x, (3,), w, b, g)
+    assert ln_counted == {"forward": 1, "vjp": 1}
+    for key in LN_KEYS:
+        monkeypatch.delitem(lowerings.CPU, key)
+    with np.errstate(invalid="ignore"):  # the rule's NumPy warns of inf - inf (compiled code does not)
+        want = _ln(x, (3,), w, b, g)
+    for a, e in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
+        np.testing.assert_allclose(a, e, rtol=1e-9, atol=1e-9)
+
+
+def test_what_the_layer_norm_kernels_decline_runs_as_the_rule(ln_counted: dict) -> None:
+    x, inner, w, b, g = _ln_case((6, 8), 1, np.float32)
+    _ln(x.astype(np.float16), inner, w.astype(np.float16), b.astype(np.float16), g.astype(np.float16))
+    assert ln_counted == {"forward": 0, "vjp": 0}  # float16: the rule's float32 statistics
+    xt = gg.tensor(np.ascontiguousarray(x.T).T, requires_grad=True)  # not C-contiguous
+    F.layer_norm(xt, inner, gg.tensor(w), gg.tensor(b)).sum().backward()
+    assert ln_counted == {"forward": 0, "vjp": 0} and np.isfinite(xt.grad.numpy()).all()
+    xt = gg.tensor(x, requires_grad=True)
+    F.layer_norm(xt, inner, gg.tensor(w), gg.tensor(b)).sum().backward()  # g: a broadcast view of 1
+    assert ln_counted["forward"] == 1
+
+
+def test_layer_norm_without_compiled_code_runs_the_rule(ln_counted: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host.Settings, "enabled", False)  # GPUGRAD_FUSION_CC=0
+    x, inner, w, b, g = _ln_case((4, 5), 1, np.float64)
+    got = _ln(x, inner, w, b, g)
+    assert ln_counted == {"forward": 0, "vjp": 0}
+    assert gg.gradcheck(lambda x: F.layer_norm(x, inner, gg.tensor(w), gg.tensor(b)),
+                        [gg.tensor(x, requires_grad=True)])
+    assert np.isfinite(got[1]).all()
+
+
+def test_layer_norm_kernels_pass_gradcheck(ln_counted: dict) -> None:
+    x, inner, w, b, _ = _ln_case((3, 4, 5), 2, np.float64)
+    ts = [gg.tensor(a, requires_grad=True) for a in (x, w, b)]
+    assert gg.gradcheck(lambda x, w, b: F.layer_norm(x, inner, w, b), ts)
+    assert ln_counted["vjp"] > 0
+
+
+@given(lead=st.lists(st.integers(1, 6), min_size=0, max_size=2), inner=st.lists(st.integers(1, 40), min_size=1,
+       max_size=2), dt=st.sampled_from([np.float32, np.float64]))
+def test_layer_norm_kernels_on_any_shape(lead: list, inner: list, dt: Any) -> None:
+    shape = (*lead, *inner)
+    x, inner_t, w, b, g = _ln_case(shape, len(inner), dt, seed=sum(shape))
+    B = gg.backends.backend_for("cpu")
+    params = {"axes": tuple(range(len(lead), len(shape))), "eps": 1e-5}
+    got = host_ops.ln_forward(B, [x, w, b], params)
+    assert got is not NotImplemented
+    _assert_ln_close([got], [N.LAYER_NORM.forward(B, [x, w, b], params)], dt)
+    needs = (True, True, True)
+    got = host_ops.ln_vjp(B, g, (x, w, None), None, params, needs)
+    _assert_ln_close(list(got), list(N.LAYER_NORM.vjp(B, g, (x, w, None), None, params, needs)), dt)
