@@ -293,3 +293,69 @@ def test_layer_norm_kernels_on_any_shape(lead: list, inner: list, dt: Any) -> No
     needs = (True, True, True)
     got = host_ops.ln_vjp(B, g, (x, w, None), None, params, needs)
     _assert_ln_close(list(got), list(N.LAYER_NORM.vjp(B, g, (x, w, None), None, params, needs)), dt)
+
+
+# ---- embedding ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def emb_counted(monkeypatch: pytest.MonkeyPatch) -> dict:
+    assert host.available(), "these tests need the host C++ compiler (g++), as CI has"
+    taken = {"vjp": 0}
+    kernel = lowerings.CPU[("embedding", "vjp")]
+
+    def counting(*args: Any) -> Any:
+        got = kernel(*args)
+        if got is not NotImplemented:
+            taken["vjp"] += 1
+        return got
+
+    monkeypatch.setitem(lowerings.CPU, ("embedding", "vjp"), counting)
+    return taken
+
+
+def _emb_grad(idx: np.ndarray, w: np.ndarray, g: np.ndarray, pad: Any = None) -> np.ndarray:
+    wt = gg.tensor(w, requires_grad=True)
+    F.embedding(gg.tensor(idx), wt, padding_idx=pad).backward(gg.tensor(g))
+    return wt.grad.numpy()
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("pad", [None, 3, -1])
+@pytest.mark.parametrize("idx_shape", [(8, 32), (5,), (2, 3, 4)])
+def test_embedding_kernel_adds_each_row_in_order(emb_counted: dict, monkeypatch: pytest.MonkeyPatch, dt: Any,
+                                                 pad: Any, idx_shape: tuple) -> None:
+    rng = np.random.default_rng(7)
+    v, d = 10, 6
+    idx = rng.integers(0, v, idx_shape)
+    idx.flat[:3] = 3  # the padding row, repeated
+    w = rng.normal(size=(v, d)).astype(dt)
+    g = rng.normal(size=(*idx_shape, d)).astype(dt)
+    got = _emb_grad(idx, w, g, pad)
+    assert emb_counted == {"vjp": 1}
+    want = np.zeros((v, d), dt)  # np.add.at's order: each occurrence after the last
+    skip = None if pad is None else pad % v
+    for i, r in enumerate(idx.ravel()):
+        if r != skip:
+            want[r] += g.reshape(-1, d)[i]
+    np.testing.assert_array_equal(got, want)
+    monkeypatch.delitem(lowerings.CPU, ("embedding", "vjp"))
+    tol = 1e-6 if dt == np.float32 else 1e-14
+    np.testing.assert_allclose(_emb_grad(idx, w, g, pad), want, rtol=tol, atol=tol)
+
+
+def test_embedding_kernel_declines_an_index_changed_out_of_range(emb_counted: dict) -> None:
+    idx = np.array([0, 2, 1])
+    wt = gg.tensor(np.ones((3, 2)), requires_grad=True)
+    y = F.embedding(idx, wt)
+    idx[1] = 7  # the caller's array, changed after the forward checked it
+    with pytest.raises(IndexError):  # the rule's NumPy refuses it; nothing is written out of bounds
+        y.backward(gg.tensor(np.ones((3, 2))))
+    assert emb_counted == {"vjp": 0}
+
+
+def test_embedding_kernel_declines_other_index_types(emb_counted: dict) -> None:
+    w = np.arange(12.0).reshape(4, 3)
+    got = _emb_grad(np.array([1, 1, 3], np.int32), w, np.ones((3, 3)))
+    assert emb_counted == {"vjp": 0}
+    np.testing.assert_array_equal(got, [[0, 0, 0], [2, 2, 2], [0, 0, 0], [1, 1, 1]])
