@@ -57,3 +57,21 @@ def test_batched_matmul_weight_gradient_against_torch() -> None:
     torch.tanh(ta @ tb).sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-10)
     np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("a_shape", [(8, 32, 64), (2, 3, 5, 64), (1, 1, 64), (4, 0, 64)])
+@pytest.mark.parametrize("a_layout", ["C", "sliced"])
+def test_the_cpu_backends_stack_times_a_transposed_matrix_is_numpys_product(a_shape: tuple, a_layout: str) -> None:
+    # numpy_backend.matmul takes a C-contiguous stack times a non-contiguous matrix as one product
+    from gpugrad.backends import numpy_backend as nb
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=a_shape)
+    if a_layout == "sliced":
+        a = np.concatenate([a, a], axis=-1)[..., ::2]  # not C-contiguous: NumPy's own product
+    w = rng.normal(size=(7, 64))
+    got = nb.matmul(a, w.T)
+    want = np.einsum("...k,nk->...n", a, w)
+    assert got.shape == (*a_shape[:-1], 7)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(nb.matmul(a, np.ascontiguousarray(w.T)), np.matmul(a, np.ascontiguousarray(w.T)))

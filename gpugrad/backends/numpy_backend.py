@@ -264,7 +264,18 @@ del _name, _fn
 negative = np.negative
 square = np.square
 reciprocal = np.reciprocal
-matmul = np.matmul
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """``np.matmul``; a C-contiguous stack of matrices times one matrix that is not C-contiguous
+    (a transposed weight: ``x @ W.T``, and the input gradient of ``x @ W``) as one product of the
+    stack's rows. NumPy runs the stack's products one by one there: (8, 32, 64) @ W.T with W
+    (256, 64) took 162 us, (256, 64) @ W.T 94 us (float32, 1 thread)."""
+    if a.ndim > 2 and b.ndim == 2 and a.flags.c_contiguous and not b.flags.c_contiguous:
+        return np.matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[-1])
+    return np.matmul(a, b)
+
+
 einsum = np.einsum
 concatenate = np.concatenate
 zeros_like = np.zeros_like
