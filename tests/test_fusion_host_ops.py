@@ -359,3 +359,98 @@ def test_embedding_kernel_declines_other_index_types(emb_counted: dict) -> None:
     got = _emb_grad(np.array([1, 1, 3], np.int32), w, np.ones((3, 3)))
     assert emb_counted == {"vjp": 0}
     np.testing.assert_array_equal(got, [[0, 0, 0], [2, 2, 2], [0, 0, 0], [1, 1, 1]])
+
+
+# ---- max pooling ----------------------------------------------------------------------------------
+
+POOL_KEYS = [("max_pool2d", "vjp")]  # (the forward is the rule's: see host_ops)
+
+
+@pytest.fixture
+def pool_counted(monkeypatch: pytest.MonkeyPatch) -> dict:
+    assert host.available(), "these tests need the host C++ compiler (g++), as CI has"
+    taken = {"vjp": 0}
+    for key in POOL_KEYS:
+        kernel = lowerings.CPU[key]
+
+        def counting(*args: Any, _kernel: Any = kernel, _what: str = key[1]) -> Any:
+            got = _kernel(*args)
+            if got is not NotImplemented:
+                taken[_what] += 1
+            return got
+
+        monkeypatch.setitem(lowerings.CPU, key, counting)
+    return taken
+
+
+def _pool(x: np.ndarray, g_seed: int = 1, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+    xt = gg.tensor(x, requires_grad=True)
+    y = F.max_pool2d(xt, **kw)
+    g = np.random.default_rng(g_seed).normal(size=y.shape).astype(x.dtype)
+    y.backward(gg.tensor(g))
+    return y.numpy(), xt.grad.numpy()
+
+
+def _pool_input(shape: tuple, dt: Any, layout: str, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=shape).astype(dt)
+    if layout == "channels-first":  # a convolution's output: (C, N, H, W) storage
+        return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    return x
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["NCHW", "channels-first"])
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=3),
+                                dict(kernel_size=(2, 3), stride=(1, 2)), dict(kernel_size=3, stride=1),
+                                dict(kernel_size=2, stride=2, dilation=2)],
+                         ids=["2x2", "3x3/3", "2x3/1,2", "3x3/1 overlapping", "2x2 dilated"])
+def test_max_pool_kernels_give_the_rules_values_and_gradient(pool_counted: dict, monkeypatch: pytest.MonkeyPatch,
+                                                             dt: Any, layout: str, kw: dict) -> None:
+    x = _pool_input((3, 4, 11, 13), dt, layout)
+    got = _pool(x, **kw)
+    assert pool_counted == {"vjp": 1}
+    for key in POOL_KEYS:
+        monkeypatch.delitem(lowerings.CPU, key)
+    want = _pool(x, **kw)
+    np.testing.assert_array_equal(got[0], want[0])  # the same maxima
+    tol = 1e-6 if dt == np.float32 else 1e-15  # overlapping windows add in another order
+    np.testing.assert_allclose(got[1], want[1], rtol=tol, atol=tol)
+    if kw.get("stride", kw["kernel_size"]) == kw["kernel_size"] and "dilation" not in kw:
+        np.testing.assert_array_equal(got[1], want[1])  # disjoint windows: each input gets one value
+
+
+def test_max_pool_kernels_follow_the_rule_on_ties_nans_and_infs(pool_counted: dict,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # ties: the first maximum; NaNs: the last NaN; -inf windows: their first tap
+    x = np.array([[[[1.0, 1.0, np.nan, 2.0, -np.inf, -np.inf],
+                    [0.0, 1.0, 3.0, np.nan, -np.inf, -np.inf],
+                    [np.inf, 5.0, -0.0, 0.0, 2.0, 2.0],
+                    [5.0, np.inf, 0.0, -0.0, 2.0, 2.0]]]])
+    got = _pool(x, kernel_size=2)
+    assert pool_counted == {"vjp": 1}
+    for key in POOL_KEYS:
+        monkeypatch.delitem(lowerings.CPU, key)
+    want = _pool(x, kernel_size=2)
+    for a, e in zip(got, want):
+        np.testing.assert_array_equal(a, e)
+        np.testing.assert_array_equal(np.signbit(a), np.signbit(e))
+
+
+def test_what_the_max_pool_kernels_decline_runs_as_the_rule(pool_counted: dict) -> None:
+    x = _pool_input((2, 3, 9, 9), np.float64, "NCHW")
+    for kw in (dict(kernel_size=2, padding=1), dict(kernel_size=2, ceil_mode=True)):
+        _pool(x, **kw)  # padding, or a last window past the input
+    _pool(x.astype(np.float16), kernel_size=2)
+    wide = gg.tensor(np.repeat(x, 2, axis=3), requires_grad=True)
+    F.max_pool2d(wide[..., ::2], 2).sum().backward()  # a strided view: rows not contiguous
+    assert pool_counted == {"vjp": 0}
+    np.testing.assert_array_equal(wide.grad.numpy()[..., 1::2], 0)
+    xt = gg.tensor(x, requires_grad=True)
+    F.max_pool2d(xt, 2).sum().backward()  # g: a broadcast view of 1 (rows of stride 0)
+    assert pool_counted == {"vjp": 0}
+
+
+def test_max_pool_kernels_pass_gradcheck(pool_counted: dict) -> None:
+    x = gg.tensor(_pool_input((2, 2, 6, 7), np.float64, "channels-first"), requires_grad=True)
+    assert gg.gradcheck(lambda x: F.max_pool2d(x, 2, 1), [x])
+    assert pool_counted["vjp"] > 0
