@@ -41,8 +41,10 @@ def _close(got: Any, want: Any, rtol: float, what: str) -> None:
 def test_the_numpy_backend_registers_only_the_host_compilers_kernels() -> None:
     # NumPy runs every op's own rule, but for the fusion compiler's passes: a fused chain's
     # (gpugrad.fusion.kernels), an elementwise op's backward (gpugrad.fusion.host_vjp), and the
-    # host kernels of cross-entropy (gpugrad.fusion.host_ops)
-    assert {name for name, _ in npb.lowerings} == {"fused_elementwise", "elementwise", "cross_entropy"}
+    # host kernels of cross-entropy, layer norm, an embedding's and max pooling's gradients
+    # (gpugrad.fusion.host_ops)
+    assert {name for name, _ in npb.lowerings} == {"fused_elementwise", "elementwise", "cross_entropy",
+                                                   "layer_norm", "embedding", "max_pool2d"}
 
 
 @pytest.fixture
