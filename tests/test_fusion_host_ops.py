@@ -454,3 +454,84 @@ def test_max_pool_kernels_pass_gradcheck(pool_counted: dict) -> None:
     x = gg.tensor(_pool_input((2, 2, 6, 7), np.float64, "channels-first"), requires_grad=True)
     assert gg.gradcheck(lambda x: F.max_pool2d(x, 2, 1), [x])
     assert pool_counted["vjp"] > 0
+
+
+def test_layer_norm_kernels_decline_a_weight_swapped_after_the_forward(ln_counted: dict) -> None:
+    # .data can be replaced without a version bump: the rule broadcasts a one-element weight, the
+    # kernel (which reads cols of them) must decline, not read past it
+    x, inner, w, b, g = _ln_case((3, 64), 1, np.float32)
+    xt, wt = gg.tensor(x, requires_grad=True), gg.tensor(w, requires_grad=True)
+    y = F.layer_norm(xt, inner, wt)
+    wt.data = np.full(1, 2.0, np.float32)
+    y.backward(gg.tensor(g))
+    assert ln_counted == {"forward": 1, "vjp": 0}
+    assert wt.grad.shape == (1,) and np.isfinite(xt.grad.numpy()).all()
+
+
+def test_layer_norm_kernel_without_the_inputs_gradient(ln_counted: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    x, inner, w, b, g = _ln_case((4, 16), 1, np.float64)
+    wt, bt = gg.tensor(w, requires_grad=True), gg.tensor(b, requires_grad=True)
+    F.layer_norm(gg.tensor(x), inner, wt, bt).backward(gg.tensor(g))  # x needs no gradient
+    assert ln_counted == {"forward": 1, "vjp": 1}
+    got = wt.grad.numpy(), bt.grad.numpy()
+    for key in LN_KEYS:
+        monkeypatch.delitem(lowerings.CPU, key)
+    wt.grad = bt.grad = None
+    F.layer_norm(gg.tensor(x), inner, wt, bt).backward(gg.tensor(g))
+    _assert_ln_close(list(got), [wt.grad.numpy(), bt.grad.numpy()], np.float64)
+
+
+def test_layer_norm_backward_of_a_broadcast_gradient_is_the_rules(ln_counted: dict,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    x, inner, w, b, _ = _ln_case((5, 8), 1, np.float64)
+    xt = gg.tensor(x, requires_grad=True)
+    F.layer_norm(xt, inner, gg.tensor(w), gg.tensor(b)).sum().backward()  # g: a broadcast view of 1
+    assert ln_counted == {"forward": 1, "vjp": 0}
+    got = xt.grad.numpy()
+    for key in LN_KEYS:
+        monkeypatch.delitem(lowerings.CPU, key)
+    xt.grad = None
+    F.layer_norm(xt, inner, gg.tensor(w), gg.tensor(b)).sum().backward()
+    np.testing.assert_array_equal(got, xt.grad.numpy())
+
+
+def test_embedding_kernel_declines_what_it_cannot_index_directly(emb_counted: dict) -> None:
+    w = np.arange(12.0).reshape(4, 3)
+    wt = gg.tensor(w, requires_grad=True)
+    idx = np.array([0, 2, 1])
+    y = F.embedding(idx, wt)
+    idx[1] = -1  # changed after the forward: the rule wraps it (NumPy's indexing), the kernel declines
+    y.backward(gg.tensor(np.ones((3, 3))))
+    np.testing.assert_array_equal(wt.grad.numpy(), [[1, 1, 1], [1, 1, 1], [0, 0, 0], [1, 1, 1]])
+    wt.grad = None
+    for idx in (np.array([0, 9, 1, 9, 2, 9, 3, 9])[::2], np.array([0, 1, 2, 3])[::-1]):  # views, not contiguous
+        wt.grad = None
+        F.embedding(idx, wt).backward(gg.tensor(np.ones((4, 3))))
+        np.testing.assert_array_equal(wt.grad.numpy(), np.ones((4, 3)))
+    wt.grad = None
+    F.embedding(np.array([0, 1, 1]), wt).sum().backward()  # a broadcast gradient
+    np.testing.assert_array_equal(wt.grad.numpy(), [[1, 1, 1], [2, 2, 2], [0, 0, 0], [0, 0, 0]])
+    assert emb_counted == {"vjp": 0}
+
+
+def test_max_pool_kernel_takes_a_channels_first_gradient(pool_counted: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    x = _pool_input((3, 4, 8, 10), np.float32, "NCHW")
+    gc = np.random.default_rng(2).normal(size=(4, 3, 4, 5)).astype(np.float32)
+
+    def grad() -> np.ndarray:
+        xt = gg.tensor(x, requires_grad=True)
+        gg.transpose(F.max_pool2d(xt, 2), (1, 0, 2, 3)).backward(gg.tensor(gc))  # g reaches it transposed
+        return xt.grad.numpy()
+
+    got = grad()
+    assert pool_counted == {"vjp": 1}
+    monkeypatch.delitem(lowerings.CPU, ("max_pool2d", "vjp"))
+    np.testing.assert_array_equal(got, grad())
+
+
+def test_max_pool_kernel_declines_padding(pool_counted: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    x = _pool_input((1, 1, 6, 6), np.float64, "NCHW")  # windows inside the input, but padded
+    got = _pool(x, kernel_size=2, stride=4, padding=1)
+    assert pool_counted == {"vjp": 0}
+    monkeypatch.delitem(lowerings.CPU, ("max_pool2d", "vjp"))
+    np.testing.assert_array_equal(got[1], _pool(x, kernel_size=2, stride=4, padding=1)[1])

@@ -177,7 +177,11 @@ def _ln_operands(x: Any, others: tuple, params: dict) -> tuple[int, int] | None:
     axes = params["axes"]
     if axes != tuple(range(x.ndim - len(axes), x.ndim)):
         return None
-    cols = int(np.prod(x.shape[x.ndim - len(axes):], dtype=np.int64))
+    inner = x.shape[x.ndim - len(axes):]
+    for a in others:  # the weight and bias have the normalised shape, g has x's (the call checked
+        if a is not None and a.shape != inner and a.shape != x.shape:  # them, but .data can change)
+            return None
+    cols = int(np.prod(inner, dtype=np.int64))
     return x.size // cols, cols
 
 
