@@ -32,12 +32,12 @@ def _loss_and_grad(logits: np.ndarray, labels: np.ndarray, **kw: Any) -> tuple[n
     return loss.numpy(), x.grad.numpy()
 
 
-@pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Counts the calls the kernels took (did not decline)."""
+def _counting(monkeypatch: pytest.MonkeyPatch, keys: list) -> dict:
+    """Counts, per kind of call ("forward", "vjp"), the calls the kernels of ``keys`` took (did not
+    decline)."""
     assert host.available(), "these tests need the host C++ compiler (g++), as CI has"
-    taken = {"forward": 0, "vjp": 0}
-    for key in KEYS:
+    taken = {key[1]: 0 for key in keys}
+    for key in keys:
         kernel = lowerings.CPU[key]
 
         def counting(*args: Any, _kernel: Any = kernel, _what: str = key[1]) -> Any:
@@ -48,6 +48,11 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict:
 
         monkeypatch.setitem(lowerings.CPU, key, counting)
     return taken
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> dict:
+    return _counting(monkeypatch, KEYS)
 
 
 # (rows, classes): short rows in one block of the kernel and in several with a partial last one
@@ -171,20 +176,7 @@ LN_KEYS = [("layer_norm", "forward"), ("layer_norm", "vjp")]
 
 @pytest.fixture
 def ln_counted(monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Counts the layer-norm calls the kernels took (did not decline)."""
-    assert host.available(), "these tests need the host C++ compiler (g++), as CI has"
-    taken = {"forward": 0, "vjp": 0}
-    for key in LN_KEYS:
-        kernel = lowerings.CPU[key]
-
-        def counting(*args: Any, _kernel: Any = kernel, _what: str = key[1]) -> Any:
-            got = _kernel(*args)
-            if got is not NotImplemented:
-                taken[_what] += 1
-            return got
-
-        monkeypatch.setitem(lowerings.CPU, key, counting)
-    return taken
+    return _counting(monkeypatch, LN_KEYS)
 
 
 def _ln(x: np.ndarray, shape: tuple, w: Any, b: Any, g: np.ndarray) -> list:
@@ -300,18 +292,7 @@ def test_layer_norm_kernels_on_any_shape(lead: list, inner: list, dt: Any) -> No
 
 @pytest.fixture
 def emb_counted(monkeypatch: pytest.MonkeyPatch) -> dict:
-    assert host.available(), "these tests need the host C++ compiler (g++), as CI has"
-    taken = {"vjp": 0}
-    kernel = lowerings.CPU[("embedding", "vjp")]
-
-    def counting(*args: Any) -> Any:
-        got = kernel(*args)
-        if got is not NotImplemented:
-            taken["vjp"] += 1
-        return got
-
-    monkeypatch.setitem(lowerings.CPU, ("embedding", "vjp"), counting)
-    return taken
+    return _counting(monkeypatch, [("embedding", "vjp")])
 
 
 def _emb_grad(idx: np.ndarray, w: np.ndarray, g: np.ndarray, pad: Any = None) -> np.ndarray:
@@ -368,19 +349,7 @@ POOL_KEYS = [("max_pool2d", "vjp")]  # (the forward is the rule's: see host_ops)
 
 @pytest.fixture
 def pool_counted(monkeypatch: pytest.MonkeyPatch) -> dict:
-    assert host.available(), "these tests need the host C++ compiler (g++), as CI has"
-    taken = {"vjp": 0}
-    for key in POOL_KEYS:
-        kernel = lowerings.CPU[key]
-
-        def counting(*args: Any, _kernel: Any = kernel, _what: str = key[1]) -> Any:
-            got = _kernel(*args)
-            if got is not NotImplemented:
-                taken[_what] += 1
-            return got
-
-        monkeypatch.setitem(lowerings.CPU, key, counting)
-    return taken
+    return _counting(monkeypatch, POOL_KEYS)
 
 
 def _pool(x: np.ndarray, g_seed: int = 1, **kw: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -185,16 +185,23 @@ def _ln_operands(x: Any, others: tuple, params: dict) -> tuple[int, int] | None:
     return x.size // cols, cols
 
 
+def _ln_kernel(kernel: str, x: Any, others: tuple, params: dict) -> tuple | None:
+    """(compiled ``kernel``, rows, cols) for this call, or None where it declines (see
+    :func:`_ln_operands`) or does not compile."""
+    geometry = _ln_operands(x, others, params)
+    if geometry is None:
+        return None
+    fn = _function(kernel, x.dtype, geometry[1])
+    return None if fn is None else (fn, *geometry)
+
+
 def ln_forward(B: Any, args: list, params: dict) -> Any:
     """The normalised, scaled and shifted rows in one pass per row (or NotImplemented: the rule runs)."""
     x, w, b = args
-    geometry = _ln_operands(x, (w, b), params)
-    if geometry is None:
+    taken = _ln_kernel("ln_fwd", x, (w, b), params)
+    if taken is None:
         return NotImplemented
-    rows, cols = geometry
-    fn = _function("ln_fwd", x.dtype, cols)
-    if fn is None:
-        return NotImplemented
+    fn, rows, cols = taken
     y = np.empty_like(x)
     host.call(fn, rows, cols, [x, w, b, y], (params["eps"],))
     return y
@@ -206,13 +213,10 @@ def ln_vjp(ns: Any, g: Any, args: Any, out: Any, params: dict, needs: tuple) -> 
     x, w, _ = args
     if g.__class__ is not np.ndarray or g.shape != x.shape:
         return NotImplemented
-    geometry = _ln_operands(x, (w, g), params)
-    if geometry is None:
+    taken = _ln_kernel("ln_bwd", x, (w, g), params)
+    if taken is None:
         return NotImplemented
-    rows, cols = geometry
-    fn = _function("ln_bwd", x.dtype, cols)
-    if fn is None:
-        return NotImplemented
+    fn, rows, cols = taken
     inner = x.shape[x.ndim - len(params["axes"]):]
     gx = np.empty_like(x) if needs[0] else None
     gw = np.empty(inner, x.dtype) if needs[1] else None
