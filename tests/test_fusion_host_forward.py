@@ -18,6 +18,7 @@ from gpugrad.backends import lowerings
 from gpugrad.backends import numpy_backend as nb
 from gpugrad.fusion import host, host_forward
 from gpugrad.ops.elementwise import OPS
+from tests.fusion_programs import PARAMS
 
 RNG = np.random.default_rng(5)
 
@@ -183,7 +184,7 @@ def test_public_ops_give_numpys_values_and_gradients(compiled: None, monkeypatch
        dt=st.sampled_from([np.float32, np.float64]))
 def test_any_shape_gives_numpys_values(shape: tuple, name: str, dt: Any) -> None:
     op = OPS[name]
-    params = {"negative_slope": 0.01} if name == "leaky_relu" else {}
+    params = dict(PARAMS.get(name, {}))
     args = [RNG.normal(size=shape).astype(dt) for _ in op.inputs]
     with mock.patch.object(host_forward, "MIN_ELEMENTS", 0):  # (hypothesis: no function-scoped fixture)
         got = host_forward.run(op, np.dtype(dt), (*args, *params.values()))

@@ -18,6 +18,7 @@ from gpugrad.backends import lowerings
 from gpugrad.backends import numpy_backend as nb
 from gpugrad.fusion import host, host_vjp
 from gpugrad.ops.elementwise import OPS
+from tests.fusion_programs import PARAMS
 
 RNG = np.random.default_rng(11)
 
@@ -150,7 +151,7 @@ def test_the_engine_takes_it_and_gets_the_numpy_rules_gradients(compiled: None,
        dt=st.sampled_from([np.float32, np.float64]))
 def test_any_shape_gives_the_numpy_rules_bits(shape: tuple, name: str, dt: Any) -> None:
     op = OPS[name]
-    params = {"negative_slope": 0.01} if name == "leaky_relu" else {}
+    params = dict(PARAMS.get(name, {}))
     args, out, g = _operands(op, shape, dt, params)
     needs = tuple(True for _ in op.inputs)
     with mock.patch.object(host_vjp, "MIN_ELEMENTS", 0):  # (hypothesis: no function-scoped fixture)

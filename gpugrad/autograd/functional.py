@@ -163,7 +163,7 @@ def _fresh_input(x: Any) -> tuple[Tensor, str, bool]:
 def _to_kind(t: Any, kind: str, create_graph: bool, sole: bool = False) -> Any:
     """``t`` as the caller's kind of value. ``sole``: nothing but ``t`` holds its array and
     nothing else holds ``t``, so a NumPy or CuPy result may be that array itself instead of a copy
-    (see :func:`_gradients`)."""
+    (see :func:`_gradients_as_kinds`)."""
     if kind == "tensor":
         if create_graph or not isinstance(t, Tensor):
             return t

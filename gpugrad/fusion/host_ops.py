@@ -61,7 +61,7 @@ from gpugrad.fusion import host
 from gpugrad.ops import nn as _nn
 
 _CTYPE = host.FLOAT_CTYPES
-_FUNCTIONS: dict[tuple, Any] = {}  # (kernel, dtype char, wide) -> compiled function, or None when it failed
+_FUNCTIONS: dict[tuple, Any] = {}  # (kernel, dtype char, wide, consts) -> compiled function, or None
 # Rows of this many classes or more run the build for the CPU's widest vectors (host.WIDE_FLAGS):
 # measured (1 thread, float32, forward), 256 x 64: 26.5 us with 8 lanes, 9.9 with 16; 128 x 32000:
 # 8.5 against 1.8 ms (NumPy's own exp runs 16 lanes there); 256 x 10: 6.2 against 23.5 us.
@@ -98,8 +98,10 @@ def source(kernel: str, ctype: str, consts: str = "") -> str:
                       "    return 0;", "}", ""])
 
 
-def _function(kernel: str, dt: Any, classes: int, consts: str = "") -> Any:
-    wide = classes >= WIDE_MIN_CLASSES
+def _function(kernel: str, dt: Any, cols: int, consts: str = "") -> Any:
+    """The compiled ``kernel`` for dtype ``dt`` (None where it does not build), built for the
+    widest vectors when its rows hold ``WIDE_MIN_CLASSES`` elements or more (``cols``)."""
+    wide = cols >= WIDE_MIN_CLASSES
     key = (kernel, dt.char, wide, consts)
     fn = _FUNCTIONS.get(key, False)
     if fn is False:
